@@ -1,0 +1,50 @@
+"""`tfusion ingest DIR --output OUT [beam options]`: a re-ID folder -> tf.Examples.
+
+Unknown `--options` are Beam pipeline options (ACCEPTS_BEAM_ARGS).
+
+Runs the same Beam job as the ReidExampleGen component (pipeline/reid_examples.py),
+on the local DirectRunner unless Beam options name another runner, and prints per-split
+counts, cameras, sequences and frame ranges.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from schemas import schema_path
+
+ACCEPTS_BEAM_ARGS = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset_dir", help="dataset folder: Market-1501/DukeMTMC-reID "
+                        "layout (bounding_box_train, query, bounding_box_test), TFusion "
+                        "layout (train, probe, test) or a folder with manifest.csv")
+    parser.add_argument("--output", required=True,
+                        help="output folder (Split-train/, Split-query/, Split-gallery/)")
+    parser.add_argument("--layout", choices=["market", "tfusion", "manifest"],
+                        help="folder layout (detected when omitted)")
+    parser.add_argument("--convention", choices=["market", "duke", "grid"],
+                        help="file-name convention (detected when omitted)")
+    parser.add_argument("--max-bad-fraction", type=float, default=0.01,
+                        help="fail when more than this fraction of images is unreadable "
+                             "(default 0.01)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.beam_options import make_pipeline
+    from pipeline.reid_examples import TooManyBadImages, format_report, ingest_folder
+    from st_model.tracks import ManifestError, UnrecognisedName
+    try:
+        report = ingest_folder(args.dataset_dir, args.output,
+                               make_pipeline(args.beam_args),
+                               schema_path("reid_examples"), layout=args.layout,
+                               convention=args.convention,
+                               max_bad_fraction=args.max_bad_fraction)
+    except (FileNotFoundError, UnrecognisedName, ManifestError, TooManyBadImages,
+            ValueError) as e:
+        print(f"tfusion ingest: error: {e}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    print(f"examples written to {args.output}")
+    return 0

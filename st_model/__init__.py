@@ -1,0 +1,1 @@
+"""The TFusion math: ST points, histograms, fusion and ranking metrics (no TFX)."""
