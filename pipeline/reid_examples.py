@@ -20,7 +20,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.schema_check import ExampleValidator
-from st_model.tracks import SPLITS, DatasetListing, ImageRecord, read_dataset_folder
+from st_model.tracks import (FRAME_RATES, SPLITS, DatasetListing, ImageRecord,
+                             read_dataset_folder)
 
 REPORT_NAME = "ingest_report.json"
 DEFAULT_MAX_BAD_FRACTION = 0.01
@@ -231,6 +232,7 @@ def ingest_folder(dataset_dir: str, output_uri: str, pipeline: beam.Pipeline,
 
 def format_report(report: Dict[str, object]) -> str:
     """Human-readable per-split summary of an ingestion report."""
+    fps = FRAME_RATES.get(report["convention"], FRAME_RATES["manifest"])
     lines = [f"{report['dataset']} ({report['layout']} layout, "
              f"{report['convention']} names): {report['images']} images, "
              f"{report['bad_images']} bad"]
@@ -239,9 +241,11 @@ def format_report(report: Dict[str, object]) -> str:
             lines.append(f"  {split:8s}      0 images")
             continue
         seqs = ", ".join(f"c{c}s{s}" for c, s in st["sequences"])
+        span_s = (st["frame_max"] - st["frame_min"]) / fps
         lines.append(f"  {split:8s} {st['count']:6d} images, {st['pids']} ids, "
                      f"cameras {st['cameras']}, frames {st['frame_min']}-"
-                     f"{st['frame_max']}, sequences: {seqs}")
+                     f"{st['frame_max']} ({span_s:.0f} s at {fps:g} fps), "
+                     f"sequences: {seqs}")
     if report["skipped_non_images"]:
         lines.append(f"  skipped {len(report['skipped_non_images'])} non-image files")
     for b in report["bad"][:10]:
