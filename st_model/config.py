@@ -1,0 +1,62 @@
+"""Every knob of ST estimation and fusion, with a priori defaults.
+
+No default is tuned on query/gallery labels. Data-dependent choices (bandwidth and
+bin width) are made on the unlabeled train split by documented rules
+(smoothing.choose_bandwidth, estimate.choose_grid_width).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Dict, Optional
+
+FUSIONS = ("loglinear", "bayes", "logistic")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    mode: str = "camera_sequence"     # ST node: camera_sequence | tfusion
+    top_k: int = 10                   # visual neighbours per train image (visual model)
+    bin_frames: int = 100             # widest bin (frames); auto-narrowed to h/2
+    bandwidth: Optional[float] = None  # Parzen σ in frames; None = LOO choice on train
+    kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio
+    prior_count: float = 20.0         # pseudo-count of the random model in P_st
+    floor: float = 1e-6               # probability floor of P_st and P_rand (per bin)
+    fusion: str = "loglinear"         # loglinear | bayes | logistic
+    weight: float = 1.0               # w of w·log P_v in the log-linear mix
+    alpha: float = 0.0                # eq. 9 α (bayes)
+    beta: float = 0.0                 # eq. 9 β (bayes)
+    window_frames: int = 700          # tfusion: P_st counts deltas within ±window
+    max_delta: Optional[int] = None   # |Δ| beyond this is out of reach (tfusion: 40000)
+    rand_floor: float = 2e-5          # tfusion: P_rand floor
+    logistic: tuple = (1.0, 5.0, 1.0, 5.0)  # st-ReID λ0, γ0, λ1, γ1
+    ranking_top_n: int = 50           # fused neighbours per train image (RankNet teacher)
+    frame_rate: float = 25.0          # frames per second (reporting only)
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["logistic"] = list(self.logistic)
+        return d
+
+    def resolved(self) -> "FusionConfig":
+        """Mode presets: `tfusion` keeps the paper's rules unless overridden."""
+        if self.mode == "tfusion":
+            return replace(self, fusion="bayes" if self.fusion == "loglinear" else self.fusion,
+                           max_delta=40000 if self.max_delta is None else self.max_delta)
+        return self
+
+    def validate(self) -> "FusionConfig":
+        from st_model.nodes import MODES
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
+        if self.top_k < 1 or self.ranking_top_n < 1:
+            raise ValueError("top_k and ranking_top_n must be >= 1")
+        if self.bin_frames < 1:
+            raise ValueError("bin_frames must be >= 1")
+        if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):
+            raise ValueError("eq. 9 needs 0 <= α, β and α + β < 1")
+        if (self.alpha or self.beta) and self.fusion != "bayes":
+            raise ValueError(f"α and β belong to the bayes fusion (eq. 9), not to "
+                             f"{self.fusion!r}; add --fusion bayes")
+        return self

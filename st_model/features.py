@@ -1,0 +1,133 @@
+"""Feature sets in the interchange format (.npz), loaded and validated.
+
+A feature set holds `features` float32 [N, D], `camera`, `frame` int64 [N],
+`sequence` int64 [N] (optional, default 1), `pid` int64 [N] (optional; -1 junk,
+0 distractor; evaluation only, never used to build ST models) and `name` str [N]
+(optional). Every problem raises `FeatureFileError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+class FeatureFileError(ValueError):
+    """A feature file (or in-memory feature set) that cannot be used."""
+
+
+@dataclass
+class FeatureSet:
+    """Embeddings of one split with their ST points (rows L2-normalised on load)."""
+    features: np.ndarray            # float32 [N, D]
+    camera: np.ndarray              # int64 [N]
+    frame: np.ndarray               # int64 [N]
+    sequence: np.ndarray            # int64 [N]
+    pid: Optional[np.ndarray] = None   # int64 [N] or None
+    name: Optional[np.ndarray] = None  # str [N] or None
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def names(self) -> np.ndarray:
+        """Image names; `source#index` when the file carries none."""
+        if self.name is not None:
+            return self.name
+        base = os.path.basename(self.source)
+        return np.array([f"{base}#{i}" for i in range(len(self))])
+
+    def subset(self, index: np.ndarray) -> "FeatureSet":
+        """Rows `index` of this set (same source)."""
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return FeatureSet(self.features[index], self.camera[index], self.frame[index],
+                          self.sequence[index], pick(self.pid), pick(self.name),
+                          self.source)
+
+
+def _int_column(arr: np.ndarray, key: str, n: int, source: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise FeatureFileError(f"{source}: '{key}' has shape {arr.shape}, expected [{n}] "
+                               f"(one value per row of 'features')")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) \
+                and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise FeatureFileError(f"{source}: '{key}' must hold integers, got dtype "
+                                   f"{arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def make_feature_set(features: np.ndarray, camera: np.ndarray, frame: np.ndarray,
+                     sequence: Optional[np.ndarray] = None,
+                     pid: Optional[np.ndarray] = None,
+                     name: Optional[np.ndarray] = None,
+                     source: str = "<memory>") -> FeatureSet:
+    """Validate arrays into a FeatureSet; features are L2-normalised (cosine = dot)."""
+    x = np.asarray(features)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise FeatureFileError(f"{source}: 'features' has shape {x.shape}, expected "
+                               f"a non-empty [N, D] matrix")
+    if not np.issubdtype(x.dtype, np.number):
+        raise FeatureFileError(f"{source}: 'features' has non-numeric dtype {x.dtype}")
+    x = x.astype(np.float32)
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise FeatureFileError(f"{source}: 'features' has NaN/inf values in {bad.sum()} "
+                               f"row(s), first at row {rows[0]}")
+    norms = np.linalg.norm(x, axis=1)
+    if (norms == 0).any():
+        raise FeatureFileError(f"{source}: 'features' has {(norms == 0).sum()} all-zero "
+                               f"row(s), first at row {np.flatnonzero(norms == 0)[0]}")
+    x /= norms[:, None]
+    n = x.shape[0]
+    cam = _int_column(camera, "camera", n, source)
+    frm = _int_column(frame, "frame", n, source)
+    seq = (np.ones(n, np.int64) if sequence is None
+           else _int_column(sequence, "sequence", n, source))
+    p = None if pid is None else _int_column(pid, "pid", n, source)
+    nm = None
+    if name is not None:
+        nm = np.asarray(name).astype(str)
+        if nm.shape != (n,):
+            raise FeatureFileError(f"{source}: 'name' has shape {nm.shape}, expected [{n}]")
+    if (frm < 0).any():
+        raise FeatureFileError(f"{source}: 'frame' has {(frm < 0).sum()} negative value(s)")
+    return FeatureSet(x, cam, frm, seq, p, nm, source)
+
+
+def load_features(path: str, require_pid: bool = False) -> FeatureSet:
+    """Load and validate one .npz feature file (errors name the file and the problem)."""
+    if not os.path.isfile(path):
+        raise FeatureFileError(f"{path}: feature file does not exist")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise FeatureFileError(f"{path}: not a readable .npz file ({e})") from None
+    with data:
+        missing = [k for k in ("features", "camera", "frame") if k not in data.files]
+        if require_pid and "pid" not in data.files:
+            missing.append("pid")
+        if missing:
+            raise FeatureFileError(f"{path}: missing array(s) {', '.join(missing)}; "
+                                   f"found {', '.join(data.files) or 'none'}")
+        get = lambda k: data[k] if k in data.files else None  # noqa: E731
+        return make_feature_set(data["features"], data["camera"], data["frame"],
+                                get("sequence"), get("pid"), get("name"), source=path)
+
+
+def save_features(path: str, fs: FeatureSet) -> None:
+    """Write a FeatureSet in the interchange format."""
+    arrays = dict(features=fs.features, camera=fs.camera, frame=fs.frame,
+                  sequence=fs.sequence)
+    if fs.pid is not None:
+        arrays["pid"] = fs.pid
+    if fs.name is not None:
+        arrays["name"] = fs.name
+    np.savez(path, **arrays)

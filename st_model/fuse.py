@@ -1,0 +1,163 @@
+"""`fuse`: ST model + fusion + evaluation + fused train ranking, for features from
+any model — the Python API behind `tfusion fuse` (and the pipeline / demo).
+
+Two execution paths with identical artifacts (they call the same math):
+- in memory (default): numpy/scipy in this process, blockwise so memory stays flat;
+- Beam: when `beam_args` is given (any pipeline option, e.g. `--runner=DataflowRunner`
+  or `--runner=DirectRunner`), ST estimation and the fused train ranking run as one
+  Beam pipeline (beam_transforms.py); evaluation then runs here on the ST artifact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from st_model import estimate, fused_ranking, metrics, neighbours
+from st_model.config import FusionConfig
+from st_model.features import FeatureFileError, FeatureSet
+from st_model.progress import counter, log
+from st_model.scoring import BlockScorer, STTables
+from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
+
+METRICS_FILE = "metrics.json"
+PLOT_FILE = "st_model.png"
+
+
+def check_inputs(train: FeatureSet, query: FeatureSet, gallery: FeatureSet) -> None:
+    """Same feature dimension everywhere; query/gallery carry pid for evaluation."""
+    d = train.features.shape[1]
+    for fs in (query, gallery):
+        if fs.features.shape[1] != d:
+            raise FeatureFileError(f"{fs.source}: features have dimension "
+                                   f"{fs.features.shape[1]}, but {train.source} has {d}")
+        if fs.pid is None:
+            raise FeatureFileError(f"{fs.source}: missing array pid (needed to evaluate "
+                                   f"the query/gallery ranking)")
+    known = np.unique(train.camera)
+    for fs in (query, gallery):
+        unknown = np.setdiff1d(np.unique(fs.camera), known)
+        if unknown.size:
+            raise FeatureFileError(
+                f"{fs.source}: camera(s) {', '.join(map(str, unknown))} never appear in "
+                f"the train split {train.source} (train cameras: "
+                f"{', '.join(map(str, known))}); the ST model cannot score them")
+    if len(known) < 2:
+        raise FeatureFileError(f"{train.source}: the train split has a single camera; "
+                               f"an ST model needs pairs across cameras")
+
+
+def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> STModel:
+    return estimate.estimate_st_model(train, config, span)
+
+
+def run_beam(train: FeatureSet, config: FusionConfig, span: int, output_dir: str,
+             beam_args: List[str], ranking: bool = True) -> STModel:
+    """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from st_model.beam_transforms import EstimateSTModel, WriteFusedRanking
+    path = os.path.join(output_dir, FILENAME)
+    log(f"Beam pipeline: {' '.join(beam_args)}")
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        model = p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
+        _ = model | "SaveSTModel" >> beam.Map(save_st_model, path)
+        if ranking:
+            _ = model | "FusedRanking" >> WriteFusedRanking(train, config, output_dir)
+    return load_st_model(path)
+
+
+def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionConfig,
+                            output_dir: str) -> List[str]:
+    scorer = BlockScorer(tables, train, train, config)
+    report = counter("fused train ranking")
+
+    def records():
+        for start, stop in neighbours.row_blocks(len(train)):
+            rows = np.arange(start, stop, dtype=np.int64)
+            idx, sc = fused_ranking.fused_top_n_rows(scorer, rows, config.ranking_top_n)
+            yield from fused_ranking.ranking_records(train.names, rows, idx, sc)
+            report(stop, len(train))
+    return fused_ranking.write_ranking(output_dir, records())
+
+
+def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
+             config: FusionConfig) -> metrics.RankingResult:
+    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion."""
+    if tables is None:
+        score = lambda q, g: query.features[q] @ gallery.features[g].T  # noqa: E731
+        what = "vision"
+    else:
+        score = BlockScorer(tables, query, gallery, config)
+        what = "fusion"
+    try:
+        return metrics.evaluate_ranking(score, query.pid, query.camera, gallery.pid,
+                                        gallery.camera, source=f"{what} ranking")
+    except ValueError as e:
+        raise FeatureFileError(f"{query.source} / {gallery.source}: {e}") from None
+
+
+def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: FusionConfig,
+         output_dir: str, beam_args: Optional[List[str]] = None, plot: bool = True,
+         ranking: bool = True) -> Dict:
+    """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
+
+    Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
+    OUT/st_model.png; returns the metrics dict.
+    """
+    t0 = time.monotonic()
+    config = config.resolved().validate()
+    check_inputs(train, query, gallery)
+    os.makedirs(output_dir, exist_ok=True)
+    span = estimate.frame_span(train, query, gallery)
+    timing = {}
+    if beam_args:
+        model = run_beam(train, config, span, output_dir, beam_args, ranking)
+        tables = STTables.from_model(model)
+    else:
+        model = estimate_in_memory(train, config, span)
+        save_st_model(model, output_dir)
+        tables = STTables.from_model(model)
+    timing["st_model_s"] = time.monotonic() - t0
+    nodes = model.nodes
+    # raises on unknown cameras, naming the file
+    q_node = nodes.lookup(query.camera, query.sequence, query.source)
+    g_node = nodes.lookup(gallery.camera, gallery.sequence, gallery.source)
+    unseen = {"query": int((q_node < 0).sum()), "gallery": int((g_node < 0).sum())}
+    if any(unseen.values()):
+        log(f"images in (camera, sequence) nodes unseen in train (ST factor neutral): "
+            f"{unseen}")
+    t1 = time.monotonic()
+    log("evaluating vision")
+    vis = evaluate(query, gallery, None, config)
+    log(f"vision: {vis}")
+    log("evaluating fusion")
+    fus = evaluate(query, gallery, tables, config)
+    log(f"fusion: {fus}")
+    timing["evaluation_s"] = time.monotonic() - t1
+    if ranking and not beam_args:
+        t2 = time.monotonic()
+        write_ranking_in_memory(train, tables, config, output_dir)
+        timing["fused_ranking_s"] = time.monotonic() - t2
+    if plot:
+        from st_model.plot import plot_st_model
+        plot_st_model(model, tables, train, os.path.join(output_dir, PLOT_FILE))
+    timing["total_s"] = time.monotonic() - t0
+    result = {
+        "vision": vis.as_dict(), "fusion": fus.as_dict(),
+        "excluded_queries": vis.excluded,
+        "mode": config.mode, "fusion_rule": config.fusion,
+        "config": config.as_dict(),
+        "st_model": {k: v for k, v in model.header().items() if k != "bandwidth_curve"},
+        "unseen_node_images": unseen,
+        "path": "beam" if beam_args else "in_memory",
+        "timing": timing,
+    }
+    with open(os.path.join(output_dir, METRICS_FILE), "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True, default=float)
+    log(f"wrote {output_dir}/{METRICS_FILE} ({timing['total_s']:.1f} s)")
+    return result

@@ -1,0 +1,129 @@
+"""`tfusion fuse`: fuse features from any model with the ST model, and evaluate.
+
+    tfusion fuse --train train.npz --query query.npz --gallery gallery.npz \\
+        --output-dir OUT [--mode camera_sequence|tfusion] [--fusion ...] \\
+        [--alpha A --beta B] [beam pipeline options ...]
+
+Inputs are .npz files in the feature interchange format (st_model/features.py).
+Writes OUT/metrics.json ({"vision": {...}, "fusion": {...}, ...}), OUT/st_model.npz,
+OUT/fused_ranking-*.tfrecord.gz and OUT/st_model.png; progress goes to stderr.
+
+Execution path: in memory (numpy, blockwise) unless Beam pipeline options follow
+the command's own flags (e.g. `--runner=DirectRunner --direct_running_mode=in_memory
+--direct_num_workers=1`, or `--runner=DataflowRunner --project=... --region=...`):
+then ST estimation and the fused ranking run as a Beam pipeline with those options.
+Both paths write identical ST models and rankings. A literal `--` may separate the
+command's flags from the Beam options.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from dataclasses import replace
+
+from st_model.config import FUSIONS, FusionConfig
+from st_model.nodes import MODES
+
+_DEFAULTS = FusionConfig()
+
+
+def _keep_unknown_as_beam_args(parser: argparse.ArgumentParser) -> None:
+    """Unknown arguments become `args.beam_args` instead of an error."""
+    original = parser.parse_known_args
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = original(args, namespace)
+        extras = [a for a in extras if a != "--"]
+        ns.beam_args = list(getattr(ns, "beam_args", None) or []) + extras
+        return ns, []
+    parser.parse_known_args = types.MethodType(parse_known_args, parser)
+    parser.allow_abbrev = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `tfusion fuse`; anything unknown is passed to Beam's PipelineOptions."""
+    parser.epilog = ("Unknown arguments are Beam pipeline options; giving any runs the "
+                     "Beam path (default: in memory).")
+    io = parser.add_argument_group("inputs and outputs")
+    io.add_argument("--train", required=True, help="train split features (.npz)")
+    io.add_argument("--query", required=True, help="query split features (.npz, with pid)")
+    io.add_argument("--gallery", required=True, help="gallery split features (.npz, with pid)")
+    io.add_argument("--output-dir", required=True, help="folder for metrics and artifacts")
+    st = parser.add_argument_group("ST model")
+    st.add_argument("--mode", choices=MODES, default=_DEFAULTS.mode,
+                    help="ST node: (camera, sequence) [default] or TFusion's faithful "
+                         "rules (same-sequence pairs only, ±700-frame windows)")
+    st.add_argument("--top-k", type=int, default=_DEFAULTS.top_k,
+                    help="visual neighbours per train image (default %(default)s)")
+    st.add_argument("--bin-frames", type=int, default=_DEFAULTS.bin_frames,
+                    help="widest histogram bin in frames; narrowed to half the "
+                         "bandwidth when that is smaller (default %(default)s)")
+    st.add_argument("--bandwidth", type=float, default=None,
+                    help="Parzen σ in frames (default: leave-one-out choice on train)")
+    st.add_argument("--kappa", type=float, default=_DEFAULTS.kappa,
+                    help="shrinkage n/(n+κ) of sparse node pairs (default %(default)s)")
+    st.add_argument("--prior-count", type=float, default=_DEFAULTS.prior_count,
+                    help="random-model pseudo-count in P_st (default %(default)s)")
+    st.add_argument("--frame-rate", type=float, default=None,
+                    help="frames per second, for reporting (default: from the naming "
+                         "convention of the train names, e.g. Market 25, Duke 60; else 25)")
+    fu = parser.add_argument_group("fusion")
+    fu.add_argument("--fusion", choices=FUSIONS, default=None,
+                    help="loglinear (default), bayes (eq. 9; default in tfusion mode "
+                         "or with --alpha/--beta) or logistic (st-ReID)")
+    fu.add_argument("--weight", type=float, default=_DEFAULTS.weight,
+                    help="w of w·log P_v in the log-linear mix (default %(default)s)")
+    fu.add_argument("--alpha", type=float, default=_DEFAULTS.alpha, help="eq. 9 α")
+    fu.add_argument("--beta", type=float, default=_DEFAULTS.beta, help="eq. 9 β")
+    fu.add_argument("--ranking-top-n", type=int, default=_DEFAULTS.ranking_top_n,
+                    help="fused neighbours per train image in the ranking (default "
+                         "%(default)s)")
+    fu.add_argument("--no-ranking", action="store_true",
+                    help="skip writing the fused train ranking")
+    fu.add_argument("--no-plot", action="store_true", help="skip st_model.png")
+    _keep_unknown_as_beam_args(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> FusionConfig:
+    fusion = args.fusion or ("bayes" if args.mode == "tfusion" or args.alpha or args.beta
+                             else "loglinear")
+    return FusionConfig(mode=args.mode, top_k=args.top_k, bin_frames=args.bin_frames,
+                        bandwidth=args.bandwidth, kappa=args.kappa,
+                        prior_count=args.prior_count, fusion=fusion, weight=args.weight,
+                        alpha=args.alpha, beta=args.beta,
+                        ranking_top_n=args.ranking_top_n,
+                        frame_rate=args.frame_rate or _DEFAULTS.frame_rate)
+
+
+def frame_rate_of(names) -> float:
+    """Nominal frame rate of the dataset the names come from (25 when unknown)."""
+    from st_model.tracks import FRAME_RATES, detect_convention
+    try:
+        return FRAME_RATES.get(detect_convention([str(names[0])]), _DEFAULTS.frame_rate)
+    except (ValueError, IndexError):
+        return _DEFAULTS.frame_rate
+
+
+def run(args: argparse.Namespace) -> int:
+    from st_model.features import FeatureFileError, load_features
+    from st_model.fuse import fuse
+    from st_model.nodes import UnknownCameraError
+    try:
+        config = config_from_args(args).validate()
+        train = load_features(args.train)
+        if args.frame_rate is None and train.name is not None:
+            config = replace(config, frame_rate=frame_rate_of(train.name))
+        query = load_features(args.query, require_pid=True)
+        gallery = load_features(args.gallery, require_pid=True)
+        result = fuse(train, query, gallery, config, args.output_dir,
+                      beam_args=getattr(args, "beam_args", None) or None,
+                      plot=not args.no_plot, ranking=not args.no_ranking)
+    except (FeatureFileError, UnknownCameraError, ValueError) as e:
+        print(f"tfusion fuse: error: {e}", file=sys.stderr)
+        return 2
+    v, f = result["vision"], result["fusion"]
+    print(f"vision: rank-1 {v['rank1']:.2f} mAP {v['mAP']:.2f} | fusion ({config.mode}): "
+          f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | {v['queries']} queries | "
+          f"{args.output_dir}")
+    return 0

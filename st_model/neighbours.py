@@ -1,0 +1,116 @@
+"""Blockwise top-k search: never an N×N score matrix in one piece.
+
+`top_k(score_block, n_rows, n_cols, k)` scans column blocks for each row block,
+keeping a running top-k. Ties are broken by the lower column index, so the result
+does not depend on the block sizes' effect on the order of equal scores. Excluded
+pairs score -inf and never enter a result (rows with fewer than k candidates are
+padded with index -1 and score -inf).
+"""
+from __future__ import annotations
+
+from typing import Callable, Tuple
+
+import numpy as np
+
+ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+DEFAULT_ROW_BLOCK = 1024
+DEFAULT_COL_BLOCK = 4096
+
+
+def _merge_top_k(idx: np.ndarray, score: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k of each row of (idx, score) by score desc, then index asc."""
+    if idx.shape[1] > k:
+        part = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(score, part, 1).min(axis=1, keepdims=True)
+        # keep everything tied with the k-th score so the index tie-break is exact
+        keep = score >= kth
+        width = int(keep.sum(axis=1).max())
+        if width == k:  # no ties at the k-th score: the partition is the top-k set
+            order = part
+        else:
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
+        idx = np.take_along_axis(idx, order, 1)
+        score = np.take_along_axis(score, order, 1)
+    key_idx = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.lexsort((key_idx, -score), axis=1) if idx.size else np.zeros_like(idx)
+    idx = np.take_along_axis(idx, order, 1)[:, :k]
+    score = np.take_along_axis(score, order, 1)[:, :k]
+    return idx, score
+
+
+def _candidates(s: np.ndarray, cols: np.ndarray, thresh: np.ndarray
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries of a block that beat each row's current k-th score, padded per row.
+
+    A later (higher-index) column tied with the k-th score loses the tie-break, so
+    only strictly greater scores can enter."""
+    mask = s > thresh[:, None]
+    counts = mask.sum(axis=1)
+    rows = np.flatnonzero(counts)
+    if rows.size == 0:
+        return rows, np.zeros((0, 0), np.int64), np.zeros((0, 0))
+    sub = mask[rows]
+    width = int(counts[rows].max())
+    order = np.argsort(~sub, axis=1, kind="stable")[:, :width]
+    ok = np.take_along_axis(sub, order, 1)
+    idx = np.where(ok, cols[order], -1)
+    sc = np.where(ok, np.take_along_axis(s[rows], order, 1), -np.inf)
+    return rows, idx, sc
+
+
+def top_k_rows(score_block: ScoreBlock, rows: np.ndarray, n_cols: int, k: int,
+               col_block: int = DEFAULT_COL_BLOCK) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of the given rows: (index int64 [R, k], score float [R, k])."""
+    r = rows.shape[0]
+    best_i = np.full((r, k), -1, np.int64)
+    best_s = np.full((r, k), -np.inf, np.float64)
+    for start in range(0, n_cols, col_block):
+        cols = np.arange(start, min(start + col_block, n_cols), dtype=np.int64)
+        s = np.asarray(score_block(rows, cols), np.float64)
+        if start == 0:
+            best_i, best_s = _merge_top_k(
+                np.concatenate([best_i, np.broadcast_to(cols, s.shape)], axis=1),
+                np.concatenate([best_s, s], axis=1), k)
+            continue
+        sel, cand_i, cand_s = _candidates(s, cols, best_s[:, -1])
+        if sel.size == 0:
+            continue
+        best_i[sel], best_s[sel] = _merge_top_k(
+            np.concatenate([best_i[sel], cand_i], axis=1),
+            np.concatenate([best_s[sel], cand_s], axis=1), k)
+    best_i = np.where(np.isfinite(best_s), best_i, -1)
+    return best_i, best_s
+
+
+def top_k(score_block: ScoreBlock, n_rows: int, n_cols: int, k: int,
+          row_block: int = DEFAULT_ROW_BLOCK, col_block: int = DEFAULT_COL_BLOCK,
+          progress: Callable[[int, int], None] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of every row, blockwise over rows and columns."""
+    out_i = np.empty((n_rows, k), np.int64)
+    out_s = np.empty((n_rows, k), np.float64)
+    for start in range(0, n_rows, row_block):
+        rows = np.arange(start, min(start + row_block, n_rows), dtype=np.int64)
+        out_i[rows], out_s[rows] = top_k_rows(score_block, rows, n_cols, k, col_block)
+        if progress is not None:
+            progress(rows[-1] + 1, n_rows)
+    return out_i, out_s
+
+
+def row_blocks(n_rows: int, row_block: int = DEFAULT_ROW_BLOCK):
+    """(start, stop) of each row block — the unit of work of the Beam transforms."""
+    return [(s, min(s + row_block, n_rows)) for s in range(0, n_rows, row_block)]
+
+
+def visual_score_block(x_rows: np.ndarray, x_cols: np.ndarray, cam_rows: np.ndarray,
+                       cam_cols: np.ndarray, self_pairs: bool) -> ScoreBlock:
+    """Cosine similarity (rows of x are unit vectors), -inf for same-camera pairs.
+
+    With `self_pairs=True` rows and columns index the same set (train vs train).
+    """
+    def score(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        s = x_rows[rows] @ x_cols[cols].T
+        s = s.astype(np.float64)
+        s[cam_rows[rows][:, None] == cam_cols[cols][None, :]] = -np.inf
+        return s
+    return score

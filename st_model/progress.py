@@ -1,0 +1,28 @@
+"""Progress messages on stderr (never stdout, which may carry results)."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+_T0 = time.monotonic()
+QUIET = False
+
+
+def log(message: str) -> None:
+    """One progress line on stderr, with seconds since import."""
+    if not QUIET:
+        print(f"[tfusion {time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr,
+              flush=True)
+
+
+def counter(what: str, every: float = 5.0) -> Callable[[int, int], None]:
+    """A progress(done, total) callback logging at most every `every` seconds."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= every:
+            last[0] = now
+            log(f"{what}: {done}/{total}")
+    return report

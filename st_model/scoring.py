@@ -1,0 +1,215 @@
+"""Vectorised P_st / P_rand / P_diff lookups for query × gallery blocks, and the
+fused score of a block.
+
+`STTables.from_model` turns the artifact's counts into per-bin probabilities,
+conditioned on the query's node a (the paper's P(Δ, c_j | c_i)):
+  P_st(b, Δ | a)   = (V̂_ab(Δ) + m · P_rand(b, Δ | a)) / (N_a + m)
+  P_rand(b, Δ | a) = R̂_ab(Δ) / R_a,        P_diff(b, Δ | a) = D̂_ab(Δ) / D_a
+with ^ = Parzen smoothing (σ = the node pair's bandwidth; a pair whose deltas look
+random takes the shape of its random model, so only its node-pair term
+P(b | a, same) / P(b | a) remains), N_a, R_a, D_a the totals leaving node a,
+m the random-model pseudo-count (D = R − V: pairs past the top-k), and the
+log-ratio log(P_st / P_rand) (floored) shrunk by n_ab / (n_ab + κ).
+In tfusion mode V̂, R̂ are counts within ±window frames, P_st = V̂ / N_a,
+P_rand = max(R̂ / R_a, rand_floor); pairs beyond max_delta, of the same camera or
+of different sequences are out of reach (P_st = 0).
+
+Tables have one extra node index M ("unseen node": a known camera in a sequence the
+train split lacks) whose pairs, like same-camera pairs in camera_sequence mode, are
+neutral (P_st = P_rand, log-ratio 0): the fusion falls back to vision there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from st_model import fusion as fz
+from st_model import smoothing
+from st_model.config import FusionConfig
+from st_model.features import FeatureSet
+from st_model.st_artifact import STModel
+
+
+def _normalise(counts: np.ndarray) -> np.ndarray:
+    """Divide each query node's row a by its total Σ_b,Δ (0 where empty)."""
+    tot = counts.sum(axis=(1, 2), keepdims=True)
+    return np.where(tot > 0, counts / np.maximum(tot, 1e-300), 0.0)
+
+
+def _tfusion_tables(model: STModel):
+    prm = model.params
+    k = int(round(prm["window_frames"] / model.grid.width))
+    total = lambda c: np.maximum(c.sum(axis=(1, 2), keepdims=True), 1)  # noqa: E731
+    p_st = smoothing.box_smooth(model.visual, k) / total(model.visual)
+    p_rand = np.maximum(smoothing.box_smooth(model.random, k) / total(model.random),
+                        prm["rand_floor"])
+    p_diff = smoothing.box_smooth(model.diff, k) / total(model.diff)
+    log_ratio = np.log(np.maximum(p_st, 1e-300) / p_rand)
+    return p_st, p_rand, p_diff, log_ratio
+
+
+def _sigmas(model: STModel) -> np.ndarray:
+    """Parzen σ in bins per node pair [M, M]: the pair's own bandwidth when chosen,
+    else the pooled one."""
+    prm = model.params
+    m = model.nodes.size
+    h = np.full(m * m, float(prm["bandwidth_frames"]))
+    for pair, hp in (prm.get("bandwidth_curve") or {}).get("pair_bandwidth", {}).items():
+        h[int(pair)] = hp
+    return (h / model.grid.width).reshape(m, m)
+
+
+def _parzen_tables(model: STModel):
+    prm = model.params
+    sigma = _sigmas(model)
+    flat = sigma < 0
+    sigma = np.where(flat, prm["bandwidth_frames"] / model.grid.width, sigma)
+    vis = smoothing.gaussian_smooth_pairs(model.visual, sigma)
+    rnd = smoothing.gaussian_smooth_pairs(model.random, sigma)
+    if flat.any():
+        # no temporal structure: the pair's visual mass spread like its random pairs
+        n_ab = model.visual.sum(axis=2).astype(np.float64)
+        r_ab = np.maximum(rnd.sum(axis=2), 1e-300)
+        vis[flat] = (n_ab / r_ab)[flat][:, None] * rnd[flat]
+    p_rand = _normalise(rnd)
+    p_diff = _normalise(smoothing.gaussian_smooth_pairs(model.diff, sigma))
+    m = prm["prior_count"]
+    n_a = model.visual.sum(axis=(1, 2), keepdims=True).astype(np.float64)
+    denom = n_a + m
+    p_st = np.where(denom > 0, (vis + m * p_rand) / np.maximum(denom, 1e-300), p_rand)
+    floor = prm["floor"]
+    log_ratio = np.log(np.maximum(p_st, floor) / np.maximum(p_rand, floor))
+    n_ab = model.visual.sum(axis=2, keepdims=True)
+    log_ratio *= smoothing.shrinkage(n_ab, prm["kappa"])
+    return p_st, p_rand, p_diff, log_ratio
+
+
+def expected_random_log_ratio(p_rand: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """Σ_{b,Δ} P_rand(b, Δ | a) · log(P_st / P_rand)(a, b, Δ) per query node a: the
+    ST score of an average random in-reach pair (−KL(P_rand ‖ P_st) when unshrunk).
+
+    Pairs the ST model knows nothing about (same camera, unseen node) get this value,
+    so they rank like a typical random pair — not above every pair whose log-ratio
+    is below 0, which would favour same-camera negatives.
+    """
+    return (p_rand * log_ratio).sum(axis=(1, 2))
+
+
+@dataclass
+class STTables:
+    """Lookup tables [M+1, M+1, B] of one ST model (float32; index M = unseen node)."""
+    model: STModel
+    p_st: np.ndarray
+    p_rand: np.ndarray
+    p_diff: np.ndarray
+    log_ratio: np.ndarray
+
+    @classmethod
+    def from_model(cls, model: STModel) -> "STTables":
+        tfusion = model.nodes.mode == "tfusion"
+        parts = _tfusion_tables(model) if tfusion else _parzen_tables(model)
+        m, b = model.nodes.size, model.grid.n_bins
+        same_cam = model.nodes.cameras[:, None] == model.nodes.cameras[None, :]
+        out = []
+        for i, t in enumerate(parts):
+            full = np.zeros((m + 1, m + 1, b), np.float32)
+            full[:m, :m] = t
+            out.append(full)
+        p_st, p_rand, p_diff, log_ratio = out
+        # neutral (camera_sequence) or out of reach (tfusion) node pairs
+        uniform = 1.0 / b
+        for arr in (p_rand, p_diff):
+            arr[m, :] = uniform
+            arr[:, m] = uniform
+            arr[:m, :m][same_cam] = uniform
+        if tfusion:
+            p_st[:m, :m][same_cam] = 0.0
+            log_ratio[:m, :m][same_cam] = -np.inf
+        else:
+            p_st[m, :], p_st[:, m] = uniform, uniform
+            p_st[:m, :m][same_cam] = uniform
+            neutral = np.zeros(m + 1, np.float32)
+            if model.params.get("neutral_rule", "random_pair") == "random_pair":
+                neutral[:m] = expected_random_log_ratio(parts[1], parts[3])
+            for a in range(m):
+                log_ratio[a, :m][same_cam[a]] = neutral[a]
+                log_ratio[a, m] = neutral[a]
+        return cls(model, p_st, p_rand, p_diff, log_ratio)
+
+    def node_index(self, node: np.ndarray) -> np.ndarray:
+        """Table index of each node id (-1, unseen -> M)."""
+        return np.where(node < 0, self.model.nodes.size, node).astype(np.int64)
+
+
+class BlockScorer:
+    """score_fn(q_idx, g_idx) -> fused scores, for metrics.evaluate_ranking and the
+    fused train ranking. Pairs the ST model does not cover keep their visual score
+    (camera_sequence mode) or get P_st = 0 (tfusion mode: out of reach)."""
+
+    def __init__(self, tables: STTables, query: FeatureSet, gallery: FeatureSet,
+                 config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                 g_node: Optional[np.ndarray] = None):
+        model = tables.model
+        nodes = model.nodes
+        self.tables, self.q, self.g, self.config = tables, query, gallery, config
+        q_node = nodes.lookup(query.camera, query.sequence, query.source) \
+            if q_node is None else q_node
+        g_node = nodes.lookup(gallery.camera, gallery.sequence, gallery.source) \
+            if g_node is None else g_node
+        grid = model.grid
+        side = (nodes.size + 1) * grid.n_bins
+        # flat table index = q_base + g_base + bin(Δ), bin(Δ) = (t_g − t_q − lo) // w
+        self.q_base = tables.node_index(q_node) * side
+        self.g_base = tables.node_index(g_node) * grid.n_bins
+        self.tfusion = nodes.mode == "tfusion"
+        self.max_delta = model.params.get("max_delta")
+        lo_d = int(gallery.frame.min()) - int(query.frame.max())
+        hi_d = int(gallery.frame.max()) - int(query.frame.min())
+        self.clip = lo_d < grid.lo or hi_d >= grid.lo + grid.width * grid.n_bins
+        self.vision_stats = (model.params.get("vision_mean", 0.0),
+                             model.params.get("vision_scale", 1.0))
+
+    def cosine(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+        return self.q.features[q_idx] @ self.g.features[g_idx].T
+
+    def _flat(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        grid = self.tables.model.grid
+        b = (delta - grid.lo) // grid.width
+        if self.clip:
+            b = np.clip(b, 0, grid.n_bins - 1)
+        b += self.q_base[q_idx][:, None]
+        b += self.g_base[g_idx][None, :]
+        return b
+
+    def _reach(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        ok = self.q.sequence[q_idx][:, None] == self.g.sequence[g_idx][None, :]
+        if self.max_delta is not None:
+            ok &= np.abs(delta) <= self.max_delta
+        return ok
+
+    def __call__(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+        t = self.tables
+        delta = self.g.frame[g_idx][None, :] - self.q.frame[q_idx][:, None]
+        flat = self._flat(q_idx, g_idx, delta)
+        take = lambda tab: np.take(tab.reshape(-1), flat)  # noqa: E731
+        cos = self.cosine(q_idx, g_idx)
+        reach = self._reach(q_idx, g_idx, delta) if self.tfusion else None
+        cfg = self.config
+        if cfg.fusion == "loglinear":
+            lr = take(t.log_ratio)
+            if reach is not None:
+                lr = np.where(reach, lr, -np.inf)
+            log_p_v = fz.standardised_log_p_v(cos, *self.vision_stats)
+            return fz.log_linear_fusion(log_p_v, lr, cfg.weight)
+        p_st = take(t.p_st)
+        if reach is not None:
+            p_st = np.where(reach, p_st, 0.0)
+        p_v = fz.visual_probability(cos)
+        if cfg.fusion == "bayes":
+            p_diff = take(t.p_diff) if cfg.beta else 0.0
+            p_rand = np.maximum(take(t.p_rand), fz.EPS)
+            return fz.bayesian_fusion(p_v, p_st, p_diff, p_rand, cfg.alpha, cfg.beta)
+        lam0, g0, lam1, g1 = cfg.logistic
+        return fz.logistic_fusion(p_v, p_st, lam0, g0, lam1, g1)

@@ -1,0 +1,86 @@
+"""The ST model artifact: histogram counts + a versioned JSON header, in one .npz.
+
+Arrays: `visual`, `random` int64 [M, M, B] (counts per ordered node pair and bin;
+the diff model is random − visual), `node_camera`, `node_sequence` int64 [M].
+Header (JSON string array `header`): format version, mode, bin width and origin,
+frame rate, bandwidth and how it was chosen, κ, pseudo-count, floors, counts.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import numpy as np
+
+from st_model.histograms import DeltaGrid
+from st_model.nodes import NodeIndex
+
+FORMAT = "tfusion-st-model"
+VERSION = 1
+FILENAME = "st_model.npz"
+
+
+@dataclass
+class STModel:
+    """Estimated ST histograms and the parameters that turn them into P_st / P_rand."""
+    nodes: NodeIndex
+    grid: DeltaGrid
+    visual: np.ndarray   # int64 [M, M, B]
+    random: np.ndarray   # int64 [M, M, B]
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diff(self) -> np.ndarray:
+        return self.random - self.visual
+
+    def header(self) -> Dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "mode": self.nodes.mode,
+                "nodes": self.nodes.labels(), "bin_frames": self.grid.width,
+                "bin_lo": self.grid.lo, "n_bins": self.grid.n_bins,
+                "visual_pairs": int(self.visual.sum()),
+                "random_pairs": int(self.random.sum()), **self.params}
+
+    def same_as(self, other: "STModel") -> bool:
+        """Identical histograms, grid, nodes and parameters."""
+        return (self.grid == other.grid and self.nodes.mode == other.nodes.mode
+                and np.array_equal(self.nodes.cameras, other.nodes.cameras)
+                and np.array_equal(self.nodes.sequences, other.nodes.sequences)
+                and np.array_equal(self.visual, other.visual)
+                and np.array_equal(self.random, other.random)
+                and json.dumps(self.params, sort_keys=True)
+                == json.dumps(other.params, sort_keys=True))
+
+
+def save_st_model(model: STModel, path: str) -> str:
+    """Write the artifact (path may be a folder: then FILENAME inside it)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, FILENAME)
+    np.savez_compressed(path, visual=model.visual, random=model.random,
+                        node_camera=model.nodes.cameras,
+                        node_sequence=model.nodes.sequences,
+                        header=np.array(json.dumps(model.header(), sort_keys=True)))
+    return path
+
+
+def load_st_model(path: str) -> STModel:
+    """Read an artifact written by save_st_model; errors name the file."""
+    if os.path.isdir(path):
+        path = os.path.join(path, FILENAME)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            arrays = {k: z[k] for k in ("visual", "random", "node_camera", "node_sequence")}
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not an ST model artifact ({e})") from None
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise ValueError(f"{path}: unsupported ST model format "
+                         f"{header.get('format')!r} v{header.get('version')!r}; "
+                         f"this code reads {FORMAT} v{VERSION}")
+    nodes = NodeIndex(header["mode"], arrays["node_camera"], arrays["node_sequence"])
+    grid = DeltaGrid(int(header["bin_frames"]), int(header["bin_lo"]), int(header["n_bins"]))
+    skip = {"format", "version", "mode", "nodes", "bin_frames", "bin_lo", "n_bins",
+            "visual_pairs", "random_pairs"}
+    params = {k: v for k, v in header.items() if k not in skip}
+    return STModel(nodes, grid, arrays["visual"], arrays["random"], params)

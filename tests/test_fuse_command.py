@@ -1,0 +1,163 @@
+"""`tfusion fuse` end to end on a slice of the real Market-1501 lists, the Beam path
+(DirectRunner) against the in-memory path, and bad inputs."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from st_model.tracks import parse_names, read_name_list
+
+BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+        "--direct_num_workers=1"]
+
+
+def _simulate(points, noise, rng, protos, bias, dim=32):
+    """x = prototype[pid] + camera bias + noise (unit rows); pid <= 0 fresh each image.
+    protos / bias are shared across splits."""
+    out = []
+    for k, p in enumerate(points):
+        key = p.pid if p.pid > 0 else ("solo", len(protos))
+        if key not in protos:
+            protos[key] = rng.standard_normal(dim)
+        if p.camera not in bias:
+            bias[p.camera] = 0.5 * rng.standard_normal(dim)
+        out.append(protos[key] + bias[p.camera] + noise * rng.standard_normal(dim))
+    x = np.array(out, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _write(path, names, points, x):
+    np.savez(path, features=x, name=np.array(names),
+             **{k: np.array([getattr(p, k) for p in points], np.int64)
+                for k in ("pid", "camera", "frame", "sequence")})
+
+
+@pytest.fixture(scope="module")
+def market_slice(market_lists, tmp_path_factory):
+    """~2k train / 300 query / 2.5k gallery images of the real Market lists."""
+    out = tmp_path_factory.mktemp("slice")
+    rng = np.random.default_rng(0)
+    protos, bias = {}, {}
+    split_names = {s: read_name_list(os.path.join(market_lists, f"{s}.txt"))
+                   for s in ("train", "query", "gallery")}
+    pts = {s: parse_names(n, "market") for s, n in split_names.items()}
+    train_ids = sorted({p.pid for p in pts["train"]})[:120]
+    test_ids = set(sorted({p.pid for p in pts["query"]})[:100])
+    keep = {
+        "train": [i for i, p in enumerate(pts["train"]) if p.pid in train_ids],
+        "query": [i for i, p in enumerate(pts["query"]) if p.pid in test_ids],
+        "gallery": [i for i, p in enumerate(pts["gallery"])
+                    if p.pid in test_ids or (p.pid <= 0 and i % 10 == 0)],
+    }
+    for s, idx in keep.items():
+        names = [split_names[s][i] for i in idx]
+        points = [pts[s][i] for i in idx]
+        _write(out / f"{s}.npz", names, points, _simulate(points, 1.6, rng, protos, bias))
+    return out
+
+
+def _args(d, out, *extra):
+    return ["fuse", "--train", str(d / "train.npz"), "--query", str(d / "query.npz"),
+            "--gallery", str(d / "gallery.npz"), "--output-dir", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def fused(market_slice, tmp_path_factory):
+    """The same slice fused in memory and through Beam's DirectRunner."""
+    mem = tmp_path_factory.mktemp("in_memory")
+    beam = tmp_path_factory.mktemp("beam")
+    assert main(_args(market_slice, mem)) == 0
+    assert main(_args(market_slice, beam, "--no-plot", *BEAM)) == 0
+    return mem, beam
+
+
+def test_fuse_writes_metrics_artifacts_and_beats_vision(fused):
+    mem, _ = fused
+    m = json.loads((mem / "metrics.json").read_text())
+    for side in ("vision", "fusion"):
+        assert set(m[side]) == {"rank1", "rank5", "rank10", "mAP", "queries"}
+        assert 0 <= m[side]["rank1"] <= 100 and m[side]["queries"] > 200
+    assert m["fusion"]["rank1"] > m["vision"]["rank1"] + 10
+    assert m["fusion"]["mAP"] > m["vision"]["mAP"] + 5
+    assert m["mode"] == "camera_sequence" and m["path"] == "in_memory"
+    assert (mem / "st_model.npz").is_file()
+    assert (mem / "st_model.png").stat().st_size > 10_000
+
+
+def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
+    from st_model.fused_ranking import read_ranking
+    from st_model.st_artifact import load_st_model
+    mem, beam = fused
+    a, b = load_st_model(str(mem)), load_st_model(str(beam))
+    assert a.visual.sum() > 0 and a.random.sum() > a.visual.sum()
+    assert a.same_as(b)
+    ra, rb = read_ranking(str(mem)), read_ranking(str(beam))
+    assert ra == rb
+    name, (nb, sc) = next(iter(ra.items()))
+    assert len(nb) == len(sc) == 50 and name not in nb
+    assert sc == sorted(sc, reverse=True)
+    mm = json.loads((mem / "metrics.json").read_text())
+    mb = json.loads((beam / "metrics.json").read_text())
+    assert mm["fusion"] == mb["fusion"] and mb["path"] == "beam"
+
+
+def test_tfusion_mode_runs_and_reports_its_rules(market_slice, tmp_path):
+    out = tmp_path / "tf"
+    assert main(_args(market_slice, out, "--mode", "tfusion", "--no-plot",
+                      "--no-ranking")) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fusion_rule"] == "bayes" and m["config"]["max_delta"] == 40000
+    assert m["st_model"]["nodes"] == ["c1", "c2", "c3", "c4", "c5", "c6"]
+    assert m["fusion"]["rank1"] > m["vision"]["rank1"]
+
+
+def _tiny(tmp_path, name, **override):
+    rng = np.random.default_rng(1)
+    n = 40
+    arrays = dict(features=rng.standard_normal((n, 4)).astype(np.float32),
+                  camera=np.repeat([1, 2], n // 2), frame=np.arange(n) * 10,
+                  pid=np.tile(np.arange(1, n // 2 + 1), 2))
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("split,override,message", [
+    ("train", {"frame": None}, "missing array(s) frame"),
+    ("query", {"camera": np.ones(39, np.int64)}, "'camera' has shape (39,), expected [40]"),
+    ("gallery", {"features": np.full((40, 4), np.nan, np.float32)}, "NaN/inf"),
+    ("query", {"pid": None}, "missing array(s) pid"),
+    ("query", {"camera": np.full(40, 9)}, "camera(s) 9 never appear in the train split"),
+    ("query", {"pid": np.arange(100, 140)}, "no valid queries"),
+])
+def test_bad_inputs_stop_with_a_message_naming_the_file(tmp_path, capsys, split,
+                                                         override, message):
+    paths = {s: _tiny(tmp_path, f"{s}.npz", **(override if s == split else {}))
+             for s in ("train", "query", "gallery")}
+    rc = main(["fuse", "--train", str(paths["train"]), "--query", str(paths["query"]),
+               "--gallery", str(paths["gallery"]), "--output-dir", str(tmp_path / "o"),
+               "--no-plot", "--no-ranking"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and f"{split}.npz" in err
+
+
+def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
+    import argparse
+
+    from st_model import fuse_command
+    parser = argparse.ArgumentParser()
+    fuse_command.add_arguments(parser)
+    args = parser.parse_args(["--train", "t", "--query", "q", "--gallery", "g",
+                              "--output-dir", "o", "--alpha", "0.2", "--runner=X"])
+    cfg = fuse_command.config_from_args(args)
+    assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_args == ["--runner=X"]
+    with pytest.raises(ValueError, match="bayes"):
+        fuse_command.config_from_args(argparse.Namespace(**{**vars(args),
+                                                             "fusion": "loglinear"})).validate()
+    assert fuse_command.frame_rate_of(["0005_c2_f0046985.jpg"]) == 60.0
+    assert fuse_command.frame_rate_of(["0002_c1s1_000451_03.jpg"]) == 25.0
