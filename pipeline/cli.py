@@ -44,20 +44,27 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_command_line(argv: List[str]):
+    """(args, command module) for `tfusion ARGV`, or (None, None) without a command."""
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return None, None
     module = importlib.import_module(COMMANDS[args.command][0])
     if getattr(module, "ACCEPTS_BEAM_ARGS", False):
-        args.beam_args = extra
+        args.beam_args = [a for a in extra if a != "--"]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args, module
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    args, module = parse_command_line(list(sys.argv[1:] if argv is None else argv))
+    if module is None:
+        return 2
     return int(module.run(args) or 0)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 from dataclasses import replace
 
 from st_model.config import FUSIONS, FusionConfig
@@ -27,18 +26,9 @@ from st_model.nodes import MODES
 
 _DEFAULTS = FusionConfig()
 
-
-def _keep_unknown_as_beam_args(parser: argparse.ArgumentParser) -> None:
-    """Unknown arguments become `args.beam_args` instead of an error."""
-    original = parser.parse_known_args
-
-    def parse_known_args(self, args=None, namespace=None):
-        ns, extras = original(args, namespace)
-        extras = [a for a in extras if a != "--"]
-        ns.beam_args = list(getattr(ns, "beam_args", None) or []) + extras
-        return ns, []
-    parser.parse_known_args = types.MethodType(parse_known_args, parser)
-    parser.allow_abbrev = False
+# Unknown arguments are Beam pipeline options: pipeline/cli.py hands them over as
+# `args.beam_args`.
+ACCEPTS_BEAM_ARGS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fu.add_argument("--no-ranking", action="store_true",
                     help="skip writing the fused train ranking")
     fu.add_argument("--no-plot", action="store_true", help="skip st_model.png")
-    _keep_unknown_as_beam_args(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> FusionConfig:

@@ -149,11 +149,12 @@ def test_bad_inputs_stop_with_a_message_naming_the_file(tmp_path, capsys, split,
 def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
     import argparse
 
+    from pipeline.cli import parse_command_line
     from st_model import fuse_command
-    parser = argparse.ArgumentParser()
-    fuse_command.add_arguments(parser)
-    args = parser.parse_args(["--train", "t", "--query", "q", "--gallery", "g",
-                              "--output-dir", "o", "--alpha", "0.2", "--runner=X"])
+    args, module = parse_command_line(
+        ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
+         "--alpha", "0.2", "--", "--runner=X"])
+    assert module is fuse_command
     cfg = fuse_command.config_from_args(args)
     assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_args == ["--runner=X"]
     with pytest.raises(ValueError, match="bayes"):
