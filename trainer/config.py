@@ -1,0 +1,93 @@
+"""Training configuration shared by pretraining and RankNet transfer.
+
+TFX passes it as `custom_config` (a JSON-able dict); the CLI builds it from flags. Unknown
+keys are an error so a misspelt option never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T", bound="TrainConfig")
+
+
+@dataclass
+class TrainConfig:
+    # model
+    backbone: str = "small"          # small (CPU) | resnet50 (GPU)
+    height: int = 0                  # 0: the backbone's default (128x64 / 256x128)
+    width: int = 0
+    base_width: int = 32             # small ResNet first-stage channels
+    weights: Optional[str] = None    # local weights file for the backbone (never fetched)
+    # optimisation
+    steps: int = 1000
+    learning_rate: float = 1e-3      # Adam; linear warm-up then cosine decay to 0
+    warmup_fraction: float = 0.05
+    epoch_steps: int = 100           # steps between progress lines / TensorBoard epochs
+    seed: int = 0
+    # augmentation
+    flip: bool = True
+    crop_padding: float = 0.08
+    erasing: float = 0.5
+    # accelerators: auto = on iff GPUs are visible
+    mixed_precision: Any = "auto"
+    xla: Any = False
+    multi_gpu: Any = "auto"
+
+    @classmethod
+    def from_dict(cls: Type[T], values: Optional[Dict[str, Any]], where: str = "custom_config"
+                  ) -> T:
+        values = dict(values or {})
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(names) - set(cls.passthrough_keys()))
+        if unknown:
+            raise ValueError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+        kwargs = {}
+        for k, v in values.items():
+            if k not in names or v is None:
+                continue
+            default = names[k].default
+            if isinstance(default, bool) and isinstance(v, str):
+                v = v.lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, tuple):
+                v = tuple(v)
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                v = type(default)(v)
+            kwargs[k] = v
+        return cls(**kwargs)
+
+    @classmethod
+    def passthrough_keys(cls) -> Tuple[str, ...]:
+        """custom_config keys read elsewhere (artifact URIs), accepted without a field."""
+        return ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """Source pretraining: identity classification (+ optional pair verification)."""
+    p: int = 16                      # identities per batch
+    k: int = 4                       # images per identity (batch = p * k)
+    label_smoothing: float = 0.1
+    verification: bool = False       # TFusion pair-verification head on in-batch pairs
+    verification_weight: float = 1.0
+
+
+@dataclass
+class RankNetConfig(TrainConfig):
+    """RankNet transfer on the target from fused-ranking triplets."""
+    steps: int = 500
+    learning_rate: float = 1e-4
+    batch_triplets: int = 16         # triplets per step (3 images each)
+    near_ranks: Tuple[int, int] = (1, 25)   # i drawn from these fused ranks (1-based)
+    far_ranks: Tuple[int, int] = (25, 50)   # j drawn from these, always below i
+    temperature: float = 0.0         # τ of the target sigmoid((s_i − s_j)/τ); 0 = auto
+    freeze_fraction: float = 2 / 3   # first part of the backbone kept frozen
+    same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
+
+    @classmethod
+    def passthrough_keys(cls) -> Tuple[str, ...]:
+        return ("fused_ranking_uri", "base_model_uri")

@@ -1,0 +1,244 @@
+"""tf.data input: Examples artifacts (Split-*/data_tfrecord-*.gz) → decoded image batches.
+
+Two readers:
+- `stream_split` streams a split in file order (parallel parse + decode, prefetch) for
+  embedding; nothing is held in memory.
+- `read_split` loads one split's metadata and encoded image bytes into memory so that
+  training can draw images by index (P×K identity batches, RankNet triples). The bytes
+  stay encoded: Market-1501's 12,936 train JPEGs are ~50 MB.
+Decoding and augmentation (random flip, pad-and-crop, random erasing) run inside tf.data
+with AUTOTUNE parallelism; the same `decode_image` is used by the export signatures.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from trainer import runtime  # noqa: F401
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+SPLIT_FILES = "data_tfrecord-*.gz"
+INT_FIELDS = ("camera", "frame", "sequence", "pid")
+REQUIRED_FIELDS = {"image": "bytes_list", "image_name": "bytes_list",
+                   **{f: "int64_list" for f in INT_FIELDS}}
+
+
+class ExamplesError(ValueError):
+    """An Examples artifact that cannot be read as re-ID image examples."""
+
+
+def split_files(examples_uri: str, split: str) -> List[str]:
+    """The GZIP TFRecord files of one split of an Examples artifact."""
+    pattern = os.path.join(examples_uri, f"Split-{split}", SPLIT_FILES)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        have = sorted(os.path.basename(p.rstrip("/")) for p in
+                      tf.io.gfile.glob(os.path.join(examples_uri, "Split-*")))
+        raise ExamplesError(f"examples {examples_uri}: no files match {pattern} "
+                            f"(splits present: {have or 'none'})")
+    return files
+
+
+def expand_patterns(patterns: Union[str, Sequence[str]], what: str = "examples") -> List[str]:
+    """Expand TFX file patterns (fn_args.train_files) to a sorted file list."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise ExamplesError(f"{what}: no files match {list(patterns)}")
+    return files
+
+
+def check_fields(files: Sequence[str], required: Optional[Dict[str, str]] = None) -> None:
+    """Read each file's first record; raise ExamplesError naming the file on a bad one."""
+    required = REQUIRED_FIELDS if required is None else required
+    for path in files:
+        try:
+            first = next(iter(tf.data.TFRecordDataset(path, "GZIP").take(1)), None)
+        except tf.errors.OpError as e:
+            raise ExamplesError(f"examples file {path}: not a GZIP TFRecord file "
+                                f"({e.message.splitlines()[0]})") from None
+        if first is None:
+            continue  # an empty shard is legal
+        example = tf.train.Example.FromString(first.numpy())
+        feats = example.features.feature
+        for name, kind in required.items():
+            if name not in feats:
+                raise ExamplesError(
+                    f"examples file {path}: feature '{name}' is missing "
+                    f"(present: {sorted(feats)}); expected the reid_examples schema")
+            if feats[name].WhichOneof("kind") != kind:
+                raise ExamplesError(
+                    f"examples file {path}: feature '{name}' is "
+                    f"{feats[name].WhichOneof('kind')}, expected {kind}")
+
+
+def _feature_spec(with_image: bool) -> Dict[str, tf.io.FixedLenFeature]:
+    spec = {"image_name": tf.io.FixedLenFeature([], tf.string)}
+    spec.update({f: tf.io.FixedLenFeature([], tf.int64) for f in INT_FIELDS})
+    if with_image:
+        spec["image"] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+@dataclass
+class SplitTable:
+    """One split in memory: metadata arrays [N] and, optionally, encoded images [N]."""
+    name: np.ndarray  # str
+    pid: np.ndarray
+    camera: np.ndarray
+    frame: np.ndarray
+    sequence: np.ndarray
+    images: Optional[np.ndarray] = None  # object array of bytes
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    def index_of(self) -> Dict[str, int]:
+        return {n: i for i, n in enumerate(self.name)}
+
+
+def read_split(files: Sequence[str], images: bool = True, batch: int = 1024) -> SplitTable:
+    """Load one split (metadata, and encoded image bytes when `images`) into memory."""
+    check_fields(files, REQUIRED_FIELDS if images else
+                 {k: v for k, v in REQUIRED_FIELDS.items() if k != "image"})
+    spec = _feature_spec(images)
+    ds = (tf.data.TFRecordDataset(list(files), "GZIP", num_parallel_reads=AUTOTUNE)
+          .batch(batch).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=AUTOTUNE)
+          .prefetch(AUTOTUNE))
+    cols: Dict[str, List[np.ndarray]] = {k: [] for k in spec}
+    for parsed in ds:
+        for k, v in parsed.items():
+            cols[k].append(v.numpy())
+    out = {k: (np.concatenate(v) if v else np.zeros([0], np.int64 if k in INT_FIELDS else object))
+           for k, v in cols.items()}
+    return SplitTable(name=np.array([n.decode() for n in out["image_name"]], dtype=str),
+                      pid=out["pid"].astype(np.int64), camera=out["camera"].astype(np.int64),
+                      frame=out["frame"].astype(np.int64),
+                      sequence=out["sequence"].astype(np.int64),
+                      images=out.get("image"))
+
+
+def decode_image(encoded: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Encoded JPEG/PNG/BMP bytes → float32 [height, width, 3] pixels in [0, 255]."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear")
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    image.set_shape([height, width, 3])
+    return image
+
+
+@dataclass
+class Augmentation:
+    """Training augmentation: random horizontal flip, pad-and-crop, random erasing."""
+    flip: bool = True
+    crop_padding: float = 0.08  # pad by this fraction of each side, then crop back
+    erasing: float = 0.5  # probability of erasing one random rectangle
+    erasing_area: Tuple[float, float] = (0.02, 0.3)
+    erasing_aspect: Tuple[float, float] = (0.3, 3.3)
+
+    @classmethod
+    def off(cls) -> "Augmentation":
+        return cls(flip=False, crop_padding=0.0, erasing=0.0)
+
+
+def augment(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """Apply `aug` to one float32 [H, W, 3] image."""
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if aug.flip:
+        image = tf.image.random_flip_left_right(image)
+    if aug.crop_padding > 0:
+        ph, pw = max(1, int(round(h * aug.crop_padding))), max(1, int(round(w * aug.crop_padding)))
+        padded = tf.pad(image, [[ph, ph], [pw, pw], [0, 0]], mode="REFLECT")
+        image = tf.image.random_crop(padded, [h, w, 3])
+    if aug.erasing > 0:
+        image = random_erasing(image, aug)
+    return image
+
+
+def random_erasing(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """Zhong et al. 2020: with probability p, fill a random rectangle with noise."""
+    h, w = int(image.shape[0]), int(image.shape[1])
+    area = tf.random.uniform([], *aug.erasing_area) * h * w
+    log_r = tf.random.uniform([], np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1]))
+    ratio = tf.exp(log_r)
+    eh = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area * ratio)), tf.int32), 1, h)
+    ew = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area / ratio)), tf.int32), 1, w)
+    y0 = tf.random.uniform([], 0, h - eh + 1, dtype=tf.int32)
+    x0 = tf.random.uniform([], 0, w - ew + 1, dtype=tf.int32)
+    rows = tf.range(h)[:, None]
+    cols = tf.range(w)[None, :]
+    inside = (rows >= y0) & (rows < y0 + eh) & (cols >= x0) & (cols < x0 + ew)
+    inside = inside[:, :, None] & (tf.random.uniform([]) < aug.erasing)
+    noise = tf.random.uniform(tf.shape(image), 0.0, 255.0)
+    return tf.where(inside, noise, image)
+
+
+def image_loader(images: np.ndarray, height: int, width: int,
+                 aug: Optional[Augmentation] = None):
+    """A tf function index → decoded (augmented) image over an in-memory bytes array."""
+    table = tf.constant(images, dtype=tf.string)
+
+    def load(index: tf.Tensor) -> tf.Tensor:
+        image = decode_image(tf.gather(table, index), height, width)
+        return augment(image, aug) if aug is not None else image
+    return load
+
+
+def pk_batches(labels: np.ndarray, p: int, k: int, steps: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """Indices [steps, p*k]: p identities per batch, k images each (with replacement
+    only for identities that have fewer than k images)."""
+    by_label: Dict[int, np.ndarray] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(int(lab), []).append(i)  # type: ignore[arg-type]
+    groups = [np.asarray(v) for v in by_label.values()]
+    if len(groups) < p:
+        raise ValueError(f"P×K sampling needs at least P={p} identities, have {len(groups)}")
+    out = np.empty([steps, p * k], np.int64)
+    order: List[int] = []
+    for s in range(steps):
+        if len(order) < p:  # walk identities epoch by epoch
+            order.extend(rng.permutation(len(groups)).tolist())
+        chosen, order = order[:p], order[p:]
+        out[s] = np.concatenate([rng.choice(groups[g], k, replace=len(groups[g]) < k)
+                                 for g in chosen])
+    return out
+
+
+def indexed_dataset(indices: np.ndarray, load, extra: Tuple[np.ndarray, ...] = (),
+                    batch: Optional[int] = None) -> tf.data.Dataset:
+    """Image indices [N] or [N, m] (+ aligned extra arrays) → (images, *extra) batches.
+
+    Each element is decoded in parallel (AUTOTUNE); [N, m] rows give [m, H, W, 3].
+    """
+    indices = np.asarray(indices, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((indices,) + tuple(extra))
+    m = indices.shape[1] if indices.ndim == 2 else 0
+
+    def fetch(idx, *rest):
+        images = tf.stack([load(idx[c]) for c in range(m)]) if m else load(idx)
+        return (images,) + tuple(rest)
+    ds = ds.map(fetch, num_parallel_calls=AUTOTUNE, deterministic=False)
+    if batch:
+        ds = ds.batch(batch, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
+
+
+def stream_split(files: Sequence[str], height: int, width: int,
+                 batch: int = 128) -> tf.data.Dataset:
+    """Stream a split in file order: dicts with 'image' [B,H,W,3] and the metadata."""
+    check_fields(files)
+    spec = _feature_spec(True)
+
+    def parse(serialized):
+        ex = tf.io.parse_single_example(serialized, spec)
+        ex["image"] = decode_image(ex["image"], height, width)
+        return ex
+    return (tf.data.TFRecordDataset(list(files), "GZIP")
+            .map(parse, num_parallel_calls=AUTOTUNE)
+            .batch(batch).prefetch(AUTOTUNE))

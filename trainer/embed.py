@@ -1,0 +1,126 @@
+"""Embed images with an exported model into the feature interchange format (.npz).
+
+.npz arrays: features float32 [N, D] (L2-normalised), camera, frame, sequence, pid
+int64 [N], name str [N]. Sources: a split of an Examples artifact, or an image folder
+in a known layout (st_model.tracks.read_dataset_folder).
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from typing import Dict, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from trainer import data, export, runtime
+import tensorflow as tf
+
+SPLITS = ("train", "query", "gallery")
+Arrays = Dict[str, np.ndarray]
+
+
+def _as_embedder(model: Union[str, export.Embedder]) -> export.Embedder:
+    return model if isinstance(model, export.Embedder) else export.Embedder(model)
+
+
+def _run(embedder: export.Embedder, batches: Iterable[dict], what: str) -> Arrays:
+    cols: Dict[str, list] = {k: [] for k in ("features", "camera", "frame", "sequence",
+                                             "pid", "name")}
+    start, n, last = time.time(), 0, 0.0
+    for b in batches:
+        cols["features"].append(embedder.embed_images(b["image"]))
+        for k in ("camera", "frame", "sequence", "pid"):
+            cols[k].append(np.asarray(b[k], np.int64))
+        cols["name"].append(np.asarray(b["image_name"]))
+        n += len(cols["pid"][-1])
+        if time.time() - last > 10:
+            last = time.time()
+            runtime.log(f"embed {what}: {n} images ({n / max(last - start, 1e-9):.0f}/s)")
+    if n == 0:
+        raise ValueError(f"embed {what}: no images")
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    out["features"] = out["features"].astype(np.float32)
+    out["name"] = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in out["name"]],
+                           dtype=str)
+    runtime.log(f"embed {what}: {n} images in {time.time() - start:.1f}s")
+    return out
+
+
+def embed_split(model: Union[str, export.Embedder], examples_uri: str, split: str,
+                batch: int = 128) -> Arrays:
+    """Embed one split of an Examples artifact (streamed, parallel decode)."""
+    embedder = _as_embedder(model)
+    files = data.split_files(examples_uri, split)
+    ds = data.stream_split(files, embedder.height, embedder.width, batch)
+    return _run(embedder, ds.as_numpy_iterator(), f"{examples_uri} {split}")
+
+
+def embed_folder(model: Union[str, export.Embedder], root: str,
+                 splits: Sequence[str] = SPLITS, batch: int = 128) -> Dict[str, Arrays]:
+    """Embed the splits of an image folder (Market / Duke / GRID layouts)."""
+    from st_model.tracks import read_dataset_folder
+    embedder = _as_embedder(model)
+    listing = read_dataset_folder(root)
+    if listing.skipped:
+        runtime.log(f"embed {root}: skipped {len(listing.skipped)} non-image files")
+    out: Dict[str, Arrays] = {}
+    for split in splits:
+        records = listing.splits.get(split) or []
+        if not records:
+            continue
+        paths = [r.path for r in records]
+        meta = {"camera": [r.point.camera for r in records],
+                "frame": [r.point.frame for r in records],
+                "sequence": [r.point.sequence for r in records],
+                "pid": [r.point.pid for r in records],
+                "image_name": [r.name for r in records]}
+        h, w = embedder.height, embedder.width
+        ds = tf.data.Dataset.from_tensor_slices((paths, meta)).map(
+            lambda p, m: {**m, "image": data.decode_image(tf.io.read_file(p), h, w)},
+            num_parallel_calls=data.AUTOTUNE).batch(batch).prefetch(data.AUTOTUNE)
+        out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
+    if not out:
+        raise ValueError(f"embed {root}: none of the splits {list(splits)} has images")
+    return out
+
+
+def write_features(path: str, arrays: Arrays) -> str:
+    """Write one .npz in the interchange format."""
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    buffer = io.BytesIO()  # zip needs a seekable file; GFile (gs://...) is not
+    np.savez(buffer, **arrays)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return path
+
+
+def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
+                          output_dir: str, splits: Optional[Sequence[str]] = None,
+                          batch: int = 128) -> Dict[str, str]:
+    """Embed the splits present (default train/query/gallery) → OUTPUT/<split>.npz."""
+    embedder = _as_embedder(model)
+    if splits is None:
+        splits = [s for s in SPLITS
+                  if tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{s}", data.SPLIT_FILES))]
+        if not splits:
+            data.split_files(examples_uri, "train")  # raises, naming the artifact
+    return {s: write_features(os.path.join(output_dir, f"{s}.npz"),
+                              embed_split(embedder, examples_uri, s, batch)) for s in splits}
+
+
+def evaluate(model: Union[str, export.Embedder], examples_uri: str) -> Optional[dict]:
+    """Vision-only rank-1/5/10 and mAP (st_model.metrics, Market protocol) on the query
+    and gallery splits of `examples_uri`; None when those splits or the metrics are absent."""
+    try:
+        from st_model.metrics import evaluate_features
+    except ImportError:
+        return None
+    for s in ("query", "gallery"):
+        if not tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{s}", data.SPLIT_FILES)):
+            return None
+    embedder = _as_embedder(model)
+    q = embed_split(embedder, examples_uri, "query")
+    g = embed_split(embedder, examples_uri, "gallery")
+    return evaluate_features(q["features"], g["features"], q["pid"], q["camera"],
+                             g["pid"], g["camera"]).as_dict()

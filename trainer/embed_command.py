@@ -1,0 +1,42 @@
+"""`tfusion embed --model MODEL_DIR (--examples DIR | --images DIR) --output-dir FEATS`
+
+Writes FEATS/train.npz, query.npz, gallery.npz (the splits present) in the feature
+interchange format (features, camera, frame, sequence, pid, name).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="exported model directory")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--examples", help="Examples folder (Split-train/, Split-query/, ...)")
+    src.add_argument("--images", help="image folder in a Market/Duke/GRID layout")
+    parser.add_argument("--output-dir", required=True, help="folder for <split>.npz")
+    parser.add_argument("--splits", default=None,
+                        help="comma-separated splits (default: those present of "
+                             "train,query,gallery)")
+    parser.add_argument("--batch-size", type=int, default=128)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer import embed
+    splits = args.splits.split(",") if args.splits else None
+    try:
+        if args.examples:
+            written = embed.embed_examples_to_dir(args.model, args.examples, args.output_dir,
+                                                  splits, args.batch_size)
+        else:
+            arrays = embed.embed_folder(args.model, args.images,
+                                        splits or embed.SPLITS, args.batch_size)
+            written = {s: embed.write_features(os.path.join(args.output_dir, f"{s}.npz"), a)
+                       for s, a in arrays.items()}
+    except (ValueError, FileNotFoundError) as e:
+        print(f"tfusion embed: error: {e}", file=sys.stderr)
+        return 1
+    for split, path in written.items():
+        print(f"{split}: {path}")
+    return 0

@@ -1,0 +1,195 @@
+"""RankNet training triples from the fused ranking artifact (TFusion step 5).
+
+The artifact (schemas/fused_ranking.pbtxt) holds, per target train image, its fused
+top-k neighbours, best first: GZIP TFRecord files `fused_ranking-*.tfrecord.gz` of
+tf.Examples with `image_name` (bytes), `neighbour_names` (bytes list) and
+`neighbour_scores` (float list, descending, same length).
+
+For an anchor a, i is drawn uniformly from fused ranks near = [1, 25] and j from
+far = [25, 50], with rank(j) > rank(i). The target probability that i ranks above j is
+
+    P̄_ij = sigmoid((s_ai − s_aj) / τ),                                     (target)
+
+s the fused scores. Fused scores have no fixed scale (P_v·P_st/P_rand), so τ = 0 means
+"auto": τ = median(s_ai − s_aj) / ln 9 over the drawn triples, i.e. the median
+triple gets target 0.9. The order of (i, j) is randomised: with probability ½ the
+triple is stored as (a, j, i) with target 1 − P̄_ij, so the network cannot learn a
+position bias.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from trainer import runtime
+import tensorflow as tf
+
+RANKING_FILES = "fused_ranking-*.tfrecord.gz"
+
+
+class RankingError(ValueError):
+    """A fused ranking artifact that cannot be used to sample triples."""
+
+
+@dataclass
+class FusedRanking:
+    uri: str
+    names: List[str]
+    neighbours: List[List[str]]
+    scores: List[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def ranking_files(uri: str) -> List[str]:
+    """The artifact's files: `uri` itself if a file, else fused_ranking-*.tfrecord.gz in
+    `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact)."""
+    if tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
+        return [uri]
+    files = sorted(tf.io.gfile.glob(os.path.join(uri, RANKING_FILES)) +
+                   tf.io.gfile.glob(os.path.join(uri, "*", RANKING_FILES)))
+    if not files:
+        raise RankingError(f"fused ranking artifact {uri}: no files match {RANKING_FILES}")
+    return files
+
+
+def read_fused_ranking(uri: str) -> FusedRanking:
+    """Read every record; errors name the artifact and the file."""
+    names: List[str] = []
+    neighbours: List[List[str]] = []
+    scores: List[np.ndarray] = []
+    files = ranking_files(uri)
+    for path in files:
+        try:
+            records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
+        except tf.errors.OpError as e:
+            raise RankingError(f"fused ranking artifact {uri}: {path} is not a GZIP TFRecord "
+                               f"file ({e.message.splitlines()[0]})") from None
+        for n, raw in enumerate(records):
+            f = tf.train.Example.FromString(raw).features.feature
+            for key in ("image_name", "neighbour_names", "neighbour_scores"):
+                if key not in f:
+                    raise RankingError(f"fused ranking artifact {uri}: {path} record {n} "
+                                       f"lacks feature '{key}'")
+            name = f["image_name"].bytes_list.value[0].decode()
+            nb = [v.decode() for v in f["neighbour_names"].bytes_list.value]
+            sc = np.asarray(f["neighbour_scores"].float_list.value, np.float64)
+            if len(nb) != len(sc):
+                raise RankingError(f"fused ranking artifact {uri}: {path} image {name}: "
+                                   f"{len(nb)} neighbour_names but {len(sc)} neighbour_scores")
+            if len(sc) > 1 and np.any(np.diff(sc) > 1e-6 * (1 + np.abs(sc[:-1]))):
+                raise RankingError(f"fused ranking artifact {uri}: {path} image {name}: "
+                                   "neighbour_scores are not in descending order")
+            names.append(name)
+            neighbours.append(nb)
+            scores.append(sc)
+    if not names:
+        raise RankingError(f"fused ranking artifact {uri} is empty: 0 records in "
+                           f"{len(files)} file(s)")
+    return FusedRanking(uri, names, neighbours, scores)
+
+
+def target_probability(s_i: np.ndarray, s_j: np.ndarray, temperature: float) -> np.ndarray:
+    """P̄_ij = sigmoid((s_i − s_j) / τ)  (module docstring, eq. 'target')."""
+    z = (np.asarray(s_i, np.float64) - np.asarray(s_j, np.float64)) / temperature
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
+
+
+def auto_temperature(diffs: np.ndarray) -> float:
+    """τ such that the median fused-score difference maps to P̄ = 0.9."""
+    med = float(np.median(diffs)) if len(diffs) else 0.0
+    return med / math.log(9.0) if med > 0 else 1.0
+
+
+@dataclass
+class Triplets:
+    anchor: np.ndarray   # int64 [N] indices into the train split
+    first: np.ndarray    # int64 [N]
+    second: np.ndarray   # int64 [N]
+    target: np.ndarray   # float32 [N], P̄(first ranks above second)
+    temperature: float
+    skipped: Dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.anchor)
+
+    def rows(self) -> np.ndarray:
+        return np.stack([self.anchor, self.first, self.second], axis=1)
+
+
+def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
+                    rng: np.random.Generator, near: Tuple[int, int] = (1, 25),
+                    far: Tuple[int, int] = (25, 50), temperature: float = 0.0,
+                    split_name: str = "train split",
+                    camera: Optional[np.ndarray] = None) -> Triplets:
+    """Draw `count` triples, cycling over the anchors in random order (see module doc).
+
+    With `camera` (camera of every train image), j is drawn only among the far-window
+    images from i's camera, so that the order of i and j cannot be learned from camera
+    appearance; triples with no such j fall back to the whole window (counted).
+    Anchors or neighbours absent from the train split, and anchors with fewer than two
+    usable neighbours, are skipped and counted (reported on stderr).
+    """
+    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
+        raise ValueError(f"bad rank ranges near={near} far={far} (1-based, inclusive)")
+    skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
+               "too_few_neighbours": 0}
+    usable: List[Tuple[int, np.ndarray, np.ndarray]] = []
+    for name, nb, sc in zip(ranking.names, ranking.neighbours, ranking.scores):
+        a = index_of.get(name)
+        if a is None:
+            skipped["anchor_not_in_examples"] += 1
+            continue
+        idx = np.array([index_of.get(n, -1) for n in nb], np.int64)
+        ok = (idx >= 0) & (idx != a)
+        skipped["neighbour_not_in_examples"] += int(np.sum(idx < 0))
+        idx, s = idx[ok], sc[ok]
+        if len(idx) < 2:
+            skipped["too_few_neighbours"] += 1
+            continue
+        usable.append((a, idx, s))
+    if not usable:
+        raise RankingError(f"fused ranking artifact {ranking.uri}: no anchor has two "
+                           f"neighbours in the {split_name} ({len(ranking)} records; "
+                           f"skipped {skipped}) — was it built from these examples?")
+    if any(skipped.values()):
+        runtime.log(f"triplets: skipped {skipped} (of {len(ranking)} ranking records)")
+    anchor, first, second = (np.empty(count, np.int64) for _ in range(3))
+    s_i, s_j = np.empty(count), np.empty(count)
+    order: List[int] = []
+    unmatched = 0
+    for t in range(count):
+        if not order:
+            order = rng.permutation(len(usable)).tolist()
+        a, idx, s = usable[order.pop()]
+        n = len(idx)
+        lo_i, hi_i = near[0] - 1, min(near[1], n - 1) - 1  # leave room for j below i
+        ri = int(rng.integers(lo_i, max(lo_i, hi_i) + 1)) if hi_i >= lo_i else 0
+        lo_j, hi_j = max(far[0] - 1, ri + 1), min(far[1], n) - 1
+        if hi_j < lo_j:  # short list: j anywhere below i
+            lo_j, hi_j = ri + 1, n - 1
+        rj = int(rng.integers(lo_j, hi_j + 1))
+        if camera is not None:
+            window = np.arange(lo_j, hi_j + 1)
+            same = window[camera[idx[window]] == camera[idx[ri]]]
+            if len(same):
+                rj = int(rng.choice(same))
+            else:
+                unmatched += 1
+        anchor[t], first[t], second[t], s_i[t], s_j[t] = a, idx[ri], idx[rj], s[ri], s[rj]
+    if camera is not None:
+        skipped["no_same_camera_j"] = unmatched
+        if unmatched:
+            runtime.log(f"triplets: {unmatched} of {count} triples found no far-window "
+                        "image from i's camera; j drawn from the whole window")
+    tau = temperature if temperature > 0 else auto_temperature(s_i - s_j)
+    target = target_probability(s_i, s_j, tau)
+    swap = rng.random(count) < 0.5
+    first, second = np.where(swap, second, first), np.where(swap, first, second)
+    target = np.where(swap, 1.0 - target, target).astype(np.float32)
+    return Triplets(anchor, first, second, target, tau, skipped)
