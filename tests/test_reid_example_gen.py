@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tests.test_ingest import MARKET, build_folder, read_examples
+from image_folders import MARKET, build_folder, read_examples
 
 tfx = pytest.importorskip("tfx.v1")
 
