@@ -214,6 +214,28 @@ def test_same_camera_pairs_draw_j_from_the_camera_of_i():
     assert np.any(camera[free.first] != camera[free.second])
 
 
+def test_reciprocal_k_draws_i_only_among_mutual_neighbours():
+    names = [f"img{k}" for k in range(40)]
+    rng = np.random.default_rng(0)
+    lists = {n: [m for m in rng.permutation(names).tolist() if m != n] for n in names}
+    lists["img0"] = ["img1", "img2"] + [m for m in lists["img0"] if m not in
+                                         ("img0", "img1", "img2")]
+    lists["img1"] = ["img0"] + [m for m in lists["img1"] if m not in ("img0", "img1")]
+    lists["img2"] = [m for m in lists["img2"] if m not in ("img0", "img2")] + ["img0"]
+    ranking = triplets.FusedRanking("mem://", names, [lists[n] for n in names],
+                                    [np.linspace(9.0, 1.0, len(lists[n])) for n in names])
+    index_of = {n: k for k, n in enumerate(names)}
+    t = triplets.sample_triplets(ranking, index_of, 300, np.random.default_rng(1),
+                                 near=(1, 5), far=(10, 38), reciprocal_k=2)
+    top2 = {index_of[n]: {index_of[m] for m in lists[n][:2]} for n in names}
+    better = np.where(t.target > 0.5, t.first, t.second)
+    assert all(a in top2[i] for a, i in zip(t.anchor, better))
+    assert set(better[t.anchor == 0]) == {1}  # img2 ranks img0 last: not mutual
+    assert t.skipped["no_reciprocal_neighbour"] == len(names) - len(set(t.anchor))
+    with pytest.raises(ValueError, match="reciprocal_k"):
+        triplets.sample_triplets(ranking, index_of, 4, rng, reciprocal_k=-1)
+
+
 def test_target_probability_mapping():
     p = triplets.target_probability(np.array([2.0, 1.0, 1.0]), np.array([1.0, 1.0, 2.0]), 1.0)
     np.testing.assert_allclose(p, [1 / (1 + np.exp(-1)), 0.5, 1 / (1 + np.exp(1))], rtol=1e-6)

@@ -87,6 +87,7 @@ class RankNetConfig(TrainConfig):
     temperature: float = 0.0         # τ of the target sigmoid((s_i − s_j)/τ); 0 = auto
     freeze_fraction: float = 2 / 3   # first part of the backbone kept frozen
     same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
+    reciprocal_k: int = 0            # i only among k-reciprocal fused neighbours; 0 = off
 
     @classmethod
     def passthrough_keys(cls) -> Tuple[str, ...]:

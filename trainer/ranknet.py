@@ -93,7 +93,8 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
     trip = triplets.sample_triplets(ranking, table.index_of(), steps * config.batch_triplets,
                                     rng, tuple(config.near_ranks), tuple(config.far_ranks),
                                     config.temperature, split_name=f"examples {train_files[0]}",
-                                    camera=table.camera if config.same_camera_pairs else None)
+                                    camera=table.camera if config.same_camera_pairs else None,
+                                    reciprocal_k=config.reciprocal_k)
     runtime.log(f"ranknet: {len(ranking)} ranked anchors, {len(trip)} triples, "
                 f"τ={trip.temperature:.4g}, mean target {trip.target.mean():.3f}")
     acc = runtime.accelerators(config.mixed_precision, config.xla, config.multi_gpu)

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--same-camera-pairs", action="store_true",
                    help="draw j only from i's camera, so the network cannot rank by camera "
                         "appearance (useful when the fused ranking is weak)")
+    r.add_argument("--reciprocal-k", type=int, default=0,
+                   help="draw i only among near neighbours that hold the anchor in their own "
+                        "fused top-k (k-reciprocal; 0 = off)")
     cli_args.add_training_arguments(parser, steps=500, lr=1e-4)
 
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     values.update(batch_triplets=args.batch_triplets, near_ranks=tuple(args.near_ranks),
                   far_ranks=tuple(args.far_ranks), temperature=args.temperature,
                   freeze_fraction=args.freeze_fraction,
-                  same_camera_pairs=args.same_camera_pairs)
+                  same_camera_pairs=args.same_camera_pairs, reciprocal_k=args.reciprocal_k)
     try:
         config = RankNetConfig.from_dict(values, where="tfusion transfer")
         files = data.split_files(args.examples, "train")
