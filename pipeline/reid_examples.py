@@ -14,7 +14,7 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -252,8 +252,3 @@ def format_report(report: Dict[str, object]) -> str:
         lines.append(f"  bad: {b['path']}: {b['reason']}")
     return "\n".join(lines)
 
-
-def iter_split_files(examples_uri: str, split: str) -> Iterable[str]:
-    """The TFRecord files of one split of an Examples dataset."""
-    return sorted(m.path for m in FileSystems.match(
-        [os.path.join(examples_uri, f"Split-{split}", "*.gz")])[0].metadata_list)

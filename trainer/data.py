@@ -31,9 +31,18 @@ class ExamplesError(ValueError):
     """An Examples artifact that cannot be read as re-ID image examples."""
 
 
+def _split_pattern(examples_uri: str, split: str) -> str:
+    return os.path.join(examples_uri, f"Split-{split}", SPLIT_FILES)
+
+
+def has_split(examples_uri: str, split: str) -> bool:
+    """Whether the Examples artifact holds files of `split`."""
+    return bool(tf.io.gfile.glob(_split_pattern(examples_uri, split)))
+
+
 def split_files(examples_uri: str, split: str) -> List[str]:
     """The GZIP TFRecord files of one split of an Examples artifact."""
-    pattern = os.path.join(examples_uri, f"Split-{split}", SPLIT_FILES)
+    pattern = _split_pattern(examples_uri, split)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         have = sorted(os.path.basename(p.rstrip("/")) for p in

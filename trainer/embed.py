@@ -101,8 +101,7 @@ def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
     """Embed the splits present (default train/query/gallery) → OUTPUT/<split>.npz."""
     embedder = _as_embedder(model)
     if splits is None:
-        splits = [s for s in SPLITS
-                  if tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{s}", data.SPLIT_FILES))]
+        splits = [s for s in SPLITS if data.has_split(examples_uri, s)]
         if not splits:
             data.split_files(examples_uri, "train")  # raises, naming the artifact
     return {s: write_features(os.path.join(output_dir, f"{s}.npz"),
@@ -116,9 +115,8 @@ def evaluate(model: Union[str, export.Embedder], examples_uri: str) -> Optional[
         from st_model.metrics import evaluate_features
     except ImportError:
         return None
-    for s in ("query", "gallery"):
-        if not tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{s}", data.SPLIT_FILES)):
-            return None
+    if not (data.has_split(examples_uri, "query") and data.has_split(examples_uri, "gallery")):
+        return None
     embedder = _as_embedder(model)
     q = embed_split(embedder, examples_uri, "query")
     g = embed_split(embedder, examples_uri, "gallery")
