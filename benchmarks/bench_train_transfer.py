@@ -26,55 +26,38 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from st_model.metrics import evaluate_features  # noqa: E402
+from st_model import fused_ranking  # noqa: E402
+from synth import baseline  # noqa: E402
 from trainer import data, embed, pretrain, ranknet  # noqa: E402
 from trainer.config import PretrainConfig, RankNetConfig  # noqa: E402
 
 
 def write_oracle_ranking(path: str, train: dict, top: int = 50) -> str:
     """fused_ranking-*.tfrecord.gz ranking same-pid images first (see module doc)."""
-    os.makedirs(path, exist_ok=True)
     f, pid, names = train["features"], train["pid"], train["name"]
     sim = f @ f.T
-    out = os.path.join(path, "fused_ranking-00000-of-00001.tfrecord.gz")
-    with tf.io.TFRecordWriter(out, options="GZIP") as w:
+
+    def records():
         for a in range(len(names)):
             score = sim[a] + ((pid == pid[a]) & (pid[a] > 0))
             score[a] = -np.inf
             order = np.argsort(-score)[:top]
-            w.write(tf.train.Example(features=tf.train.Features(feature={
-                "image_name": tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[names[a].encode()])),
-                "neighbour_names": tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[names[o].encode() for o in order])),
-                "neighbour_scores": tf.train.Feature(float_list=tf.train.FloatList(
-                    value=score[order].tolist())),
-            })).SerializeToString())
+            yield str(names[a]), [str(names[o]) for o in order], score[order].tolist()
+    fused_ranking.write_ranking(path, records())
     return path
 
 
 def evaluate(model: str, examples: str) -> dict:
-    q = embed.embed_split(model, examples, "query")
-    g = embed.embed_split(model, examples, "gallery")
-    r = evaluate_features(q["features"], g["features"], q["pid"], q["camera"],
-                          g["pid"], g["camera"]).as_dict()
+    r = embed.evaluate(model, examples)
     return {k: round(float(v), 2) for k, v in r.items()}
 
 
 def chance_rank1(examples: str) -> float:
-    """Expected rank-1 of a random ranking: mean over queries of (#valid matches /
-    #valid gallery images), Market protocol (same pid + same camera excluded)."""
+    """Expected rank-1 of a random ranking (synth.baseline.chance_rank1)."""
     q = data.read_split(data.split_files(examples, "query"), images=False)
     g = data.read_split(data.split_files(examples, "gallery"), images=False)
-    vals = []
-    for p, c in zip(q.pid, q.camera):
-        valid = ~((g.pid == p) & (g.camera == c)) & (g.pid != -1)
-        match = valid & (g.pid == p)
-        if match.any():
-            vals.append(match.sum() / valid.sum())
-    return round(100 * float(np.mean(vals)), 2)
+    return round(baseline.chance_rank1({"query": q, "gallery": g}), 2)
 
 
 def main(argv=None) -> int:

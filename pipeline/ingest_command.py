@@ -17,14 +17,15 @@ ACCEPTS_BEAM_ARGS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from st_model.tracks import CONVENTIONS, LAYOUTS
     parser.add_argument("dataset_dir", help="dataset folder: Market-1501/DukeMTMC-reID "
                         "layout (bounding_box_train, query, bounding_box_test), TFusion "
                         "layout (train, probe, test) or a folder with manifest.csv")
     parser.add_argument("--output", required=True,
                         help="output folder (Split-train/, Split-query/, Split-gallery/)")
-    parser.add_argument("--layout", choices=["market", "tfusion", "manifest"],
+    parser.add_argument("--layout", choices=[*LAYOUTS, "manifest"],
                         help="folder layout (detected when omitted)")
-    parser.add_argument("--convention", choices=["market", "duke", "grid"],
+    parser.add_argument("--convention", choices=list(CONVENTIONS),
                         help="file-name convention (detected when omitted)")
     parser.add_argument("--max-bad-fraction", type=float, default=0.01,
                         help="fail when more than this fraction of images is unreadable "

@@ -33,12 +33,17 @@ def frame_span(*sets: FeatureSet) -> int:
     return max(1, hi - lo)
 
 
-def coarse_grid(span: int, config: FusionConfig, n_nodes: int) -> DeltaGrid:
-    """The widest grid (bin_frames), itself widened to respect MAX_TABLE_ENTRIES."""
-    width = config.bin_frames
+def capped_grid(span: int, width: int, n_nodes: int) -> DeltaGrid:
+    """A grid of bins of `width` frames covering ±span, the width doubled until the
+    M² · B lookup tables respect MAX_TABLE_ENTRIES."""
     while n_nodes * n_nodes * (2 * span / width + 2) > MAX_TABLE_ENTRIES:
         width *= 2
     return histograms.make_grid(span, width)
+
+
+def coarse_grid(span: int, config: FusionConfig, n_nodes: int) -> DeltaGrid:
+    """The widest grid (bin_frames), itself widened to respect MAX_TABLE_ENTRIES."""
+    return capped_grid(span, config.bin_frames, n_nodes)
 
 
 def block_neighbours(train: FeatureSet, rows: np.ndarray, k: int) -> np.ndarray:
@@ -53,10 +58,8 @@ def block_visual_deltas(train: FeatureSet, node: np.ndarray, rows: np.ndarray,
                         idx: np.ndarray, mode: str, n_nodes: int
                         ) -> Tuple[np.ndarray, np.ndarray]:
     """(pair id, Δ) of the in-reach (row, neighbour) pairs of one block."""
-    i = np.repeat(rows, idx.shape[1])
-    j = idx.reshape(-1)
-    ok = j >= 0
-    return histograms.pair_deltas(i[ok], j[ok], node, train.frame, train.camera,
+    i, j = histograms.neighbour_pairs(idx)
+    return histograms.pair_deltas(rows[i], j, node, train.frame, train.camera,
                                   train.sequence, mode, n_nodes)
 
 
@@ -81,9 +84,7 @@ def choose_grid(pair_id: np.ndarray, delta: np.ndarray, coarse_random: np.ndarra
         info = {"bandwidth_rule": "pooled leave-one-out likelihood of visual deltas",
                 "background_weight": c, "bandwidth_curve": curve}
     width = int(np.clip(np.floor(h / 2), 1, grid0.width))
-    while n_nodes * n_nodes * (2 * span / width + 2) > MAX_TABLE_ENTRIES:
-        width *= 2
-    return histograms.make_grid(span, width), h, info
+    return capped_grid(span, width, n_nodes), h, info
 
 
 def assemble_model(nodes: NodeIndex, grid: DeltaGrid, pair_id: np.ndarray,

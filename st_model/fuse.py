@@ -86,13 +86,15 @@ def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionC
 
 
 def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-             config: FusionConfig) -> metrics.RankingResult:
-    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion."""
+             config: FusionConfig, q_node: Optional[np.ndarray] = None,
+             g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
+    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
+    query / gallery looked up when not given)."""
     if tables is None:
         score = lambda q, g: query.features[q] @ gallery.features[g].T  # noqa: E731
         what = "vision"
     else:
-        score = BlockScorer(tables, query, gallery, config)
+        score = BlockScorer(tables, query, gallery, config, q_node, g_node)
         what = "fusion"
     try:
         return metrics.evaluate_ranking(score, query.pid, query.camera, gallery.pid,
@@ -117,11 +119,10 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     timing = {}
     if beam_args:
         model = run_beam(train, config, span, output_dir, beam_args, ranking)
-        tables = STTables.from_model(model)
     else:
         model = estimate_in_memory(train, config, span)
         save_st_model(model, output_dir)
-        tables = STTables.from_model(model)
+    tables = STTables.from_model(model)
     timing["st_model_s"] = time.monotonic() - t0
     nodes = model.nodes
     # raises on unknown cameras, naming the file
@@ -136,7 +137,7 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     vis = evaluate(query, gallery, None, config)
     log(f"vision: {vis}")
     log("evaluating fusion")
-    fus = evaluate(query, gallery, tables, config)
+    fus = evaluate(query, gallery, tables, config, q_node, g_node)
     log(f"fusion: {fus}")
     timing["evaluation_s"] = time.monotonic() - t1
     if ranking and not beam_args:
@@ -145,7 +146,7 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
         from st_model.plot import plot_st_model
-        plot_st_model(model, tables, train, os.path.join(output_dir, PLOT_FILE))
+        plot_st_model(model, train, os.path.join(output_dir, PLOT_FILE))
     timing["total_s"] = time.monotonic() - t0
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),

@@ -11,7 +11,6 @@ import numpy as np
 
 from st_model import smoothing
 from st_model.features import FeatureSet
-from st_model.scoring import STTables
 from st_model.st_artifact import STModel
 
 
@@ -42,7 +41,7 @@ def _true_counts(train: FeatureSet, model: STModel, ci: int, cj: int) -> np.ndar
     return np.bincount(model.grid.bin_of(d), minlength=model.grid.n_bins).astype(float)
 
 
-def plot_st_model(model: STModel, tables: STTables, train: FeatureSet, path: str,
+def plot_st_model(model: STModel, train: FeatureSet, path: str,
                   max_cameras: int = 8) -> str:
     """Write the per-camera-pair figure to `path` (PNG) and return the path."""
     import matplotlib
@@ -52,7 +51,7 @@ def plot_st_model(model: STModel, tables: STTables, train: FeatureSet, path: str
     cams = list(np.unique(model.nodes.cameras))[:max_cameras]
     prm = model.params
     if model.nodes.mode == "tfusion":
-        k = int(round(prm["window_frames"] / model.grid.width))
+        k = model.window_bins()
         smooth = lambda c: smoothing.box_smooth(c, k)  # noqa: E731
     else:
         sigma = prm["bandwidth_frames"] / model.grid.width

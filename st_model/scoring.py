@@ -40,12 +40,13 @@ def _normalise(counts: np.ndarray) -> np.ndarray:
 
 def _tfusion_tables(model: STModel):
     prm = model.params
-    k = int(round(prm["window_frames"] / model.grid.width))
+    k = model.window_bins()
     total = lambda c: np.maximum(c.sum(axis=(1, 2), keepdims=True), 1)  # noqa: E731
     p_st = smoothing.box_smooth(model.visual, k) / total(model.visual)
     p_rand = np.maximum(smoothing.box_smooth(model.random, k) / total(model.random),
                         prm["rand_floor"])
-    p_diff = smoothing.box_smooth(model.diff, k) / total(model.diff)
+    diff = model.diff
+    p_diff = smoothing.box_smooth(diff, k) / total(diff)
     log_ratio = np.log(np.maximum(p_st, 1e-300) / p_rand)
     return p_st, p_rand, p_diff, log_ratio
 
@@ -113,7 +114,7 @@ class STTables:
         m, b = model.nodes.size, model.grid.n_bins
         same_cam = model.nodes.cameras[:, None] == model.nodes.cameras[None, :]
         out = []
-        for i, t in enumerate(parts):
+        for t in parts:
             full = np.zeros((m + 1, m + 1, b), np.float32)
             full[:m, :m] = t
             out.append(full)

@@ -35,6 +35,10 @@ class STModel:
     def diff(self) -> np.ndarray:
         return self.random - self.visual
 
+    def window_bins(self) -> int:
+        """TFusion's ±window_frames box in bins of the grid."""
+        return int(round(self.params["window_frames"] / self.grid.width))
+
     def header(self) -> Dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "mode": self.nodes.mode,
                 "nodes": self.nodes.labels(), "bin_frames": self.grid.width,

@@ -60,6 +60,10 @@ class Session:
     end_s: float
     first_frame: int                 # frame number at start_s (the session's clock)
 
+    def frame_at(self, t: float, fps: float) -> int:
+        """The session clock's frame number at time t (seconds)."""
+        return self.first_frame + int(round((t - self.start_s) * fps))
+
 
 @dataclass(frozen=True)
 class Sighting:
@@ -186,8 +190,8 @@ def simulate_sightings(net: Network, people: int,
                 sess = session_at(net, cam, ts)
                 if sess is None:
                     continue  # camera not recording (gap or after the end)
-                frame = sess.first_frame + int(round((ts - sess.start_s) * p.fps))
-                out.append(Sighting(person, cam, sess.sequence, frame, ts))
+                out.append(Sighting(person, cam, sess.sequence, sess.frame_at(ts, p.fps),
+                                    ts))
     return out
 
 
@@ -200,6 +204,5 @@ def random_sightings(net: Network, n: int, rng: np.random.Generator) -> List[Sig
     for i in rng.choice(len(net.sessions), n, p=lengths / lengths.sum()):
         s = net.sessions[int(i)]
         ts = float(rng.uniform(s.start_s, s.end_s))
-        out.append(Sighting(-1, s.camera, s.sequence,
-                            s.first_frame + int(round((ts - s.start_s) * p.fps)), ts))
+        out.append(Sighting(-1, s.camera, s.sequence, s.frame_at(ts, p.fps), ts))
     return out

@@ -20,7 +20,7 @@ _WORKER: Dict[str, Any] = {}
 
 
 def build_domains(cfg: Dict[str, Any], seed: int) -> Dict[str, Domain]:
-    size = (cfg["height"], cfg["width"])
+    size = image_size(cfg)
     return {name: Domain(name, d["style"], seed, clusters=d["clusters"],
                          cluster_share=d["cluster_share"],
                          colour_jitter=d["colour_jitter"],

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402
 
+from st_model import fused_ranking  # noqa: E402
 from trainer import data, export, models, ranknet, triplets  # noqa: E402
 from trainer.config import PretrainConfig, RankNetConfig  # noqa: E402
 
@@ -70,16 +71,7 @@ def write_examples(root, per_split=None, drop=(), seed=0):
 
 def write_ranking(path, rows):
     """Fused ranking artifact: rows of (name, [neighbour names], [scores])."""
-    os.makedirs(path, exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(path, "fused_ranking-00000-of-00001.tfrecord.gz"),
-                              options="GZIP") as w:
-        for name, nb, sc in rows:
-            w.write(tf.train.Example(features=tf.train.Features(feature={
-                "image_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
-                "neighbour_names": tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[n.encode() for n in nb])),
-                "neighbour_scores": tf.train.Feature(float_list=tf.train.FloatList(value=sc)),
-            })).SerializeToString())
+    fused_ranking.write_ranking(path, rows)
     return path
 
 

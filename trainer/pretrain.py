@@ -11,7 +11,6 @@ not trained on.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
@@ -125,20 +124,23 @@ def pretrain(train_files: Sequence[str], config: PretrainConfig,
     runtime.log(f"pretrain: {acc.describe()}")
     spec = models.BackboneSpec(config.backbone, config.height, config.width, config.base_width)
     p = min(config.p, len(label_map.pids))
-    per_epoch = max(1, min(config.epoch_steps, config.steps))
-    steps = math.ceil(config.steps / per_epoch) * per_epoch
+    per_epoch, epochs = training.epoch_plan(config)
+    steps = epochs * per_epoch
     rng = np.random.default_rng(config.seed)
     tf.random.set_seed(config.seed)
     rows = keep[data.pk_batches(labels[keep], p, config.k, steps, rng)].reshape(-1)
     aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
-    load = data.image_loader(table.images, spec.height, spec.width, aug)
-    ds = data.indexed_dataset(rows, load, (labels[rows],), batch=p * config.k)
+
+    def dataset(spec: models.BackboneSpec):
+        load = data.image_loader(table.images, spec.height, spec.width, aug)
+        return data.indexed_dataset(rows, load, (labels[rows],), batch=p * config.k)
+    # with init_model the input size is the loaded model's, known only once loaded
+    ds = None if init_model else dataset(spec)
     with acc.strategy.scope():
         if init_model:
             asked = (config.height, config.width) if config.height or config.width else None
             spec, backbone, _ = export.load_base_model(init_model, asked)
-            load = data.image_loader(table.images, spec.height, spec.width, aug)
-            ds = data.indexed_dataset(rows, load, (labels[rows],), batch=p * config.k)
+            ds = dataset(spec)
         else:
             backbone = models.build_backbone(spec, config.weights)
         model = IdentityModel(backbone, len(label_map.pids), config)

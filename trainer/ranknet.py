@@ -10,7 +10,6 @@ by default (RankNetConfig.freeze_fraction).
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -88,8 +87,8 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
     table = data.read_split(train_files)
     rng = np.random.default_rng(config.seed)
     tf.random.set_seed(config.seed)
-    per_epoch = max(1, min(config.epoch_steps, config.steps))
-    steps = math.ceil(config.steps / per_epoch) * per_epoch
+    per_epoch, epochs = training.epoch_plan(config)
+    steps = epochs * per_epoch
     trip = triplets.sample_triplets(ranking, table.index_of(), steps * config.batch_triplets,
                                     rng, tuple(config.near_ranks), tuple(config.far_ranks),
                                     config.temperature, split_name=f"examples {train_files[0]}",

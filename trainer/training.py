@@ -5,7 +5,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from trainer import runtime
 from trainer.config import TrainConfig
@@ -61,12 +61,18 @@ class Progress(tf.keras.callbacks.Callback):
         runtime.log(f"{self.what} step {self.step}/{self.total} {shown}")
 
 
+def epoch_plan(config: TrainConfig) -> Tuple[int, int]:
+    """(steps per epoch, epochs): config.steps rounded up to whole epochs of
+    config.epoch_steps, the number of steps `fit` runs and its data must provide."""
+    per_epoch = max(1, min(config.epoch_steps, config.steps))
+    return per_epoch, math.ceil(config.steps / per_epoch)
+
+
 def fit(model: tf.keras.Model, dataset: tf.data.Dataset, config: TrainConfig,
         run_dir: Optional[str], what: str, images_per_step: int) -> Dict:
     """model.fit for config.steps steps in epochs of config.epoch_steps; TensorBoard logs
     under run_dir. Returns a summary (steps, minutes, images/s, last losses)."""
-    per_epoch = max(1, min(config.epoch_steps, config.steps))
-    epochs = math.ceil(config.steps / per_epoch)
+    per_epoch, epochs = epoch_plan(config)
     progress = Progress(what, images_per_step, epochs * per_epoch)
     callbacks: List[tf.keras.callbacks.Callback] = [progress]
     if run_dir:
