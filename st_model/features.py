@@ -121,13 +121,3 @@ def load_features(path: str, require_pid: bool = False) -> FeatureSet:
         return make_feature_set(data["features"], data["camera"], data["frame"],
                                 get("sequence"), get("pid"), get("name"), source=path)
 
-
-def save_features(path: str, fs: FeatureSet) -> None:
-    """Write a FeatureSet in the interchange format."""
-    arrays = dict(features=fs.features, camera=fs.camera, frame=fs.frame,
-                  sequence=fs.sequence)
-    if fs.pid is not None:
-        arrays["pid"] = fs.pid
-    if fs.name is not None:
-        arrays["name"] = fs.name
-    np.savez(path, **arrays)
