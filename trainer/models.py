@@ -6,8 +6,10 @@ average-pooled features (the embedding). Embeddings are L2-normalised by
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -186,26 +188,29 @@ def save_keras(directory: str, spec: BackboneSpec, backbone: keras.Model,
         _save_weights(head, os.path.join(directory, HEAD_WEIGHTS))
 
 
-def _save_weights(model: keras.Model, path: str) -> None:
-    # h5 needs a local file; copy when the destination is remote (gs://...).
+@contextlib.contextmanager
+def _local_file(path: str, upload: bool):
+    """A local path for an h5 file at `path` (h5 needs one): `path` itself when local,
+    else a temporary copy — downloaded first, or uploaded afterwards when `upload`."""
     if "://" not in path:
-        model.save_weights(path)
+        yield path
         return
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, os.path.basename(path))
+        if not upload:
+            tf.io.gfile.copy(path, local)
+        yield local
+        if upload:
+            tf.io.gfile.copy(local, path, overwrite=True)
+
+
+def _save_weights(model: keras.Model, path: str) -> None:
+    with _local_file(path, upload=True) as local:
         model.save_weights(local)
-        tf.io.gfile.copy(local, path, overwrite=True)
 
 
 def _load_weights(model: keras.Model, path: str) -> None:
-    if "://" not in path:
-        model.load_weights(path)
-        return
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, os.path.basename(path))
-        tf.io.gfile.copy(path, local)
+    with _local_file(path, upload=False) as local:
         model.load_weights(local)
 
 
