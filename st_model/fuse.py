@@ -85,11 +85,12 @@ def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionC
     return fused_ranking.write_ranking(output_dir, records())
 
 
-def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-             config: FusionConfig, q_node: Optional[np.ndarray] = None,
-             g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
-    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
-    query / gallery looked up when not given)."""
+def match_ranks(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
+                config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                g_node: Optional[np.ndarray] = None) -> metrics.MatchRanks:
+    """Ranks of every query's true matches (metrics.query_match_ranks) by vision
+    (tables None: cosine of the unit features) or by the fused score (node ids of
+    query / gallery looked up when not given); errors name the files."""
     if tables is None:
         score = lambda q, g: query.features[q] @ gallery.features[g].T  # noqa: E731
         what = "vision"
@@ -97,10 +98,19 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
         score = BlockScorer(tables, query, gallery, config, q_node, g_node)
         what = "fusion"
     try:
-        return metrics.evaluate_ranking(score, query.pid, query.camera, gallery.pid,
-                                        gallery.camera, source=f"{what} ranking")
+        return metrics.query_match_ranks(score, query.pid, query.camera, gallery.pid,
+                                         gallery.camera, source=f"{what} ranking")
     except ValueError as e:
         raise FeatureFileError(f"{query.source} / {gallery.source}: {e}") from None
+
+
+def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
+             config: FusionConfig, q_node: Optional[np.ndarray] = None,
+             g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
+    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
+    query / gallery looked up when not given)."""
+    return metrics.ranking_result(match_ranks(query, gallery, tables, config,
+                                              q_node, g_node))
 
 
 def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: FusionConfig,

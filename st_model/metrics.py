@@ -39,7 +39,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -323,35 +323,77 @@ def _block_ranks(score_fn: ScoreFn, q_idx: np.ndarray, table: np.ndarray,
     return 1 + count
 
 
-def _query_metrics(ranks: np.ndarray, filled: np.ndarray):
-    """Per query: best rank (eq. 1), AP (eq. 2) and INP (eq. 3) from match ranks."""
+def _sorted_ranks(ranks: np.ndarray, filled: np.ndarray) -> List[np.ndarray]:
+    """Each row's match ranks (eq. 4), ascending, without the padding."""
     r = np.sort(np.where(filled, ranks, np.iinfo(np.int64).max // 2), axis=1)
-    m = filled.sum(axis=1)
     i = np.arange(1, r.shape[1] + 1)[None, :]
     # distinct matches hold distinct ranks; should score_fn jitter between calls
     # (re-blocked float sums), keep r_(i) > r_(i-1) so AP stays a precision mean
     r = np.maximum.accumulate(r - i, axis=1) + i
-    last = np.arange(r.shape[0]), m - 1
-    # a left-to-right sum, so the padding (and hence the block size) cannot change it
-    ap = np.cumsum(i / r, axis=1)[last] / m
-    inp = m / r[last]
-    return r[:, 0], ap, inp
+    return [row[:m] for row, m in zip(r, filled.sum(axis=1))]
 
 
 # ------------------------------------------------------------------ public API
 
-def evaluate_ranking(score_fn: ScoreFn, query_pid, query_cam, gallery_pid, gallery_cam,
-                     query_block: int = DEFAULT_QUERY_BLOCK,
-                     gallery_block: int = DEFAULT_GALLERY_BLOCK, *,
-                     max_rank: int = DEFAULT_MAX_RANK, progress: bool = False,
-                     source: str = "evaluate_ranking") -> RankingResult:
-    """CMC rank-1/5/10 and mAP (eqs. 1-2) of `score_fn` under the Market protocol.
+@dataclass(frozen=True)
+class MatchRanks:
+    """The ranks of every evaluated query's true matches (eq. 4).
+
+    ranks[i] holds the 1-based ranks r_(1) < ... < r_(m) of the true matches of
+    query `queries[i]` (an index into the query set); queries come in evaluation
+    order (fewest matches first, then by index). `n_query` counts all queries,
+    the `excluded` ones had no true match.
+    """
+    queries: np.ndarray
+    ranks: Tuple[np.ndarray, ...]
+    n_query: int
+
+    @property
+    def excluded(self) -> int:
+        return self.n_query - int(self.queries.size)
+
+
+def _checked_ranks(ranks) -> np.ndarray:
+    r = np.asarray(ranks)
+    if r.ndim != 1 or r.size == 0 or not np.issubdtype(r.dtype, np.integer):
+        raise ValueError(f"match ranks must be a non-empty 1-D integer array, got "
+                         f"shape {r.shape}, dtype {r.dtype}")
+    if r[0] < 1 or (r.size > 1 and (np.diff(r) <= 0).any()):
+        raise ValueError(f"match ranks must be strictly increasing and >= 1, got "
+                         f"{r.tolist()[:10]}")
+    return r
+
+
+def best_rank(ranks) -> int:
+    """r_(1): the query counts as a hit at CMC rank k iff best_rank <= k (eq. 1)."""
+    return int(_checked_ranks(ranks)[0])
+
+
+def average_precision(ranks) -> float:
+    """AP_q = (1/m) sum_i i / r_(i) (eq. 2), summed left to right."""
+    r = _checked_ranks(ranks)
+    return float(np.cumsum(np.arange(1, r.size + 1) / r)[-1] / r.size)
+
+
+def inverse_negative_penalty(ranks) -> float:
+    """INP_q = m / r_(m) (eq. 3)."""
+    r = _checked_ranks(ranks)
+    return float(r.size / r[-1])
+
+
+def query_match_ranks(score_fn: ScoreFn, query_pid, query_cam, gallery_pid,
+                      gallery_cam, query_block: int = DEFAULT_QUERY_BLOCK,
+                      gallery_block: int = DEFAULT_GALLERY_BLOCK, *,
+                      progress: bool = False,
+                      source: str = "query_match_ranks") -> MatchRanks:
+    """Ranks (eq. 4) of the true matches of every query that has one.
 
     score_fn(q_idx, g_idx) -> [len(q_idx), len(g_idx)] scores (higher = more
     similar) for query indices q_idx and gallery indices g_idx; it is called with
     at most query_block x gallery_block pairs at a time and must give a pair the
-    same score whatever else is in the call. Ties follow the stable rule of the
-    module docstring. `progress` reports to stderr; `source` prefixes error messages.
+    same score whatever else is in the call. Junk and the query's own-camera
+    images of its identity are removed; ties follow the stable rule of the module
+    docstring. `progress` reports to stderr; `source` prefixes error messages.
 
     Raises ValueError on length mismatches, non-integer labels, NaN scores, an
     empty query set, and a split with no valid query.
@@ -360,7 +402,6 @@ def evaluate_ranking(score_fn: ScoreFn, query_pid, query_cam, gallery_pid, galle
     gp, gc = _pair(gallery_pid, gallery_cam, "gallery", source)
     query_block = _positive_int(query_block, "query_block", source)
     gallery_block = _positive_int(gallery_block, "gallery_block", source)
-    max_rank = _positive_int(max_rank, "max_rank", source)
     if qp.size == 0:
         raise ValueError(f"{source}: the query set is empty")
     if gp.size == 0:
@@ -371,27 +412,51 @@ def evaluate_ranking(score_fn: ScoreFn, query_pid, query_cam, gallery_pid, galle
         raise ValueError(f"{source}: a split with no valid queries: none of the "
                          f"{qp.size} queries has a true match (same pid > 0, other "
                          f"camera) in the {gp.size}-image gallery")
-    best = np.empty(n_eval, np.int64)
-    ap = np.empty(n_eval)
-    inp = np.empty(n_eval)
+    ranks: List[np.ndarray] = []
     t0, shown = time.monotonic(), time.monotonic()
     for lo in range(0, n_eval, query_block):
         sel = slice(lo, min(lo + query_block, n_eval))
         q_idx = matches.queries[sel]
         table, filled = _match_table(matches, sel)
         thresh = _match_scores(score_fn, q_idx, table, filled, gallery_block, source)
-        ranks = _block_ranks(score_fn, q_idx, table, thresh,
+        block = _block_ranks(score_fn, q_idx, table, thresh,
                              _ignored_pairs(matches, sel), gp, gallery_block, source)
-        best[sel], ap[sel], inp[sel] = _query_metrics(ranks, filled)
+        ranks.extend(_sorted_ranks(block, filled))
         if progress and (time.monotonic() - shown > 2.0 or sel.stop == n_eval):
             shown = time.monotonic()
             print(f"{source}: ranked {sel.stop}/{n_eval} queries against "
                   f"{gp.size} gallery images ({shown - t0:.1f} s)", file=sys.stderr)
+    return MatchRanks(matches.queries, tuple(ranks), int(qp.size))
+
+
+def evaluate_ranking(score_fn: ScoreFn, query_pid, query_cam, gallery_pid, gallery_cam,
+                     query_block: int = DEFAULT_QUERY_BLOCK,
+                     gallery_block: int = DEFAULT_GALLERY_BLOCK, *,
+                     max_rank: int = DEFAULT_MAX_RANK, progress: bool = False,
+                     source: str = "evaluate_ranking") -> RankingResult:
+    """CMC rank-1/5/10, mAP and mINP (eqs. 1-3) of `score_fn` under the Market
+    protocol: the means over the queries of `query_match_ranks` (same arguments)."""
+    max_rank = _positive_int(max_rank, "max_rank", source)
+    matched = query_match_ranks(score_fn, query_pid, query_cam, gallery_pid,
+                                gallery_cam, query_block, gallery_block,
+                                progress=progress, source=source)
+    return ranking_result(matched, max_rank)
+
+
+def ranking_result(matched: MatchRanks,
+                   max_rank: int = DEFAULT_MAX_RANK) -> RankingResult:
+    """Rank-k (eq. 1), mAP (eq. 2) and mINP (eq. 3): means over the evaluated
+    queries of the per-query values, in percent."""
+    max_rank = _positive_int(max_rank, "max_rank", "ranking_result")
+    n_eval = matched.queries.size
+    best = np.array([best_rank(r) for r in matched.ranks], np.int64)
+    ap = np.array([average_precision(r) for r in matched.ranks])
+    inp = np.array([inverse_negative_penalty(r) for r in matched.ranks])
     cmc = [100.0 * float(np.count_nonzero(best <= k)) / n_eval
            for k in range(1, max(max_rank, 10) + 1)]
     return RankingResult(rank1=cmc[0], rank5=cmc[4], rank10=cmc[9],
                          mAP=100.0 * float(ap.mean()), queries=int(n_eval),
-                         excluded=int(qp.size - n_eval), mINP=100.0 * float(inp.mean()),
+                         excluded=matched.excluded, mINP=100.0 * float(inp.mean()),
                          cmc=tuple(cmc[:max_rank]))
 
 

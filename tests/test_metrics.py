@@ -110,6 +110,37 @@ def test_hand_computed_case(counting):
     assert short.cmc == r.cmc[:3] and short.rank10 == r.rank10
 
 
+def test_hand_computed_match_ranks_and_per_query_values():
+    m = metrics.query_match_ranks(lookup(HAND), Q_PID, Q_CAM, G_PID, G_CAM)
+    assert m.n_query == 4 and m.excluded == 2
+    assert dict(zip(m.queries.tolist(), [r.tolist() for r in m.ranks])) == \
+        {0: [1, 4], 1: [3]}
+    assert metrics.best_rank([1, 4]) == 1 and metrics.best_rank([3]) == 3
+    assert metrics.average_precision([1, 4]) == pytest.approx(0.75, abs=1e-15)
+    assert metrics.average_precision([3]) == pytest.approx(1 / 3, abs=1e-15)
+    assert metrics.inverse_negative_penalty([1, 4]) == 0.5
+    r = metrics.ranking_result(m, max_rank=5)
+    assert (r.rank1, r.rank5, r.queries, r.excluded) == (50.0, 100.0, 2, 2)
+    for bad in ([], [0, 2], [3, 3], [4, 2], [[1, 2]], [1.0, 2.0]):
+        with pytest.raises(ValueError, match="match ranks must"):
+            metrics.average_precision(np.array(bad))
+
+
+def test_match_ranks_agree_with_brute_force_positions():
+    rng = np.random.default_rng(11)
+    scores, q_pid, q_cam, g_pid, g_cam = random_problem(rng, 40, 200, kind="ties")
+    m = metrics.query_match_ranks(lookup(scores), q_pid, q_cam, g_pid, g_cam, 6, 17)
+    got = dict(zip(m.queries.tolist(), m.ranks))
+    for q in range(len(q_pid)):
+        keep = (g_pid != -1) & ~((g_pid == q_pid[q]) & (g_cam == q_cam[q]))
+        order = np.argsort(-scores[q], kind="stable")
+        order = order[keep[order]]
+        pos = np.flatnonzero((g_pid[order] == q_pid[q]) & (q_pid[q] > 0)) + 1
+        if pos.size:
+            np.testing.assert_array_equal(got.pop(q), pos)
+    assert not got and m.excluded == len(q_pid) - m.queries.size > 0
+
+
 def test_tie_rule_follows_gallery_index():
     # move query 1's match (pid 2, cam 3) to gallery index 0 and the pid-1 image
     # there to index 6: the three-way tie at .6 now puts the match first.
