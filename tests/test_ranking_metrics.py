@@ -103,13 +103,15 @@ def drop(reference):
 _runs = {}
 
 
-def analyse(uri, tmp_root, min_rank1, max_drop, with_baseline, has_baseline):
+def analyse(uri, tmp_root, min_rank1, max_drop, with_baseline, has_baseline,
+            beam_args=()):
     """One TFMA run (shared between tests); returns (blessed, output path)."""
-    key = (uri, min_rank1, max_drop, with_baseline, has_baseline)
+    key = (uri, min_rank1, max_drop, with_baseline, has_baseline, tuple(beam_args))
     if key not in _runs:
         out = os.path.join(tmp_root, f"tfma_{len(_runs)}")
         cfg = rm.ranking_eval_config(min_rank1, max_drop, with_baseline)
-        _runs[key] = (rm.run_ranking_analysis(uri, out, cfg, has_baseline), out)
+        _runs[key] = (rm.run_ranking_analysis(uri, out, cfg, has_baseline,
+                                              list(beam_args)), out)
     return _runs[key]
 
 
@@ -198,8 +200,11 @@ def test_tfma_metrics_agree_with_st_model_for_candidate_and_baseline(
 def test_fused_rank1_drop_beyond_tolerance_is_not_blessed(examples_uri, drop,
                                                           tmp_path_factory):
     uri, _ = examples_uri
+    # in separate worker processes: the metrics import by name and pickle
     blessed, out = analyse(uri, str(tmp_path_factory.getbasetemp()), 0.0, drop - 1.0,
-                           with_baseline=True, has_baseline=True)
+                           with_baseline=True, has_baseline=True,
+                           beam_args=("--direct_running_mode=multi_processing",
+                                      "--direct_num_workers=2"))
     assert not blessed
     failures = tfma.load_validation_result(out).metric_validations_per_slice
     failed = {f.metric_key.name for s in failures for f in s.failures}
