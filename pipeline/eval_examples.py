@@ -2,7 +2,7 @@
 (pipeline/ranking_metrics.py).
 
 One tf.Example per evaluated query (a query with a true match under the Market
-protocol of st_model.metrics), in query order:
+protocol of st_model.metrics), in query order (schema: schemas/eval_examples.pbtxt):
 
   query_name (bytes), query_index (int64, index into the query set),
   vision_ranks (int64 list): the sorted 1-based ranks r_(1) < ... < r_(m) of the

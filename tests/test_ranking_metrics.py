@@ -13,6 +13,8 @@ import pytest
 
 from pipeline import eval_examples as ee
 from pipeline import ranking_metrics as rm
+from pipeline.schema_check import ExampleValidator
+from schemas import schema_path
 from st_model import fuse
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model, frame_span
@@ -150,7 +152,10 @@ def test_eval_examples_hold_every_evaluated_query_and_list_the_excluded(
     assert index == sorted(index)
     ranks = fuse.match_ranks(cand.query, cand.gallery, cand.tables, CONFIG)
     fused = dict(zip(ranks.queries.tolist(), ranks.ranks))
+    schema = ExampleValidator.from_pbtxt(schema_path("eval_examples"))
     for q, f in zip(index, records):
+        values = {k: list(getattr(v, v.WhichOneof("kind")).value) for k, v in f.items()}
+        assert schema.problems(values) == []
         assert f["query_name"].bytes_list.value[0].decode() == cand.query.names[q]
         np.testing.assert_array_equal(f["fused_ranks"].int64_list.value, fused[q])
         assert set(f) == {"query_name", "query_index", "prediction", "vision_ranks",
