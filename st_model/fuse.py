@@ -85,17 +85,23 @@ def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionC
     return fused_ranking.write_ranking(output_dir, records())
 
 
+def score_function(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
+                   config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                   g_node: Optional[np.ndarray] = None) -> metrics.ScoreFn:
+    """score_fn(q_idx, g_idx) of the query × gallery ranking: cosine similarity of the
+    (unit) features for vision (tables None), else the fused score (BlockScorer)."""
+    if tables is None:
+        return lambda q, g: query.features[q] @ gallery.features[g].T
+    return BlockScorer(tables, query, gallery, config, q_node, g_node)
+
+
 def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
              config: FusionConfig, q_node: Optional[np.ndarray] = None,
              g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
     """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
     query / gallery looked up when not given)."""
-    if tables is None:
-        score = lambda q, g: query.features[q] @ gallery.features[g].T  # noqa: E731
-        what = "vision"
-    else:
-        score = BlockScorer(tables, query, gallery, config, q_node, g_node)
-        what = "fusion"
+    score = score_function(query, gallery, tables, config, q_node, g_node)
+    what = "vision" if tables is None else "fusion"
     try:
         return metrics.evaluate_ranking(score, query.pid, query.camera, gallery.pid,
                                         gallery.camera, source=f"{what} ranking")
