@@ -153,6 +153,7 @@ def ranked_queries(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTa
         if fs.pid is None:
             raise ValueError(f"{fs.source}: missing array pid (needed to frame true "
                              f"matches in the ranked results)")
+    config = config.resolved()       # the rules fuse() evaluates with
     vision = score_function(query, gallery, None, config)
     fused = None if tables is None else score_function(query, gallery, tables, config)
     out = []
