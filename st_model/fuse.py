@@ -85,18 +85,24 @@ def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionC
     return fused_ranking.write_ranking(output_dir, records())
 
 
+def score_function(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
+                   config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                   g_node: Optional[np.ndarray] = None) -> metrics.ScoreFn:
+    """score_fn(q_idx, g_idx) of the query × gallery ranking: cosine similarity of the
+    (unit) features for vision (tables None), else the fused score (BlockScorer)."""
+    if tables is None:
+        return lambda q, g: query.features[q] @ gallery.features[g].T
+    return BlockScorer(tables, query, gallery, config, q_node, g_node)
+
+
 def match_ranks(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
                 config: FusionConfig, q_node: Optional[np.ndarray] = None,
                 g_node: Optional[np.ndarray] = None) -> metrics.MatchRanks:
     """Ranks of every query's true matches (metrics.query_match_ranks) by vision
     (tables None: cosine of the unit features) or by the fused score (node ids of
     query / gallery looked up when not given); errors name the files."""
-    if tables is None:
-        score = lambda q, g: query.features[q] @ gallery.features[g].T  # noqa: E731
-        what = "vision"
-    else:
-        score = BlockScorer(tables, query, gallery, config, q_node, g_node)
-        what = "fusion"
+    score = score_function(query, gallery, tables, config, q_node, g_node)
+    what = "vision" if tables is None else "fusion"
     try:
         return metrics.query_match_ranks(score, query.pid, query.camera, gallery.pid,
                                          gallery.camera, source=f"{what} ranking")

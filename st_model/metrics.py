@@ -460,6 +460,40 @@ def ranking_result(matched: MatchRanks,
                          cmc=tuple(cmc[:max_rank]))
 
 
+def evaluable_queries(query_pid, query_cam, gallery_pid, gallery_cam,
+                      source: str = "evaluable_queries") -> np.ndarray:
+    """Indices (ascending) of the queries with at least one true match: those that
+    evaluate_ranking averages over."""
+    qp, qc = _pair(query_pid, query_cam, "query", source)
+    gp, gc = _pair(gallery_pid, gallery_cam, "gallery", source)
+    return np.sort(_true_matches(qp, qc, gp, gc).queries)
+
+
+def ranked_gallery(score_fn: ScoreFn, q: int, query_pid, query_cam, gallery_pid,
+                   gallery_cam, top: int, gallery_block: int = DEFAULT_GALLERY_BLOCK,
+                   source: str = "ranked_gallery"
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `top` gallery images of query q's ranking under the protocol of the
+    module docstring (junk and q's identity seen by q's camera removed, ties by
+    gallery index): (gallery indices, scores, whether each is a true match)."""
+    qp, qc = _pair(query_pid, query_cam, "query", source)
+    gp, gc = _pair(gallery_pid, gallery_cam, "gallery", source)
+    top = _positive_int(top, "top", source)
+    if not 0 <= q < qp.size:
+        raise ValueError(f"{source}: query index {q} outside [0, {qp.size})")
+    pid, cam = qp[q], qc[q]
+    same_id = (gp == pid) & (pid > DISTRACTOR_PID)
+    valid = np.flatnonzero((gp != JUNK_PID) & ~(same_id & (gc == cam)))
+    q_idx = np.array([q], np.int64)
+    step = _positive_int(gallery_block, "gallery_block", source)
+    scores = np.concatenate(
+        [_score_block(score_fn, q_idx, valid[lo:lo + step], source)[0]
+         for lo in range(0, valid.size, step)] or [np.zeros(0)])
+    order = np.argsort(-scores, kind="stable")[:top]   # stable: ties by gallery index
+    g = valid[order]
+    return g, scores[order], same_id[g] & (gc[g] != cam)
+
+
 def _checked_features(x, what: str, source: str) -> np.ndarray:
     """Features as an [N, D] array whose rows are finite and non-zero (checked in
     chunks, so no copy of the whole matrix is made)."""

@@ -60,18 +60,23 @@ class SplitFeatures:
     names: List[str]
 
 
+def image_features(paths: Sequence[str]) -> np.ndarray:
+    """Colour features [N, D] of the image files `paths`."""
+    feats = []
+    for path in paths:
+        with Image.open(path) as im:
+            feats.append(colour_histogram(im))
+    d = STRIPES * (H_BINS + S_BINS + V_BINS)
+    return np.stack(feats) if feats else np.zeros((0, d), np.float32)
+
+
 def dataset_features(root: str) -> Dict[str, SplitFeatures]:
     """Colour features of every split of a Market-layout folder."""
     listing = read_dataset_folder(root)
     out = {}
     for split, recs in listing.splits.items():
-        feats = []
-        for r in recs:
-            with Image.open(r.path) as im:
-                feats.append(colour_histogram(im))
-        d = STRIPES * (H_BINS + S_BINS + V_BINS)
         out[split] = SplitFeatures(
-            np.stack(feats) if feats else np.zeros((0, d), np.float32),
+            image_features([r.path for r in recs]),
             np.array([r.point.pid for r in recs], np.int64),
             np.array([r.point.camera for r in recs], np.int64),
             [r.name for r in recs])

@@ -364,3 +364,28 @@ def test_drifting_score_fn_cannot_push_precision_above_one():
     g_pid, g_cam = np.array([1, 1, 1, 2]), np.array([2, 3, 4, 2])
     r = evaluate_ranking(drifting, [1], [1], g_pid, g_cam, gallery_block=2)
     assert r.mAP == pytest.approx(100.0) and r.mINP == pytest.approx(100.0)
+
+
+def test_ranked_gallery_and_evaluable_queries_follow_the_protocol():
+    fn = lookup(HAND)
+    g, s, match = metrics.ranked_gallery(fn, 0, Q_PID, Q_CAM, G_PID, G_CAM, top=10)
+    assert g.tolist() == [0, 4, 1, 5, 6] and match.tolist() == [1, 0, 0, 1, 0]
+    np.testing.assert_allclose(s, [0.9, 0.85, 0.8, 0.7, 0.2])
+    g, _, match = metrics.ranked_gallery(fn, 1, Q_PID, Q_CAM, G_PID, G_CAM, top=3,
+                                         gallery_block=2)
+    assert g.tolist() == [2, 4, 6] and match.tolist() == [0, 0, 1]      # tie rule
+    assert metrics.evaluable_queries(Q_PID, Q_CAM, G_PID, G_CAM).tolist() == [0, 1]
+    rng = np.random.default_rng(9)
+    scores, q_pid, q_cam, g_pid, g_cam = random_problem(rng, 30, 120, kind="inf")
+    ref = brute_force(scores, q_pid, q_cam, g_pid, g_cam)
+    firsts = []
+    for q in metrics.evaluable_queries(q_pid, q_cam, g_pid, g_cam):
+        _, _, match = metrics.ranked_gallery(lookup(scores), q, q_pid, q_cam, g_pid,
+                                             g_cam, top=120, gallery_block=7)
+        firsts.append(1 + int(np.argmax(match)))
+    assert len(firsts) == ref["queries"]
+    assert 100.0 * np.mean(np.array(firsts) == 1) == pytest.approx(ref["rank1"])
+    np.testing.assert_allclose([100.0 * np.mean(np.array(firsts) <= k)
+                                for k in range(1, 51)], ref["cmc"])
+    with pytest.raises(ValueError, match="query index 4 outside"):
+        metrics.ranked_gallery(fn, 4, Q_PID, Q_CAM, G_PID, G_CAM, top=3)

@@ -1,0 +1,215 @@
+"""The run report: ranked results follow the evaluation's scoring and protocol, and the
+HTML shows the given figures, framed pictures and gate decision, self-contained."""
+import os
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck, GateDecision,
+                                 RoundResult, attach_images, evaluate_round,
+                                 load_images, ranked_queries, write_run_report)
+from st_model import metrics
+from st_model.config import FusionConfig
+from st_model.fuse import evaluate
+from st_model.st_artifact import save_st_model
+import report_case
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    sets = report_case.build_case()
+    tables = report_case.st_tables(sets["train"])
+    uri = report_case.write_examples(str(tmp_path_factory.mktemp("examples")),
+                                     {s: sets[s] for s in ("query", "gallery")})
+    return sets, tables, uri
+
+
+class _Page(HTMLParser):
+    """Every element's tag and attributes with its text, in document order."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.elements, self.stack = [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        el = {"tag": tag, "attrs": dict(attrs), "text": "", "parents": list(self.stack)}
+        self.elements.append(el)
+        if tag not in ("img", "meta", "br"):
+            self.stack.append(el)
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()["tag"] == tag:
+                break
+
+    def handle_data(self, data):
+        for el in self.stack:
+            el["text"] += data
+
+    def find(self, tag=None, **attrs):
+        return [e for e in self.elements if (tag is None or e["tag"] == tag)
+                and all(e["attrs"].get(k.rstrip("_").replace("_", "-")) == v
+                        for k, v in attrs.items())]
+
+
+def _first_match_rank(score_fn, q, query, gallery):
+    """Rank of the first true match of query q, by evaluate_ranking on it alone."""
+    res = metrics.evaluate_ranking(lambda qi, gi: score_fn(np.full_like(qi, q), gi),
+                                   query.pid[q:q + 1], query.camera[q:q + 1],
+                                   gallery.pid, gallery.camera, max_rank=len(gallery))
+    return 1 + int(np.argmax(np.array(res.cmc) > 0))
+
+
+def test_ranked_lists_follow_the_protocol_and_the_evaluated_scoring(case):
+    sets, tables, _ = case
+    q, g = sets["query"], sets["gallery"]
+    config = FusionConfig()
+    ranked = ranked_queries(q, g, tables, config, n_queries=5, top=10, seed=3)
+    assert len(ranked) == 5 and len({r.name for r in ranked}) == 5
+    assert [r.name for r in ranked] == [r.name for r in ranked_queries(
+        q, g, tables, config, n_queries=5, seed=3)]                       # seeded
+    names = list(q.names)
+    from st_model.fuse import score_function
+    vision = score_function(q, g, None, config)
+    fused = score_function(q, g, tables, config)
+    for r in ranked:
+        qi = names.index(r.name)
+        for entries, fn in ((r.vision, vision), (r.fused, fused)):
+            assert len(entries) == 10
+            scores = [e.score for e in entries]
+            assert scores == sorted(scores, reverse=True)
+            for e in entries:
+                assert e.pid != -1                                  # no junk
+                assert not (e.pid == r.pid and e.camera == r.camera)  # nor own camera
+                assert e.match == (e.pid == r.pid)
+            first = next(i for i, e in enumerate(entries, 1) if e.match)
+            assert first == _first_match_rank(fn, qi, q, g)
+    # the fused lists are not the vision lists (the ST model matters here)
+    assert any([e.name for e in r.vision] != [e.name for e in r.fused] for r in ranked)
+
+
+def test_queries_with_a_true_match_come_first_and_vision_only_has_no_fused_row(case):
+    sets, _, _ = case
+    q, g = sets["query"], sets["gallery"]
+    keep = np.flatnonzero(~np.isin(g.pid, [1, 2, 3]) | (g.camera == 1))
+    g_cut = g.subset(keep)            # ids 1-3 lose every other-camera image
+    ranked = ranked_queries(q, g_cut, None, FusionConfig(), n_queries=9)
+    assert {r.pid for r in ranked} == set(range(4, 13))
+    assert all(r.fused == [] for r in ranked)
+    more = ranked_queries(q, g_cut, None, FusionConfig(), n_queries=11)
+    assert len(more) == 11 and len({r.pid for r in more} & {1, 2, 3}) == 2
+
+
+def _gate():
+    return GateDecision(False, [
+        GateCheck("fused rank-1 (absolute)", 41.25, 50.0, ">="),
+        GateCheck("fused rank-1 change vs baseline", -2.5, -1.0, ">=", baseline=43.75)],
+        baseline="models/round1 (run 7)", candidate="models/round2")
+
+
+def test_report_shows_the_figures_framed_pictures_and_gate(case, tmp_path):
+    sets, tables, uri = case
+    config = FusionConfig()
+    q, g = sets["query"], sets["gallery"]
+    ranked = attach_images(ranked_queries(q, g, tables, config, n_queries=4), uri)
+    vis, fus = evaluate(q, g, None, config), evaluate(q, g, tables, config)
+    plot = str(tmp_path / "st_model.png")
+    from st_model.plot import plot_st_model
+    plot_st_model(tables.model, sets["train"], plot)
+    rounds = [RoundResult("round 0", {"rank1": 12.5, "rank5": 25.0, "rank10": 37.5,
+                                      "mAP": 10.125, "queries": 12},
+                          {"rank1": 20.0, "rank5": 30.0, "rank10": 40.0, "mAP": 15.5},
+                          [12.5] * 50, [20.0] * 50),
+              RoundResult.from_rankings("round 1", vis, fus, plot, ranked)]
+    path = write_run_report(str(tmp_path / "report.html"), rounds, _gate(),
+                            links={"ST model plot": plot})
+    text = open(path, encoding="utf-8").read()
+    page = _Page(text)
+
+    # the metric numbers shown are the inputs
+    for r in rounds:
+        table = page.find("table", data_round=r.name)[0]
+        for what, m in (("vision", r.vision), ("fused", r.fused)):
+            row = next(e for e in page.find("tr", data_ranking=what)
+                       if table in e["parents"])
+            for key in ("rank1", "rank5", "rank10", "mAP"):
+                cell = next(e for e in page.find("td", data_metric=key)
+                            if row in e["parents"])
+                assert cell["text"] == f"{m[key]:.2f}"
+    assert "10.12" in page.find("table", data_round="round 0")[0]["text"]
+
+    # one framed picture per top-10 entry per row, frame colour = truth
+    blocks = [e for e in page.find("div") if e["attrs"].get("data-query")]
+    assert [b["attrs"]["data-query"] for b in blocks] == [r.name for r in ranked]
+    seen = set()
+    for block, r in zip(blocks, ranked):
+        for what, entries in (("vision", r.vision), ("fused", r.fused)):
+            row = next(e for e in page.find("div", data_ranking=what)
+                       if block in e["parents"])
+            imgs = [e for e in page.find("img") if row in e["parents"]]
+            assert len(imgs) == 10
+            for img, e in zip(imgs, entries):
+                colour = MATCH_COLOUR if e.match else WRONG_COLOUR
+                assert img["attrs"]["style"] == f"border-color:{colour}"
+                assert img["attrs"]["alt"] == e.name
+                seen.add(e.match)
+    assert seen == {True, False}
+
+    # self-contained: every image a data URI, no external reference of any kind
+    imgs = page.find("img")
+    assert len(imgs) == 4 * 21 + 2 + 1                      # + 2 CMC + 1 ST plot
+    assert all(i["attrs"]["src"].startswith("data:image/") for i in imgs)
+    assert not re.search(r"(src|href)=\"(https?:|//|file:)", text)
+    assert "<script" not in text and "<link" not in text and "url(" not in text
+    assert page.find("a")[0]["attrs"]["href"] == "st_model.png"
+
+    gate = page.find("div", class_="gate not-blessed")[0]["text"]
+    assert "NOT BLESSED" in gate
+    checks = [e["text"] for e in page.find("tr", class_="check")]
+    assert checks[0] == "fused rank-1 (absolute)41.25≥ 50.00–FAIL"
+    assert checks[1] == "fused rank-1 change vs baseline-2.50≥ -1.0043.75FAIL"
+    assert "models/round1 (run 7)" in page.find("body")[0]["text"]
+    assert not page.find("p", class_="missing-count")
+
+
+def test_blessed_gate_missing_images_and_bad_inputs(case, tmp_path):
+    sets, tables, uri = case
+    q, g = sets["query"], sets["gallery"]
+    ranked = ranked_queries(q, g, tables, FusionConfig(), n_queries=2)   # no images
+    r = RoundResult("round 0", {"rank1": 1.0}, {"rank1": 2.0}, ranked=ranked)
+    gate = GateDecision(True, [GateCheck("fused rank-1", 60.0, 50.0)])
+    page = _Page(open(write_run_report(str(tmp_path / "a.html"), [r], gate),
+                      encoding="utf-8").read())
+    assert "BLESSED" in page.find("div", class_="gate blessed")[0]["text"]
+    assert page.find("tr", class_="check")[0]["text"].endswith("pass")
+    assert "No baseline" in page.find("body")[0]["text"]
+    assert "42 image(s) could not be shown" in \
+        page.find("p", class_="missing-count")[0]["text"]
+    assert "CMC curves not recorded" in page.find("body")[0]["text"]
+    page = _Page(open(write_run_report(str(tmp_path / "b.html"), [r], None),
+                      encoding="utf-8").read())
+    assert page.find("p", class_="gate-none")
+    with pytest.raises(ValueError, match="no image named nobody.png"):
+        load_images(uri, "gallery", ["nobody.png", str(g.names[0])])
+    with pytest.raises(FileNotFoundError, match="nothing.png does not exist"):
+        write_run_report(str(tmp_path / "c.html"),
+                         [RoundResult("r", {}, {}, st_plot=str(tmp_path / "nothing.png"))])
+    with pytest.raises(ValueError, match="comparison must be"):
+        GateCheck("fused rank-1", 60.0, 50.0, ">")
+    with pytest.raises(ValueError, match="at least one round"):
+        write_run_report(str(tmp_path / "d.html"), [])
+
+
+def test_evaluate_round_from_saved_files_matches_the_evaluation(case, tmp_path):
+    sets, tables, uri = case
+    q, g = sets["query"], sets["gallery"]
+    model = save_st_model(tables.model, str(tmp_path / "st_model.npz"))
+    r = evaluate_round("round 0", q, g, model, FusionConfig(), examples_uri=uri,
+                       n_queries=3)
+    assert r.fused == evaluate(q, g, tables, FusionConfig()).as_dict()
+    assert r.vision_cmc[0] == r.vision["rank1"] and len(r.fused_cmc) == 50
+    assert len(r.ranked) == 3 and all(e.image for x in r.ranked for e in x.fused)
+    assert os.path.isfile(write_run_report(str(tmp_path / "r.html"), [r]))
