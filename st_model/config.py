@@ -6,7 +6,7 @@ bin width) are made on the unlabeled train split by documented rules
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, Optional
 
 FUSIONS = ("loglinear", "bayes", "logistic")
@@ -36,6 +36,19 @@ class FusionConfig:
         d = asdict(self)
         d["logistic"] = list(self.logistic)
         return d
+
+    @classmethod
+    def from_dict(cls, values: Optional[Dict[str, Any]],
+                  where: str = "fusion config") -> "FusionConfig":
+        """From as_dict()-style values (JSON); unknown keys are an error."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown option(s) {unknown}; known: {sorted(known)}")
+        if "logistic" in values:
+            values["logistic"] = tuple(values["logistic"])
+        return cls(**values)
 
     def resolved(self) -> "FusionConfig":
         """Mode presets: `tfusion` keeps the paper's rules unless overridden."""

@@ -85,6 +85,26 @@ def embed_folder(model: Union[str, export.Embedder], root: str,
     return out
 
 
+def embed_serialized(embedder: export.Embedder, serialized: Sequence[bytes]) -> Arrays:
+    """Embed serialized re-ID tf.Examples (reid_examples schema) with their metadata."""
+    spec = data._feature_spec(with_image=False)
+    parsed = tf.io.parse_example(tf.constant(list(serialized), tf.string), spec)
+    out = {k: parsed[k].numpy().astype(np.int64) for k in data.INT_FIELDS}
+    out["name"] = np.array([n.decode() for n in parsed["image_name"].numpy()], dtype=str)
+    out["features"] = embedder.embed_examples(list(serialized)).astype(np.float32)
+    return out
+
+
+def concat_sorted(parts: Sequence[Arrays], what: str) -> Arrays:
+    """Concatenate per-batch arrays (any order) into one split ordered by image name."""
+    parts = [p for p in parts if len(p["name"])]
+    if not parts:
+        raise ValueError(f"embed {what}: no images")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(out["name"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
 def write_features(path: str, arrays: Arrays) -> str:
     """Write one .npz in the interchange format."""
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")

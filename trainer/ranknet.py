@@ -76,6 +76,36 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
              config: RankNetConfig, export_dir: Optional[str] = None,
              run_dir: Optional[str] = None) -> Dict:
     """Fine-tune `base_model` on the target train split with RankNet; export if asked."""
+    check_base_model_size(base_model, config)
+    ranking = triplets.read_fused_ranking(ranking_uri)
+    table = data.read_split(train_files)
+    trip = triplets.sample_for_config(ranking, table, config, f"examples {train_files[0]}")
+    runtime.log(f"ranknet: {len(ranking)} ranked anchors, {len(trip)} triples, "
+                f"τ={trip.temperature:.4g}, mean target {trip.target.mean():.3f}")
+    return train_ranknet(table.images, trip.rows(), trip.target, base_model, config,
+                         export_dir, run_dir,
+                         summary={"triplets": len(trip), "temperature": trip.temperature,
+                                  "skipped": trip.skipped},
+                         extra={"fused_ranking": ranking_uri})
+
+
+def transfer_from_triplets(triplet_files: Sequence[str], base_model: str,
+                           config: RankNetConfig, export_dir: Optional[str] = None,
+                           run_dir: Optional[str] = None) -> Dict:
+    """RankNet on a triplets Examples artifact (trainer/triplets.py, written by the
+    pipeline's TripletGen from a fused ranking): the TFX path, where the ranking reaches
+    the Trainer as an artifact with lineage rather than as a URI."""
+    check_base_model_size(base_model, config)
+    table = triplets.read_triplet_examples(triplet_files)
+    runtime.log(f"ranknet: {len(table.target)} triples over {len(table.images)} images "
+                f"from {triplet_files[0]}, mean target {table.target.mean():.3f}")
+    return train_ranknet(table.images, table.rows, table.target, base_model, config,
+                         export_dir, run_dir, summary={"triplets": len(table.target)},
+                         extra={"triplets": os.path.dirname(triplet_files[0])})
+
+
+def check_base_model_size(base_model: str, config: RankNetConfig) -> None:
+    """An explicit height/width must be the base model's input size."""
     asked = (config.height, config.width) if config.height or config.width else None
     spec = models.BackboneSpec.from_json(models.read_spec(_keras_dir(base_model))["spec"])
     if asked is not None and tuple(asked) != (spec.height, spec.width):
@@ -83,24 +113,21 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
             f"base model {base_model} takes {spec.height}x{spec.width} images but "
             f"{asked[0]}x{asked[1]} were asked for (height/width); drop them or pretrain "
             "a model of that size")
-    ranking = triplets.read_fused_ranking(ranking_uri)
-    table = data.read_split(train_files)
-    rng = np.random.default_rng(config.seed)
+
+
+def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
+                  base_model: str, config: RankNetConfig,
+                  export_dir: Optional[str] = None, run_dir: Optional[str] = None,
+                  summary: Optional[Dict] = None, extra: Optional[Dict] = None) -> Dict:
+    """Fit RankNet on triples `rows` [N, 3] (a, i, j indices into `images`, encoded
+    bytes) with targets P̄_ij; the data cycles when the steps need more than N triples."""
     tf.random.set_seed(config.seed)
     per_epoch, epochs = training.epoch_plan(config)
-    steps = epochs * per_epoch
-    trip = triplets.sample_triplets(ranking, table.index_of(), steps * config.batch_triplets,
-                                    rng, tuple(config.near_ranks), tuple(config.far_ranks),
-                                    config.temperature, split_name=f"examples {train_files[0]}",
-                                    camera=table.camera if config.same_camera_pairs else None,
-                                    reciprocal_k=config.reciprocal_k)
-    runtime.log(f"ranknet: {len(ranking)} ranked anchors, {len(trip)} triples, "
-                f"τ={trip.temperature:.4g}, mean target {trip.target.mean():.3f}")
+    need = epochs * per_epoch * config.batch_triplets
+    reps = -(-need // len(rows))
+    rows, target = np.tile(rows, (reps, 1))[:need], np.tile(target, reps)[:need]
     acc = runtime.accelerators(config.mixed_precision, config.xla, config.multi_gpu)
     runtime.log(f"ranknet: {acc.describe()}")
-    aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
-    load = data.image_loader(table.images, spec.height, spec.width, aug)
-    ds = data.indexed_dataset(trip.rows(), load, (trip.target,), batch=config.batch_triplets)
     with acc.strategy.scope():
         spec, backbone, head = export.load_base_model(base_model)
         if head is None:
@@ -111,18 +138,21 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
         runtime.log(f"ranknet: froze the first {frozen} weighted layers of the backbone")
         model = RankNetModel(backbone, head)
         model.compile(optimizer=training.optimizer(config), jit_compile=acc.xla)
-    summary = training.fit(model, ds, config, run_dir, "ranknet", 3 * config.batch_triplets)
+    aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
+    load = data.image_loader(images, spec.height, spec.width, aug)
+    ds = data.indexed_dataset(rows, load, (target,), batch=config.batch_triplets)
+    result = training.fit(model, ds, config, run_dir, "ranknet", 3 * config.batch_triplets)
     runtime.reset_precision()
     for layer in models._flat_layers(backbone):
         layer.trainable = True
-    summary.update(triplets=len(trip), temperature=trip.temperature, skipped=trip.skipped,
-                   frozen_layers=frozen, accelerators=acc.describe())
+    result.update(summary or {})
+    result.update(frozen_layers=frozen, accelerators=acc.describe())
     if export_dir:
         export.export_model(export_dir, spec, backbone, head,
                             extra={"trained_by": "ranknet", "base_model": base_model,
-                                   "fused_ranking": ranking_uri})
-    summary.update(backbone=backbone, head=head, spec=spec)
-    return summary
+                                   **(extra or {})})
+    result.update(backbone=backbone, head=head, spec=spec)
+    return result
 
 
 def _keras_dir(model_dir: str) -> str:
@@ -132,17 +162,15 @@ def _keras_dir(model_dir: str) -> str:
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (module file trainer/module/ranknet_module.py).
 
-    Inputs: fn_args.train_files = the target train split (reid_examples schema);
-    base model = fn_args.base_model or custom_config['base_model_uri'];
-    fused ranking = custom_config['fused_ranking_uri'] (folder of
-    fused_ranking-*.tfrecord.gz). Other custom_config keys: RankNetConfig fields.
-    Exports to serving_model_dir; TensorBoard logs under model_run_dir.
+    In the pipeline: fn_args.train_files = a triplets Examples artifact (TripletGen:
+    image bytes of a, i, j and the target P̄_ij), base model = fn_args.base_model.
+    Standalone use keeps the older form: train_files = the target train split and
+    custom_config['fused_ranking_uri'] (and optionally 'base_model_uri').
+    Other custom_config keys: RankNetConfig fields. Exports to serving_model_dir;
+    TensorBoard logs under model_run_dir.
     """
     values = dict(fn_args.custom_config or {})
     ranking_uri = values.get("fused_ranking_uri")
-    if not ranking_uri:
-        raise ValueError("ranknet Trainer: custom_config['fused_ranking_uri'] is required "
-                         "(the fused ranking artifact's URI)")
     base_model = fn_args.base_model or values.get("base_model_uri")
     if not base_model:
         raise ValueError("ranknet Trainer: no base model (connect base_model or set "
@@ -151,5 +179,10 @@ def run_fn(fn_args) -> None:
         values["steps"] = int(fn_args.train_steps)
     config = RankNetConfig.from_dict(values)
     files = data.expand_patterns(fn_args.train_files, "ranknet examples (train_files)")
-    transfer(files, ranking_uri, base_model, config, export_dir=fn_args.serving_model_dir,
-             run_dir=fn_args.model_run_dir)
+    if ranking_uri:
+        transfer(files, ranking_uri, base_model, config, export_dir=fn_args.serving_model_dir,
+                 run_dir=fn_args.model_run_dir)
+    else:
+        transfer_from_triplets(files, base_model, config,
+                               export_dir=fn_args.serving_model_dir,
+                               run_dir=fn_args.model_run_dir)

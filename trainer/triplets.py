@@ -58,6 +58,17 @@ def ranking_files(uri: str) -> List[str]:
     return files
 
 
+def gzip_examples(path: str, what: str) -> List:
+    """The feature maps of every tf.Example in one GZIP TFRecord file; a file that is
+    not one (or is truncated) raises RankingError starting with `what`."""
+    try:
+        records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
+    except tf.errors.OpError as e:
+        raise RankingError(f"{what} is not a readable GZIP TFRecord file "
+                           f"({e.message.splitlines()[0]})") from None
+    return [tf.train.Example.FromString(raw).features.feature for raw in records]
+
+
 def read_fused_ranking(uri: str) -> FusedRanking:
     """Read every record; errors name the artifact and the file."""
     names: List[str] = []
@@ -65,13 +76,7 @@ def read_fused_ranking(uri: str) -> FusedRanking:
     scores: List[np.ndarray] = []
     files = ranking_files(uri)
     for path in files:
-        try:
-            records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
-        except tf.errors.OpError as e:
-            raise RankingError(f"fused ranking artifact {uri}: {path} is not a GZIP TFRecord "
-                               f"file ({e.message.splitlines()[0]})") from None
-        for n, raw in enumerate(records):
-            f = tf.train.Example.FromString(raw).features.feature
+        for n, f in enumerate(gzip_examples(path, f"fused ranking artifact {uri}: {path}")):
             for key in ("image_name", "neighbour_names", "neighbour_scores"):
                 if key not in f:
                     raise RankingError(f"fused ranking artifact {uri}: {path} record {n} "
@@ -211,3 +216,81 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     first, second = np.where(swap, second, first), np.where(swap, first, second)
     target = np.where(swap, 1.0 - target, target).astype(np.float32)
     return Triplets(anchor, first, second, target, tau, skipped)
+
+
+def sample_for_config(ranking: FusedRanking, table, config, split_name: str) -> Triplets:
+    """The triples one RankNet run of `config` (RankNetConfig) trains on: as many as its
+    steps × batch_triplets, drawn with its seed, rank windows, τ and sampling options
+    from `ranking` over `table` (trainer.data.SplitTable of the target train split)."""
+    from trainer import training
+    per_epoch, epochs = training.epoch_plan(config)
+    return sample_triplets(ranking, table.index_of(),
+                           epochs * per_epoch * config.batch_triplets,
+                           np.random.default_rng(config.seed), tuple(config.near_ranks),
+                           tuple(config.far_ranks), config.temperature,
+                           split_name=split_name,
+                           camera=table.camera if config.same_camera_pairs else None,
+                           reciprocal_k=config.reciprocal_k)
+
+
+# ---------------------------------------------------------------- triplets Examples
+# One tf.Example per triple, so that the pipeline's RankNet Trainer is the stock TFX
+# Trainer on an Examples artifact: the encoded images of a, i, j with their names and
+# the target P̄(i ranks above j).
+TRIPLET_ROLES = ("anchor", "first", "second")
+
+
+def triplet_example(names: Tuple[str, str, str], images: Tuple[bytes, bytes, bytes],
+                    target: float) -> bytes:
+    """Serialized tf.Example of one triple (features <role>_name, <role>_image, target)."""
+    feats = {"target": tf.train.Feature(float_list=tf.train.FloatList(value=[target]))}
+    for role, name, image in zip(TRIPLET_ROLES, names, images):
+        feats[f"{role}_name"] = tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[name.encode()]))
+        feats[f"{role}_image"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def triplet_examples(trip: Triplets, names: np.ndarray, images: np.ndarray):
+    """Serialized examples of every triple of `trip` (indices into names / images)."""
+    for a, i, j, t in zip(trip.anchor, trip.first, trip.second, trip.target):
+        yield triplet_example((names[a], names[i], names[j]),
+                              (images[a], images[i], images[j]), float(t))
+
+
+@dataclass
+class TripletTable:
+    images: np.ndarray   # object [M] encoded bytes, each image once
+    names: List[str]     # [M]
+    rows: np.ndarray     # int64 [N, 3] indices into images (a, i, j)
+    target: np.ndarray   # float32 [N]
+
+
+def read_triplet_examples(files: List[str]) -> TripletTable:
+    """Read triplets Examples (triplet_example) into memory, each image kept once."""
+    index: Dict[str, int] = {}
+    images: List[bytes] = []
+    rows: List[List[int]] = []
+    target: List[float] = []
+    for path in files:
+        for n, f in enumerate(gzip_examples(path, f"triplets file {path}")):
+            missing = [k for k in ["target"] + [f"{r}_{x}" for r in TRIPLET_ROLES
+                                                for x in ("name", "image")] if k not in f]
+            if missing:
+                raise RankingError(f"triplets file {path}: record {n} lacks {missing} "
+                                   f"(not a triplets Examples artifact?)")
+            row = []
+            for role in TRIPLET_ROLES:
+                name = f[f"{role}_name"].bytes_list.value[0].decode()
+                if name not in index:
+                    index[name] = len(images)
+                    images.append(f[f"{role}_image"].bytes_list.value[0])
+                row.append(index[name])
+            rows.append(row)
+            target.append(f["target"].float_list.value[0])
+    if not rows:
+        raise RankingError(f"triplets {files[0] if files else '(no files)'}: no triples")
+    out = np.empty(len(images), dtype=object)
+    out[:] = images
+    return TripletTable(out, list(index), np.asarray(rows, np.int64),
+                        np.asarray(target, np.float32))
