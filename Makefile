@@ -1,5 +1,5 @@
 # TFusion-TFX. Two commands do everything on a fresh machine:
-#   make demo   - create .venv (first time only) and run the whole loop on SynthReID
+#   make demo   - create .venv (first time only) and run the TFX pipeline on SynthReID
 #   make test   - create .venv (first time only) and run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -27,7 +27,7 @@ $(STAMP): constraints.txt setup.py
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tfusion demo --out $(DEMO_OUT)
+	$(BIN)/tfusion run --preset demo --output-dir $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests

@@ -27,8 +27,12 @@ COMMANDS = {
               "embed a dataset with a trained model into feature .npz files"),
     "transfer": ("trainer.transfer_command",
                  "RankNet transfer on the target from a fused ranking"),
+    "run": ("pipeline.run_command",
+            "run the TFX pipeline (ingest, pretrain, TFusion rounds, TFMA gates, push)"),
+    "lineage": ("pipeline.lineage_command",
+                "print the ML Metadata lineage of the latest pushed model of a run"),
     "demo": ("pipeline.demo",
-             "run the whole loop on an embedded SynthReID default"),
+             "run the loop without TFX orchestration on an embedded SynthReID default"),
 }
 
 

@@ -27,9 +27,14 @@ def ReidExampleGen(
     layout: tfx.dsl.components.Parameter[str] = "",
     convention: tfx.dsl.components.Parameter[str] = "",
     max_bad_fraction: tfx.dsl.components.Parameter[float] = 0.01,
+    dataset_fingerprint: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """Ingest `dataset_dir` (Market/Duke, TFusion or manifest layout) as tf.Examples."""
+    """Ingest `dataset_dir` (Market/Duke, TFusion or manifest layout) as tf.Examples.
+
+    `dataset_fingerprint` (pipeline.run_config.dataset_fingerprint) is not read here:
+    as a parameter it is part of the cache key, so a folder whose content changed is
+    ingested again instead of being served from the cache."""
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     report = ingest_folder(dataset_dir, examples.uri, beam_pipeline,
                            schema_path("reid_examples"), layout=layout or None,
@@ -37,6 +42,7 @@ def ReidExampleGen(
                            max_bad_fraction=max_bad_fraction)
     examples.set_int_custom_property("bad_images", int(report["bad_images"]))
     examples.set_string_custom_property("dataset_dir", dataset_dir)
+    examples.set_string_custom_property("dataset_fingerprint", dataset_fingerprint)
     examples.set_string_custom_property(
         "split_counts", json.dumps({s: v["count"] for s, v in report["splits"].items()}))
     examples.set_string_custom_property("report", os.path.join(examples.uri, REPORT_NAME))

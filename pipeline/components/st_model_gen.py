@@ -1,0 +1,51 @@
+"""STModelGen: Features -> STModel (TFusion steps 2-3 as a Beam job).
+
+Runs `st_model.beam_transforms.EstimateSTModel` — the visual-neighbour, exact random
+and diff models and the data-chosen smoothing — on the pipeline's Beam runner, and
+writes st_model.npz and its plot st_model.png into the artifact.
+"""
+import json
+import os
+
+import apache_beam as beam
+from tfx import v1 as tfx
+
+from pipeline.artifacts import Features, STModel
+from st_model.progress import log
+
+
+def load_split_features(features_uri: str):
+    """(train, query, gallery) FeatureSets of a Features artifact."""
+    from st_model.features import load_features
+    return tuple(load_features(os.path.join(features_uri, f"{s}.npz"))
+                 for s in ("train", "query", "gallery"))
+
+
+@tfx.dsl.components.component(use_beam=True)
+def STModelGen(
+    features: tfx.dsl.components.InputArtifact[Features],
+    st_model: tfx.dsl.components.OutputArtifact[STModel],
+    fusion_config: tfx.dsl.components.Parameter[str] = "{}",
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+) -> None:
+    """Estimate the target's ST model from the train split of `features`."""
+    from st_model import estimate
+    from st_model.beam_transforms import EstimateSTModel
+    from st_model.config import FusionConfig
+    from st_model.plot import plot_st_model
+    from st_model.st_artifact import FILENAME, load_st_model, save_st_model
+    config = FusionConfig.from_dict(json.loads(fusion_config), "STModelGen fusion_config")
+    train, query, gallery = load_split_features(features.uri)
+    span = estimate.frame_span(train, query, gallery)
+    path = os.path.join(st_model.uri, FILENAME)
+    log(f"STModelGen: {len(train)} train images from {features.uri}")
+    with beam_pipeline as p:
+        _ = (p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
+             | "Save" >> beam.Map(save_st_model, path))
+    model = load_st_model(path)
+    plot_st_model(model, train, os.path.join(st_model.uri, "st_model.png"))
+    header = model.header()
+    st_model.set_string_custom_property("nodes", json.dumps(header["nodes"]))
+    st_model.set_float_custom_property("bin_frames", float(header["bin_frames"]))
+    st_model.set_float_custom_property("frame_rate", float(config.frame_rate))
+    st_model.set_int_custom_property("visual_pairs", int(header["visual_pairs"]))

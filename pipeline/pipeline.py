@@ -1,0 +1,121 @@
+"""The TFusion-TFX pipeline: TFusion's loop as one TFX DAG.
+
+    ReidExampleGen(source), ReidExampleGen(target)
+      -> Trainer[pretrain] (identity + verification on the labeled source)
+      -> per round r = 0..R:  Embedder -> STModelGen -> RankingEvalGen -> Evaluator
+                              (r < R:)  -> FusedRanker -> TripletGen -> Trainer[ranknet]
+      -> ServingBundle(model R + ST model R) -> Evaluator gates (vs latest blessed) -> Pusher
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import List
+
+from tfx import v1 as tfx
+
+from pipeline.components.embedder import Embedder
+from pipeline.components.fused_ranker import FusedRanker
+from pipeline.components.ranking_eval_gen import RankingEvalGen
+from pipeline.components.reid_example_gen import ReidExampleGen
+from pipeline.components.serving_bundle import ServingBundle
+from pipeline.components.st_model_gen import STModelGen
+from pipeline.components.triplet_gen import TripletGen
+from pipeline.ranking_metrics import ranking_eval_config
+from pipeline.run_config import RunConfig, beam_pipeline_args, dataset_fingerprint
+
+MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "trainer", "module")
+PRETRAIN_MODULE = os.path.join(MODULES, "pretrain_module.py")
+RANKNET_MODULE = os.path.join(MODULES, "ranknet_module.py")
+
+
+def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
+                    pipeline_root: str, metadata_path: str,
+                    serving_dir: str) -> tfx.dsl.Pipeline:
+    """The whole DAG for `config` over the two dataset folders."""
+    fusion = json.dumps(config.fusion, sort_keys=True)
+    source = ReidExampleGen(dataset_dir=source_dir,
+                            dataset_fingerprint=dataset_fingerprint(source_dir)
+                            ).with_id("ReidExampleGen_source")
+    target = ReidExampleGen(dataset_dir=target_dir,
+                            dataset_fingerprint=dataset_fingerprint(target_dir)
+                            ).with_id("ReidExampleGen_target")
+    pretrain = tfx.components.Trainer(
+        module_file=PRETRAIN_MODULE, examples=source.outputs["examples"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.pretrain_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["train"], num_steps=0),
+        custom_config={"backbone": config.backbone, "seed": config.seed,
+                       "verification": True, **config.pretrain}).with_id("Trainer_pretrain")
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModel")
+    components: List = [source, target, pretrain, baseline]
+    model = pretrain.outputs["model"]
+    for r in range(config.rounds + 1):
+        last = r == config.rounds
+        embed = Embedder(examples=target.outputs["examples"], model=model).with_id(f"Embedder_r{r}")
+        st = STModelGen(features=embed.outputs["features"], fusion_config=fusion
+                        ).with_id(f"STModelGen_r{r}")
+        components += [embed, st]
+        if last:
+            bundle = ServingBundle(model=model, st_model=st.outputs["st_model"],
+                                   fusion_config=fusion).with_id("ServingBundle")
+            components.append(bundle)
+            model = bundle.outputs["bundle"]
+        evalgen = RankingEvalGen(
+            features=embed.outputs["features"], st_model=st.outputs["st_model"],
+            examples=target.outputs["examples"], fusion_config=fusion,
+            **({"baseline_model": baseline.outputs["model"]} if last else {})
+        ).with_id(f"RankingEvalGen_r{r}")
+        evaluator = tfx.components.Evaluator(
+            examples=evalgen.outputs["eval_examples"], model=model,
+            **({"baseline_model": baseline.outputs["model"]} if last else {}),
+            eval_config=eval_config(config, gated=last)).with_id(f"Evaluator_r{r}")
+        components += [evalgen, evaluator]
+        if last:
+            break
+        ranker = FusedRanker(features=embed.outputs["features"],
+                             st_model=st.outputs["st_model"], fusion_config=fusion
+                             ).with_id(f"FusedRanker_r{r}")
+        triplets = TripletGen(fused_ranking=ranker.outputs["fused_ranking"],
+                              examples=target.outputs["examples"],
+                              ranknet_config=json.dumps(ranknet_values(config), sort_keys=True)
+                              ).with_id(f"TripletGen_r{r}")
+        ranknet = tfx.components.Trainer(
+            module_file=config.ranknet_module_file or RANKNET_MODULE,
+            examples=triplets.outputs["triplets"], base_model=model,
+            train_args=tfx.proto.TrainArgs(num_steps=config.transfer_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["train"], num_steps=0),
+            custom_config=ranknet_values(config)).with_id(f"Trainer_ranknet_r{r + 1}")
+        components += [ranker, triplets, ranknet]
+        model = ranknet.outputs["model"]
+    pusher = tfx.components.Pusher(
+        model=model, model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name, pipeline_root=pipeline_root,
+        components=components + [pusher], enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata
+        .sqlite_metadata_connection_config(metadata_path),
+        beam_pipeline_args=beam_pipeline_args(config))
+
+
+def eval_config(config: RunConfig, gated: bool):
+    """The ranking metrics; gates (absolute bound, no regression vs the latest blessed
+    model) only on the last round — earlier rounds are measured, never blessed."""
+    cfg = ranking_eval_config(config.min_fused_rank1, config.max_fused_rank1_drop,
+                              with_baseline=gated)
+    if not gated:
+        for metric in cfg.metrics_specs[0].metrics:
+            metric.ClearField("threshold")
+    return cfg
+
+
+def ranknet_values(config: RunConfig) -> dict:
+    """RankNetConfig fields of every RankNet round (TripletGen samples with the same)."""
+    return {"backbone": config.backbone, "seed": config.seed,
+            "steps": config.transfer_steps, **config.ranknet}

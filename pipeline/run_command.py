@@ -1,0 +1,164 @@
+"""`tfusion run`: the TFX pipeline (pipeline/pipeline.py) on a preset, a config file or
+dataset folders; local by default (LocalDagRunner, SQLite ML Metadata, DirectRunner).
+
+OUTPUT/ holds data/ (rendered SynthReID, for presets), pipeline/ (artifacts),
+metadata.sqlite (ML Metadata), serving/ (pushed bundles), run_summary.json and
+report.html. A re-run with the same inputs is served from the cache; a run that was
+stopped resumes after its last finished component.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Dict, List
+
+from pipeline.run_config import PRESETS, RUNNERS, RunConfig, RunConfigError, preset_config
+
+METADATA = "metadata.sqlite"
+# harmless warnings TFX 1.16 prints for every component or every Evaluator
+QUIET_WARNINGS = ("ArtifactQuery.property_predicate is not supported",
+                  "Examples artifact does not have payload_format")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
+                        help="SynthReID preset with its steps and gates (default demo)")
+    parser.add_argument("--config", help="JSON run config (pipeline/run_config.py fields); "
+                                         "replaces --preset")
+    parser.add_argument("--output-dir", default="tfusion_run",
+                        help="run folder: artifacts, ML Metadata, pushed models, report")
+    parser.add_argument("--source", help="labeled source dataset folder (with --target)")
+    parser.add_argument("--target", help="unlabeled target dataset folder (with --source)")
+    parser.add_argument("--rounds", type=int, help="RankNet rounds")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--pretrain-steps", type=int)
+    parser.add_argument("--transfer-steps", type=int)
+    parser.add_argument("--backbone", choices=("small", "resnet50"))
+    parser.add_argument("--runner", choices=RUNNERS,
+                        help="where Beam components run (default local DirectRunner)")
+    parser.add_argument("--project", help="GCP project (dataflow)")
+    parser.add_argument("--region", help="GCP region (dataflow)")
+    parser.add_argument("--temp-location", help="gs:// temp folder (dataflow)")
+    parser.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
+                        help="one more Beam pipeline option, e.g. "
+                             "--beam-arg=--direct_running_mode=multi_processing")
+    parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="compile the pipeline to OUTPUT/pipeline_ir.json and stop")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    overrides = {"rounds": args.rounds, "seed": args.seed,
+                 "pretrain_steps": args.pretrain_steps,
+                 "transfer_steps": args.transfer_steps, "backbone": args.backbone,
+                 "runner": args.runner, "project": args.project, "region": args.region,
+                 "temp_location": args.temp_location, "beam_args": args.beam_arg,
+                 "source_dir": args.source, "target_dir": args.target,
+                 "enable_cache": False if args.no_cache else None}
+    if args.config:
+        return RunConfig.load(args.config, **overrides)
+    return preset_config(args.preset, **overrides)
+
+
+@contextmanager
+def component_progress():
+    """One line per component start / finish / cache hit, from the TFX runner's log."""
+    import absl.logging
+    logger = logging.getLogger("absl")
+    started: Dict[str, float] = {}
+    t0 = time.monotonic()
+
+    def show(msg: str) -> None:
+        print(f"[run {time.monotonic() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    def keep(record: logging.LogRecord) -> bool:
+        msg, args = record.msg, record.args
+        if record.levelno >= logging.WARNING:
+            return not any(str(msg).startswith(n) for n in QUIET_WARNINGS)
+        if msg == "Component %s is running.":
+            started[args[0]] = time.monotonic()
+            show(f"{args[0]} ...")
+        elif msg == "Component %s is finished.":
+            show(f"{args[0]} done ({time.monotonic() - started.get(args[0], t0):.1f} s)")
+        elif msg == "A cached execution %d is used.":
+            show(f"  served from the cache (execution {args[0]})")
+        return False
+    old = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.INFO)
+    logger.addFilter(keep)
+    tf_logger = logging.getLogger("tensorflow")  # TFMA's tf_record_iterator notices
+    tf_level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+        tf_logger.setLevel(tf_level)
+        absl.logging.set_verbosity(old)
+
+
+def prepare_data(config: RunConfig, out: str) -> Dict[str, str]:
+    """The source and target folders: given, or the preset rendered into OUTPUT/data."""
+    if config.source_dir:
+        return {"source": config.source_dir, "target": config.target_dir}
+    from pipeline.demo import render_data
+    return render_data(out, config.preset, config.seed, fresh=False)
+
+
+def build(config: RunConfig, out: str):
+    from pipeline.pipeline import create_pipeline
+    dirs = prepare_data(config, out)
+    return create_pipeline(config, dirs["source"], dirs["target"],
+                           os.path.join(out, "pipeline"), os.path.join(out, METADATA),
+                           os.path.join(out, "serving"))
+
+
+def run_pipeline(config: RunConfig, out: str) -> Dict:
+    """Run the DAG locally and return the run summary (also OUTPUT/run_summary.json)."""
+    from tfx import v1 as tfx
+    from pipeline.run_summary import summarize, write_outputs
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "run_config.json"), "w") as f:
+        json.dump(config.to_dict(), f, indent=2)
+    pipeline = build(config, out)
+    t0 = time.monotonic()
+    with component_progress():
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    summary = summarize(config, out, minutes=(time.monotonic() - t0) / 60)
+    write_outputs(summary, out)
+    return summary
+
+
+def compile_pipeline(config: RunConfig, out: str) -> str:
+    """The pipeline's IR as JSON (what a runner executes), without running anything."""
+    from google.protobuf import json_format
+    from tfx.dsl.compiler.compiler import Compiler
+    os.makedirs(out, exist_ok=True)
+    ir = Compiler().compile(build(config, out))
+    path = os.path.join(out, "pipeline_ir.json")
+    with open(path, "w") as f:
+        f.write(json_format.MessageToJson(ir))
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except RunConfigError as e:
+        print(f"tfusion run: error: {e}", file=sys.stderr)
+        return 2
+    if args.compile_only:
+        print(compile_pipeline(config, args.output_dir))
+        return 0
+    if config.runner == "dataflow":
+        print("tfusion run: Beam components run on Dataflow; the orchestration (and the "
+              "Trainers) run here", file=sys.stderr)
+    from pipeline.run_summary import format_summary
+    summary = run_pipeline(config, args.output_dir)
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,181 @@
+"""What a finished `tfusion run` produced, read back from ML Metadata: TFMA metrics per
+round, the gate decision, the pushed bundle; as JSON, a table and the HTML report."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+from pipeline import lineage
+
+METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP")
+
+
+def tfma_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[str, float]:
+    """{metric name: value} of one model on the overall slice of a TFMA result."""
+    import tensorflow_model_analysis as tfma
+    out: Dict[str, float] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for kv in per_slice.metric_keys_and_values:
+            if kv.key.model_name in ("", model_name) and not kv.key.is_diff:
+                out[kv.key.name] = kv.value.double_value.value
+    return out
+
+
+def gate_decision(evaluation_uri: str, blessing) -> Dict:
+    import tensorflow_model_analysis as tfma
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = [{"metric": f.metric_key.name, "value": f.metric_value.double_value.value,
+                 "threshold": str(f.metric_threshold).replace("\n", " "),
+                 "message": f.message}
+                for m in result.metric_validations_per_slice for f in m.failures]
+    blessed = blessing.custom_properties.get("blessed")
+    return {"validation_ok": bool(result.validation_ok), "failures": failures,
+            "blessed": bool(blessed and blessed.int_value == 1),
+            "baseline_model": blessing.custom_properties["baseline_model"].string_value
+            if "baseline_model" in blessing.custom_properties else None}
+
+
+def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    name = config.name
+    rounds: List[Dict] = []
+    for r in range(config.rounds + 1):
+        evaluation = lineage.latest_outputs(store, name, f"Evaluator_r{r}")
+        eval_examples = lineage.latest_outputs(store, name, f"RankingEvalGen_r{r}")
+        st = lineage.latest_outputs(store, name, f"STModelGen_r{r}")
+        feats = lineage.latest_outputs(store, name, f"Embedder_r{r}")
+        if not evaluation:
+            continue
+        m = tfma_metrics(evaluation["evaluation"][0].uri)
+        local = {}
+        if eval_examples:
+            with open(os.path.join(eval_examples["eval_examples"][0].uri, "metrics.json")) as f:
+                local = json.load(f)
+        rounds.append({
+            "round": r,
+            "vision": {**{k: m.get(f"vision_{k}") for k in METRIC_NAMES},
+                       "queries": m.get("query_count")},
+            "fused": {**{k: m.get(f"fused_{k}") for k in METRIC_NAMES},
+                      "queries": m.get("query_count")},
+            "queries": m.get("query_count"),
+            "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion")},
+            "evaluation": evaluation["evaluation"][0].uri,
+            "eval_examples": eval_examples["eval_examples"][0].uri if eval_examples else None,
+            "st_model": st["st_model"][0].uri if st else None,
+            "st_plot": os.path.join(st["st_model"][0].uri, "st_model.png") if st else None,
+            "features": feats["features"][0].uri if feats else None,
+        })
+    last = f"Evaluator_r{config.rounds}"
+    ev = lineage.latest_outputs(store, name, last)
+    gate = gate_decision(ev["evaluation"][0].uri, ev["blessing"][0]) if ev else None
+    pushed = lineage.latest_outputs(store, name, "Pusher").get("pushed_model", [])
+    push = None
+    if pushed:
+        p = pushed[0].custom_properties
+        push = {"pushed": bool(p["pushed"].int_value) if "pushed" in p else False,
+                "destination": p["pushed_destination"].string_value
+                if "pushed_destination" in p else None}
+    target = lineage.latest_outputs(store, name, "ReidExampleGen_target").get("examples")
+    if gate and ev:
+        gate["candidate"] = tfma_metrics(ev["evaluation"][0].uri, "candidate")
+        gate["baseline"] = (tfma_metrics(ev["evaluation"][0].uri, "baseline")
+                            if gate["baseline_model"] else None)
+        gate["min_fused_rank1"] = config.min_fused_rank1
+        gate["max_fused_rank1_drop"] = config.max_fused_rank1_drop
+    return {"out": out, "pipeline": name, "config": config.to_dict(), "rounds": rounds,
+            "gate": gate, "push": push, "metadata": os.path.join(out, "metadata.sqlite"),
+            "target_examples": target[0].uri if target else None,
+            "minutes": None if minutes is None else round(minutes, 2)}
+
+
+def report_rounds(summary: Dict) -> List:
+    """run_report.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
+    the round, and a few ranked queries with their images."""
+    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.run_report import RoundResult, attach_images, ranked_queries
+    from st_model.config import FusionConfig
+    from st_model.scoring import STTables
+    from st_model.st_artifact import load_st_model
+    config = FusionConfig.from_dict(summary["config"]["fusion"]).resolved()
+    out = []
+    for row in summary["rounds"]:
+        _, query, gallery = load_split_features(row["features"])
+        tables = STTables.from_model(load_st_model(row["st_model"]))
+        ranked = ranked_queries(query, gallery, tables, config, seed=summary["config"]["seed"])
+        if summary.get("target_examples"):
+            ranked = attach_images(ranked, summary["target_examples"])
+        local = row["st_model_metrics"]
+        out.append(RoundResult(f"round {row['round']}", row["vision"], row["fused"],
+                               (local.get("vision") or {}).get("cmc", ()),
+                               (local.get("fusion") or {}).get("cmc", ()),
+                               row["st_plot"], ranked))
+    return out
+
+
+def report_gate(summary: Dict):
+    """run_report.GateDecision of the last round's Evaluator."""
+    from pipeline.run_report import GateCheck, GateDecision
+    gate = summary["gate"]
+    if not gate:
+        return None
+    value = gate["candidate"].get("fused_rank1", float("nan"))
+    checks = [GateCheck("fused rank-1 (absolute)", value, gate["min_fused_rank1"], ">=",
+                        passed=not any(f["metric"] == "fused_rank1" and "change" not in
+                                       f["threshold"] for f in gate["failures"]))]
+    if gate.get("baseline"):
+        base = gate["baseline"].get("fused_rank1", float("nan"))
+        checks.append(GateCheck("fused rank-1 change vs the latest blessed model",
+                                value - base, -gate["max_fused_rank1_drop"], ">=",
+                                baseline=base,
+                                passed=not any(f["metric"] == "fused_rank1" and "change" in
+                                               f["threshold"] for f in gate["failures"])))
+    return GateDecision(gate["blessed"], checks, gate["baseline_model"], None)
+
+
+def write_outputs(summary: Dict, out: str) -> None:
+    """OUTPUT/run_summary.json and the HTML report OUTPUT/report.html."""
+    from pipeline.run_report import write_run_report
+    path = os.path.join(out, "report.html")
+    links = {"ML Metadata": summary["metadata"], "run summary": os.path.join(
+        out, "run_summary.json")}
+    if summary.get("push") and summary["push"]["pushed"]:
+        links["pushed model"] = summary["push"]["destination"]
+    summary["report"] = write_run_report(path, report_rounds(summary), report_gate(summary),
+                                         f"TFusion run {summary['pipeline']!r}", links)
+    with open(os.path.join(out, "run_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+
+
+def format_summary(summary: Dict) -> str:
+    lines = ["", f"TFusion pipeline {summary['pipeline']!r} — target query vs gallery "
+                 "(TFMA, Market protocol, %):",
+             f"{'round':>5} {'vision r1':>9} {'r5':>6} {'r10':>6} {'mAP':>6}   "
+             f"{'fused r1':>8} {'r5':>6} {'r10':>6} {'mAP':>6}"]
+    for row in summary["rounds"]:
+        v, f = row["vision"], row["fused"]
+        lines.append(f"{row['round']:>5} {v['rank1']:9.1f} {v['rank5']:6.1f} "
+                     f"{v['rank10']:6.1f} {v['mAP']:6.1f}   {f['rank1']:8.1f} "
+                     f"{f['rank5']:6.1f} {f['rank10']:6.1f} {f['mAP']:6.1f}")
+    gate, push = summary["gate"], summary["push"]
+    if gate:
+        lines.append("")
+        lines.append("gate: " + ("BLESSED" if gate["blessed"] else "NOT blessed") +
+                     (f" (baseline {gate['baseline_model']})" if gate["baseline_model"]
+                      else " (no earlier blessed model: absolute bound only)"))
+        for fl in gate["failures"]:
+            lines.append(f"  failed: {fl['metric']} = {fl['value']:.2f}: {fl['message']}")
+    if push:
+        lines.append(f"pushed: {push['destination']}" if push["pushed"] else
+                     "pushed: nothing (the candidate was not blessed)")
+    lines += [f"ST model plots: " + ", ".join(r["st_plot"] for r in summary["rounds"]
+                                               if r.get("st_plot")),
+              f"ML Metadata: {summary['metadata']}  (`tfusion lineage --output-dir "
+              f"{summary['out']}`)"]
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']}")
+    if summary.get("minutes") is not None:
+        lines.append(f"pipeline time: {summary['minutes']} min")
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""`tfusion run` end to end on the tiny preset (LocalDagRunner, SQLite ML Metadata,
+DirectRunner): a run killed after STModelGen resumes from the cache, every component
+succeeds, TFMA's metrics agree with st_model.metrics, the Pusher pushes a servable
+bundle, lineage reaches both example sets; a degraded candidate is not pushed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tfx.v1")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEGRADED_MODULE = os.path.join(REPO, "tests", "degraded_module", "degraded_ranknet_module.py")
+# fewer steps than the preset: this checks the machinery, not the accuracy
+STEPS = {"pretrain_steps": 30, "transfer_steps": 10}
+BEFORE_KILL = ("ReidExampleGen_source", "ReidExampleGen_target", "Trainer_pretrain",
+               "Embedder_r0", "STModelGen_r0")
+
+
+def tiny_config(**overrides):
+    from pipeline.run_config import preset_config
+    return preset_config("tiny", **{**STEPS, **overrides})
+
+
+def node_states(out, node):
+    from pipeline import lineage
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    return [lineage.execution_state(e) for e in lineage.node_executions(store, "tfusion", node)]
+
+
+def run_until_done(out, node, timeout=900):
+    """Start `tfusion run --preset tiny` in its own process and SIGKILL it as soon as
+    ML Metadata records `node` as complete."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--preset", "tiny",
+           "--output-dir", out, "--pretrain-steps", str(STEPS["pretrain_steps"]),
+           "--transfer-steps", str(STEPS["transfer_steps"])]
+    log = open(os.path.join(os.path.dirname(out), "killed_run.log"), "w")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < timeout:
+            if proc.poll() is not None:
+                raise AssertionError(f"the run ended (rc {proc.returncode}) before {node} "
+                                     f"completed; see {log.name}")
+            try:
+                if "COMPLETE" in node_states(out, node):
+                    return
+            except Exception:  # noqa: BLE001 - store not created yet, or busy
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{node} did not complete within {timeout} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("run") / "tiny")
+    run_until_done(out, "STModelGen_r0")
+    killed = {n: node_states(out, n) for n in BEFORE_KILL}
+    from pipeline.run_command import run_pipeline
+    summary = run_pipeline(tiny_config(), out)
+    return out, summary, killed
+
+
+def test_killed_run_resumes_without_redoing_finished_components(tiny_run):
+    out, _, killed = tiny_run
+    assert all(states == ["COMPLETE"] for states in killed.values()), killed
+    for node in BEFORE_KILL:
+        assert node_states(out, node) == ["COMPLETE", "CACHED"], node
+    # what had not run yet ran after the restart
+    assert node_states(out, "Pusher")[-1] == "COMPLETE"
+
+
+def test_every_component_succeeded(tiny_run):
+    from pipeline.run_command import build
+    out, _, _ = tiny_run
+    pipeline = build(tiny_config(), out)
+    ids = [c.id for c in pipeline.components]
+    assert {"Trainer_pretrain", "Trainer_ranknet_r1", "TripletGen_r0", "FusedRanker_r0",
+            "ServingBundle", "Evaluator_r0", "Evaluator_r1", "Pusher"} <= set(ids)
+    for node in ids:
+        if node == "LatestBlessedModel":
+            continue
+        assert node_states(out, node)[-1] in ("COMPLETE", "CACHED"), node
+
+
+def test_tfma_metrics_agree_with_st_model_metrics(tiny_run):
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.components.st_model_gen import load_split_features
+    from st_model.config import FusionConfig
+    from st_model.fuse import evaluate
+    from st_model.scoring import STTables
+    from st_model.st_artifact import load_st_model
+    _, summary, _ = tiny_run
+    assert [r["round"] for r in summary["rounds"]] == [0, 1]
+    for row in summary["rounds"]:
+        _, query, gallery = load_split_features(row["features"])
+        tables = STTables.from_model(load_st_model(row["st_model"]))
+        expect = {"vision": evaluate(query, gallery, None, FusionConfig()),
+                  "fused": evaluate(query, gallery, tables, FusionConfig())}
+        for kind, result in expect.items():
+            for metric in ("rank1", "rank5", "rank10", "mAP"):
+                assert row[kind][metric] == pytest.approx(getattr(result, metric),
+                                                          abs=1e-6), (row["round"], kind)
+        assert row["queries"] == expect["vision"].queries
+        assert tfma.load_eval_result(row["evaluation"]).slicing_metrics
+
+
+def test_pusher_pushed_a_servable_bundle(tiny_run):
+    from st_model.st_artifact import load_st_model
+    from trainer.export import load_embedder
+    _, summary, _ = tiny_run
+    assert summary["gate"]["blessed"] and summary["push"]["pushed"]
+    dest = summary["push"]["destination"]
+    manifest = json.load(open(os.path.join(dest, "tfusion_manifest.json")))
+    st = load_st_model(os.path.join(dest, manifest["st_model"]))
+    assert manifest["st_nodes"] == st.nodes.labels() and manifest["frame_rate"] > 0
+    emb = load_embedder(dest)
+    assert [emb.height, emb.width] == manifest["input_size"]
+
+
+def test_lineage_reaches_both_example_sets(tiny_run, capsys):
+    from pipeline import lineage
+    from pipeline.cli import main
+    out, _, _ = tiny_run
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    nodes = {n.node_id for n in lineage.flatten(
+        lineage.lineage(store, lineage.latest_pushed_model(store)))}
+    assert {"Pusher", "Evaluator_r1", "RankingEvalGen_r1", "ServingBundle",
+            "Trainer_ranknet_r1", "TripletGen_r0", "FusedRanker_r0", "STModelGen_r0",
+            "Embedder_r0", "Trainer_pretrain", "ReidExampleGen_source",
+            "ReidExampleGen_target"} <= nodes
+    assert main(["lineage", "--output-dir", out]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("PushedModel #") and "ReidExampleGen_source" in printed
+
+
+def test_degraded_candidate_is_not_blessed_nor_pushed(tiny_run):
+    from pipeline import lineage
+    from pipeline.run_command import run_pipeline
+    out, first, _ = tiny_run
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    pushed_before = lineage.latest_pushed_model(store).id
+    serving = sorted(os.listdir(os.path.join(out, "serving")))
+    summary = run_pipeline(tiny_config(ranknet_module_file=DEGRADED_MODULE), out)
+    assert summary["rounds"][-1]["fused"]["rank1"] < first["rounds"][-1]["fused"]["rank1"]
+    assert summary["gate"]["baseline_model"] and not summary["gate"]["blessed"]
+    assert {f["metric"] for f in summary["gate"]["failures"]} == {"fused_rank1"}
+    assert summary["push"]["pushed"] is False
+    assert sorted(os.listdir(os.path.join(out, "serving"))) == serving
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    assert lineage.latest_pushed_model(store).id == pushed_before
+
+
+def test_dataset_fingerprint_follows_content(tmp_path):
+    from pipeline.run_config import RunConfigError, dataset_fingerprint
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(b"1")
+    first = dataset_fingerprint(str(d))
+    assert dataset_fingerprint(str(d)) == first
+    (d / "b.jpg").write_bytes(b"22")
+    assert dataset_fingerprint(str(d)) != first
+    with pytest.raises(RunConfigError, match="empty or does not exist"):
+        dataset_fingerprint(str(tmp_path / "missing"))
+
+
+def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
+    """ReidExampleGen, Embedder, STModelGen, FusedRanker, RankingEvalGen and the
+    Evaluator under the DirectRunner's multi_processing mode (2 worker processes):
+    nothing global, everything picklable; the same artifacts as in memory."""
+    from tfx import v1 as tfx
+
+    from pipeline import lineage
+    from pipeline.beam_options import LOCAL_BEAM_ARGS
+    from pipeline.components.embedder import Embedder
+    from pipeline.components.fused_ranker import FusedRanker
+    from pipeline.components.ranking_eval_gen import RankingEvalGen
+    from pipeline.components.reid_example_gen import ReidExampleGen
+    from pipeline.components.st_model_gen import STModelGen, load_split_features
+    from pipeline.pipeline import eval_config
+    from st_model.config import FusionConfig
+    from st_model.estimate import estimate_st_model, frame_span
+    from st_model.fused_ranking import read_ranking
+    from st_model.fuse import write_ranking_in_memory
+    from st_model.scoring import STTables
+    from st_model.st_artifact import load_st_model
+    out, summary, _ = tiny_run
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    model_uri = lineage.latest_outputs(store, "tfusion", "Trainer_pretrain")["model"][0].uri
+    gen = ReidExampleGen(dataset_dir=os.path.join(out, "data", "target"))
+    model = tfx.dsl.Importer(source_uri=model_uri,
+                             artifact_type=tfx.types.standard_artifacts.Model).with_id("model")
+    embed = Embedder(examples=gen.outputs["examples"], model=model.outputs["result"])
+    st = STModelGen(features=embed.outputs["features"])
+    ranker = FusedRanker(features=embed.outputs["features"], st_model=st.outputs["st_model"])
+    evalgen = RankingEvalGen(features=embed.outputs["features"],
+                             st_model=st.outputs["st_model"], examples=gen.outputs["examples"])
+    evaluator = tfx.components.Evaluator(examples=evalgen.outputs["eval_examples"],
+                                         model=model.outputs["result"],
+                                         eval_config=eval_config(tiny_config(), gated=False))
+    db = str(tmp_path / "mp.sqlite")
+    mp_args = [a for a in LOCAL_BEAM_ARGS if not a.startswith("--direct_")] + [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name="mp", pipeline_root=str(tmp_path / "root"),
+        components=[gen, model, embed, st, ranker, evalgen, evaluator], enable_cache=False,
+        metadata_connection_config=tfx.orchestration.metadata
+        .sqlite_metadata_connection_config(db), beam_pipeline_args=mp_args))
+    mp = lineage.open_store(db)
+    get = lambda node, key: lineage.latest_outputs(mp, "mp", node)[key][0].uri  # noqa: E731
+    # the same embeddings as the in-memory Embedder of round 0 (same model, same images)
+    ref = load_split_features(summary["rounds"][0]["features"])
+    feats = load_split_features(get("Embedder", "features"))
+    for a, b in zip(ref, feats):
+        assert list(a.names) == list(b.names)
+        np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+    # the ST model and the fused ranking equal the in-memory path on those features
+    train = feats[0]
+    mem = estimate_st_model(train, FusionConfig(), frame_span(*feats))
+    assert load_st_model(get("STModelGen", "st_model")).same_as(mem)
+    write_ranking_in_memory(train, STTables.from_model(mem), FusionConfig(),
+                            str(tmp_path / "ranking"))
+    expect, got = read_ranking(str(tmp_path / "ranking")), read_ranking(
+        get("FusedRanker", "fused_ranking"))
+    assert expect.keys() == got.keys()
+    for name in expect:
+        assert expect[name][0] == got[name][0]
+        np.testing.assert_allclose(expect[name][1], got[name][1], rtol=1e-6)
+    assert os.path.isdir(get("Evaluator", "evaluation"))
