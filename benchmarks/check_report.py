@@ -232,11 +232,34 @@ def check_in_browser(binary, html_path, work, full_height):
     return ok, lines
 
 
+def check_run_report(run_out, binary, work, queries):
+    """The browser check of a finished `tfusion run` folder's own report.html."""
+    import json
+    with open(os.path.join(run_out, "run_summary.json")) as f:
+        summary = json.load(f)
+    path = os.path.join(run_out, "report.html")
+    print(f"report: {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
+    for r in summary["rounds"]:
+        print(f"  round {r['round']}: vision rank-1 {r['vision']['rank1']:.1f} | fused "
+              f"rank-1 {r['fused']['rank1']:.1f} (TFMA)")
+    if not binary:
+        print("chromium: not found (apt-get install chromium); browser check skipped")
+        return 2
+    full_height = 700 + len(summary["rounds"]) * (900 + queries * 330)
+    ok, lines = check_in_browser(binary, path, work, min(full_height, 16000))
+    for line in lines:
+        print("  " + line)
+    print(f"chromium rendered the report: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", help="output folder (default: a new temp folder)")
     ap.add_argument("--preset", default="tiny", help="SynthReID preset (default tiny)")
     ap.add_argument("--demo-out", help="report on a `tfusion demo` output folder instead")
+    ap.add_argument("--run-out", help="check the report.html that `tfusion run` wrote in "
+                                      "this output folder, as it is")
     ap.add_argument("--queries", type=int, default=6, help="ranked queries per round")
     ap.add_argument("--gate-rank1", type=float, default=20.0,
                     help="demonstration gate: lower bound of the last fused rank-1")
@@ -246,6 +269,8 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="check_report_")
     os.makedirs(work, exist_ok=True)
     t0 = time.monotonic()
+    if args.run_out:
+        return check_run_report(args.run_out, args.chromium, work, args.queries)
     if args.demo_out:
         rounds, gate = demo_rounds(args.demo_out, args.queries), None
     else:
