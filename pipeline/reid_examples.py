@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.schema_check import ExampleValidator
+from st_model.errors import InputError
 from st_model.tracks import (FRAME_RATES, SPLITS, DatasetListing, ImageRecord,
                              read_dataset_folder)
 
@@ -30,7 +31,7 @@ DEFAULT_MAX_BAD_FRACTION = 0.01
 RecordTuple = Tuple[str, str, int, int, int, int, str]
 
 
-class TooManyBadImages(RuntimeError):
+class TooManyBadImages(InputError):
     """More images failed to read or validate than the allowed fraction."""
 
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from st_model.errors import InputError
+
 SPLITS: Tuple[str, ...] = ("train", "query", "gallery")
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
@@ -36,11 +38,11 @@ class STPoint(NamedTuple):
     sequence: int = 1
 
 
-class UnrecognisedName(ValueError):
+class UnrecognisedName(InputError):
     """A file name that fits none of the known conventions."""
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest row that cannot be read."""
 
 

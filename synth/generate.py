@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from st_model.errors import InputError
 from st_model.tracks import IMAGE_EXTENSIONS, LAYOUTS
 from synth.config import ConfigError, default_lists_dir, load_config
 from synth.plan import DatasetPlan, plan_dataset
@@ -26,7 +27,7 @@ MANIFEST = "synth.json"
 PREVIEW = "preview.png"
 
 
-class OutputExists(RuntimeError):
+class OutputExists(InputError):
     """The output folder already holds images (use force to replace them)."""
 
 

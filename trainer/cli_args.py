@@ -40,6 +40,13 @@ def training_values(args: argparse.Namespace) -> Dict[str, Any]:
             "multi_gpu": args.multi_gpu}
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse an --output (or --run-dir) that is an existing file before training."""
+    from st_model.errors import check_output_dir
+    check_output_dir(args.output, "model folder (--output)")
+    check_output_dir(run_dir(args), "run folder (--run-dir)")
+
+
 def run_dir(args: argparse.Namespace) -> str:
     return args.run_dir or os.path.join(args.output, "logs")
 

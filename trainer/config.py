@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from st_model.errors import InputError
+
 T = TypeVar("T", bound="TrainConfig")
 
 
@@ -42,7 +44,7 @@ class TrainConfig:
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(names) - set(cls.passthrough_keys()))
         if unknown:
-            raise ValueError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+            raise InputError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
         kwargs = {}
         for k, v in values.items():
             if k not in names or v is None:

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import runtime  # noqa: F401
 import tensorflow as tf
 
@@ -27,7 +28,7 @@ REQUIRED_FIELDS = {"image": "bytes_list", "image_name": "bytes_list",
                    **{f: "int64_list" for f in INT_FIELDS}}
 
 
-class ExamplesError(ValueError):
+class ExamplesError(InputError):
     """An Examples artifact that cannot be read as re-ID image examples."""
 
 
@@ -62,6 +63,23 @@ def expand_patterns(patterns: Union[str, Sequence[str]], what: str = "examples")
     return files
 
 
+def _record_problem(raw: bytes, required: Dict[str, str]) -> Optional[str]:
+    """Why one serialized record is not a re-ID image example (None when it is)."""
+    feats = tf.train.Example.FromString(raw).features.feature
+    for name, kind in required.items():
+        if name not in feats:
+            return (f"feature '{name}' is missing (present: {sorted(feats)}); expected the "
+                    "reid_examples schema")
+        if feats[name].WhichOneof("kind") != kind:
+            return f"feature '{name}' is {feats[name].WhichOneof('kind')}, expected {kind}"
+    return None
+
+
+def _read_problem(path: str, error: tf.errors.OpError) -> str:
+    return (f"examples file {path}: unreadable ({error.message.splitlines()[0]}); "
+            "a truncated or corrupt GZIP TFRecord file")
+
+
 def check_fields(files: Sequence[str], required: Optional[Dict[str, str]] = None) -> None:
     """Read each file's first record; raise ExamplesError naming the file on a bad one."""
     required = REQUIRED_FIELDS if required is None else required
@@ -69,21 +87,30 @@ def check_fields(files: Sequence[str], required: Optional[Dict[str, str]] = None
         try:
             first = next(iter(tf.data.TFRecordDataset(path, "GZIP").take(1)), None)
         except tf.errors.OpError as e:
-            raise ExamplesError(f"examples file {path}: not a GZIP TFRecord file "
-                                f"({e.message.splitlines()[0]})") from None
+            raise ExamplesError(_read_problem(path, e)) from None
         if first is None:
             continue  # an empty shard is legal
-        example = tf.train.Example.FromString(first.numpy())
-        feats = example.features.feature
-        for name, kind in required.items():
-            if name not in feats:
-                raise ExamplesError(
-                    f"examples file {path}: feature '{name}' is missing "
-                    f"(present: {sorted(feats)}); expected the reid_examples schema")
-            if feats[name].WhichOneof("kind") != kind:
-                raise ExamplesError(
-                    f"examples file {path}: feature '{name}' is "
-                    f"{feats[name].WhichOneof('kind')}, expected {kind}")
+        problem = _record_problem(first.numpy(), required)
+        if problem:
+            raise ExamplesError(f"examples file {path}: {problem}")
+
+
+def locate_bad_record(files: Sequence[str], error: tf.errors.OpError,
+                      required: Optional[Dict[str, str]] = None) -> ExamplesError:
+    """After `error` while reading `files`: the ExamplesError naming the file and record
+    that caused it (every record is read and checked, so this runs on failure only)."""
+    required = REQUIRED_FIELDS if required is None else required
+    for path in files:
+        n = 0
+        try:
+            for n, raw in enumerate(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator()):
+                problem = _record_problem(raw, required)
+                if problem:
+                    return ExamplesError(f"examples file {path}: record {n}: {problem}")
+        except tf.errors.OpError as e:
+            return ExamplesError(_read_problem(path, e) + f" after {n} good record(s)")
+    return ExamplesError(f"examples files {', '.join(files)}: "
+                         f"{error.message.splitlines()[0]}")
 
 
 def _feature_spec(with_image: bool) -> Dict[str, tf.io.FixedLenFeature]:
@@ -120,12 +147,21 @@ def read_split(files: Sequence[str], images: bool = True, batch: int = 1024) -> 
           .batch(batch).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=AUTOTUNE)
           .prefetch(AUTOTUNE))
     cols: Dict[str, List[np.ndarray]] = {k: [] for k in spec}
-    for parsed in ds:
-        for k, v in parsed.items():
-            cols[k].append(v.numpy())
+    try:
+        for parsed in ds:
+            for k, v in parsed.items():
+                cols[k].append(v.numpy())
+    except tf.errors.OpError as e:
+        raise locate_bad_record(files, e, {k: REQUIRED_FIELDS[k] for k in spec}) from None
     out = {k: (np.concatenate(v) if v else np.zeros([0], np.int64 if k in INT_FIELDS else object))
            for k, v in cols.items()}
-    return SplitTable(name=np.array([n.decode() for n in out["image_name"]], dtype=str),
+    names = np.array([n.decode() for n in out["image_name"]], dtype=str)
+    unique, counts = np.unique(names, return_counts=True)
+    if (counts > 1).any():
+        raise ExamplesError(f"examples {os.path.dirname(files[0])}: {(counts > 1).sum()} "
+                            f"image name(s) appear more than once, e.g. "
+                            f"{unique[counts > 1][0]!r}; each image must be one example")
+    return SplitTable(name=names,
                       pid=out["pid"].astype(np.int64), camera=out["camera"].astype(np.int64),
                       frame=out["frame"].astype(np.int64),
                       sequence=out["sequence"].astype(np.int64),

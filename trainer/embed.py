@@ -13,6 +13,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import data, export, runtime
 import tensorflow as tf
 
@@ -38,7 +39,7 @@ def _run(embedder: export.Embedder, batches: Iterable[dict], what: str) -> Array
             last = time.time()
             runtime.log(f"embed {what}: {n} images ({n / max(last - start, 1e-9):.0f}/s)")
     if n == 0:
-        raise ValueError(f"embed {what}: no images")
+        raise InputError(f"{what}: no images to embed (empty split)")
     out = {k: np.concatenate(v) for k, v in cols.items()}
     out["features"] = out["features"].astype(np.float32)
     out["name"] = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in out["name"]],
@@ -53,7 +54,10 @@ def embed_split(model: Union[str, export.Embedder], examples_uri: str, split: st
     embedder = _as_embedder(model)
     files = data.split_files(examples_uri, split)
     ds = data.stream_split(files, embedder.height, embedder.width, batch)
-    return _run(embedder, ds.as_numpy_iterator(), f"{examples_uri} {split}")
+    try:
+        return _run(embedder, ds.as_numpy_iterator(), f"{examples_uri} {split}")
+    except tf.errors.OpError as e:
+        raise data.locate_bad_record(files, e) from None
 
 
 def embed_folder(model: Union[str, export.Embedder], root: str,
@@ -81,7 +85,7 @@ def embed_folder(model: Union[str, export.Embedder], root: str,
             num_parallel_calls=data.AUTOTUNE).batch(batch).prefetch(data.AUTOTUNE)
         out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
     if not out:
-        raise ValueError(f"embed {root}: none of the splits {list(splits)} has images")
+        raise InputError(f"{root}: none of the splits {list(splits)} has images to embed")
     return out
 
 
@@ -104,8 +108,10 @@ def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
         splits = [s for s in SPLITS if data.has_split(examples_uri, s)]
         if not splits:
             data.split_files(examples_uri, "train")  # raises, naming the artifact
-    return {s: write_features(os.path.join(output_dir, f"{s}.npz"),
-                              embed_split(embedder, examples_uri, s, batch)) for s in splits}
+    arrays = {s: embed_split(embedder, examples_uri, s, batch) for s in splits}
+    # written only once every split embedded: a bad split leaves no partial output
+    return {s: write_features(os.path.join(output_dir, f"{s}.npz"), a)
+            for s, a in arrays.items()}
 
 
 def evaluate(model: Union[str, export.Embedder], examples_uri: str) -> Optional[dict]:

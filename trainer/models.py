@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
+from st_model.errors import InputError
 from trainer import runtime  # noqa: F401  (autograph set-up before any Keras code)
 import tensorflow as tf
 
@@ -216,28 +217,24 @@ def _load_weights(model: keras.Model, path: str) -> None:
 
 def read_spec(directory: str) -> dict:
     path = os.path.join(directory, SPEC_FILE)
+    model_dir = os.path.dirname(directory.rstrip("/"))
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{directory} is not a TFusion model: {SPEC_FILE} missing "
-            "(expected the output of `tfusion pretrain` / the pretraining Trainer)")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        raise InputError(
+            f"{model_dir}: not a TFusion model ({path} missing; "
+            "expected the output of `tfusion pretrain` / `tfusion transfer` or their Trainer)")
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            info = json.load(f)
+        BackboneSpec.from_json(info["spec"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a TFusion model spec ({type(e).__name__}: {e})") from None
+    return info
 
 
-def load_keras(directory: str, expect_size: Optional[Sequence[int]] = None
-               ) -> Tuple[BackboneSpec, keras.Model, Optional[keras.Model]]:
-    """Rebuild (spec, backbone, verification head or None) from `save_keras` output.
-
-    expect_size=(H, W) checks the model's input size and names the model on mismatch.
-    """
+def load_keras(directory: str) -> Tuple[BackboneSpec, keras.Model, Optional[keras.Model]]:
+    """Rebuild (spec, backbone, verification head or None) from `save_keras` output."""
     info = read_spec(directory)
     spec = BackboneSpec.from_json(info["spec"])
-    if expect_size is not None and tuple(expect_size) != (spec.height, spec.width):
-        model_dir = os.path.dirname(directory.rstrip("/"))
-        raise ValueError(
-            f"base model {model_dir} takes {spec.height}x{spec.width} images but "
-            f"{expect_size[0]}x{expect_size[1]} were asked for; train with the base "
-            "model's input size or pretrain a new model")
     backbone = build_backbone(spec)
     _load_weights(backbone, os.path.join(directory, BACKBONE_WEIGHTS))
     head = None

@@ -10,7 +10,6 @@ by default (RankNetConfig.freeze_fraction).
 """
 from __future__ import annotations
 
-import os
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -77,12 +76,7 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
              run_dir: Optional[str] = None) -> Dict:
     """Fine-tune `base_model` on the target train split with RankNet; export if asked."""
     asked = (config.height, config.width) if config.height or config.width else None
-    spec = models.BackboneSpec.from_json(models.read_spec(_keras_dir(base_model))["spec"])
-    if asked is not None and tuple(asked) != (spec.height, spec.width):
-        raise ValueError(
-            f"base model {base_model} takes {spec.height}x{spec.width} images but "
-            f"{asked[0]}x{asked[1]} were asked for (height/width); drop them or pretrain "
-            "a model of that size")
+    spec = export.base_model_spec(base_model, asked)
     ranking = triplets.read_fused_ranking(ranking_uri)
     table = data.read_split(train_files)
     rng = np.random.default_rng(config.seed)
@@ -123,10 +117,6 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
                                    "fused_ranking": ranking_uri})
     summary.update(backbone=backbone, head=head, spec=spec)
     return summary
-
-
-def _keras_dir(model_dir: str) -> str:
-    return os.path.join(export.resolve_model_dir(model_dir), export.KERAS_DIR)
 
 
 def run_fn(fn_args) -> None:

@@ -25,13 +25,14 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import runtime
 import tensorflow as tf
 
 RANKING_FILES = "fused_ranking-*.tfrecord.gz"
 
 
-class RankingError(ValueError):
+class RankingError(InputError):
     """A fused ranking artifact that cannot be used to sample triples."""
 
 
