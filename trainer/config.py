@@ -36,6 +36,7 @@ class TrainConfig:
     mixed_precision: Any = "auto"
     xla: Any = False
     multi_gpu: Any = "auto"
+    deterministic: Any = "auto"      # TF op determinism: auto = on iff no GPU is visible
 
     @classmethod
     def from_dict(cls: Type[T], values: Optional[Dict[str, Any]], where: str = "custom_config"

@@ -191,46 +191,63 @@ class Augmentation:
         return cls(flip=False, crop_padding=0.0, erasing=0.0)
 
 
-def augment(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
-    """Apply `aug` to one float32 [H, W, 3] image."""
+def augment(image: tf.Tensor, aug: Augmentation, seed: Optional[tf.Tensor] = None
+            ) -> tf.Tensor:
+    """Apply `aug` to one float32 [H, W, 3] image.
+
+    Every random draw is a stateless op keyed by `seed` (int64 [2]), so the result
+    depends on the seed only, not on thread scheduling; without a seed one is drawn.
+    """
+    if seed is None:
+        seed = tf.random.uniform([2], 0, 2 ** 31 - 1, dtype=tf.int64)
+    flip_seed, crop_seed, erase_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=3))
     h, w = int(image.shape[0]), int(image.shape[1])
     if aug.flip:
-        image = tf.image.random_flip_left_right(image)
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     if aug.crop_padding > 0:
         ph, pw = max(1, int(round(h * aug.crop_padding))), max(1, int(round(w * aug.crop_padding)))
         padded = tf.pad(image, [[ph, ph], [pw, pw], [0, 0]], mode="REFLECT")
-        image = tf.image.random_crop(padded, [h, w, 3])
+        image = tf.image.stateless_random_crop(padded, [h, w, 3], crop_seed)
     if aug.erasing > 0:
-        image = random_erasing(image, aug)
+        image = random_erasing(image, aug, erase_seed)
     return image
 
 
-def random_erasing(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+def random_erasing(image: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Zhong et al. 2020: with probability p, fill a random rectangle with noise."""
     h, w = int(image.shape[0]), int(image.shape[1])
-    area = tf.random.uniform([], *aug.erasing_area) * h * w
-    log_r = tf.random.uniform([], np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1]))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=7))
+
+    def uniform(k, shape, lo, hi, dtype=tf.float32):
+        return tf.random.stateless_uniform(shape, seeds[k], lo, hi, dtype=dtype)
+    area = uniform(0, [], *aug.erasing_area) * h * w
+    log_r = uniform(1, [], np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1]))
     ratio = tf.exp(log_r)
     eh = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area * ratio)), tf.int32), 1, h)
     ew = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area / ratio)), tf.int32), 1, w)
-    y0 = tf.random.uniform([], 0, h - eh + 1, dtype=tf.int32)
-    x0 = tf.random.uniform([], 0, w - ew + 1, dtype=tf.int32)
+    y0 = uniform(2, [], 0, h - eh + 1, tf.int32)
+    x0 = uniform(3, [], 0, w - ew + 1, tf.int32)
     rows = tf.range(h)[:, None]
     cols = tf.range(w)[None, :]
     inside = (rows >= y0) & (rows < y0 + eh) & (cols >= x0) & (cols < x0 + ew)
-    inside = inside[:, :, None] & (tf.random.uniform([]) < aug.erasing)
-    noise = tf.random.uniform(tf.shape(image), 0.0, 255.0)
+    inside = inside[:, :, None] & (uniform(4, [], 0.0, 1.0) < aug.erasing)
+    noise = uniform(5, tf.shape(image), 0.0, 255.0)
     return tf.where(inside, noise, image)
 
 
 def image_loader(images: np.ndarray, height: int, width: int,
-                 aug: Optional[Augmentation] = None):
-    """A tf function index → decoded (augmented) image over an in-memory bytes array."""
+                 aug: Optional[Augmentation] = None, seed: int = 0):
+    """A tf function (index, draw) → decoded (augmented) image over an in-memory bytes
+    array; the augmentation of draw number `draw` is keyed by (seed, draw)."""
     table = tf.constant(images, dtype=tf.string)
 
-    def load(index: tf.Tensor) -> tf.Tensor:
+    def load(index: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
         image = decode_image(tf.gather(table, index), height, width)
-        return augment(image, aug) if aug is not None else image
+        if aug is None:
+            return image
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(draw, tf.int64)])
+        return augment(image, aug, key)
     return load
 
 
@@ -260,15 +277,21 @@ def indexed_dataset(indices: np.ndarray, load, extra: Tuple[np.ndarray, ...] = (
     """Image indices [N] or [N, m] (+ aligned extra arrays) → (images, *extra) batches.
 
     Each element is decoded in parallel (AUTOTUNE); [N, m] rows give [m, H, W, 3].
+    Image c of element n is draw n·max(m, 1) + c of `load`, and elements keep their
+    order, so a seeded run yields the same batches every time.
     """
     indices = np.asarray(indices, np.int64)
-    ds = tf.data.Dataset.from_tensor_slices((indices,) + tuple(extra))
+    ds = tf.data.Dataset.from_tensor_slices((indices,) + tuple(extra)).enumerate()
     m = indices.shape[1] if indices.ndim == 2 else 0
 
-    def fetch(idx, *rest):
-        images = tf.stack([load(idx[c]) for c in range(m)]) if m else load(idx)
+    def fetch(n, element):
+        idx, rest = element[0], element[1:]
+        if m:
+            images = tf.stack([load(idx[c], n * m + c) for c in range(m)])
+        else:
+            images = load(idx, n)
         return (images,) + tuple(rest)
-    ds = ds.map(fetch, num_parallel_calls=AUTOTUNE, deterministic=False)
+    ds = ds.map(fetch, num_parallel_calls=AUTOTUNE, deterministic=True)
     if batch:
         ds = ds.batch(batch, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)

@@ -80,7 +80,7 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
     ranking = triplets.read_fused_ranking(ranking_uri)
     table = data.read_split(train_files)
     rng = np.random.default_rng(config.seed)
-    tf.random.set_seed(config.seed)
+    runtime.seed_everything(config.seed, config.deterministic)
     per_epoch, epochs = training.epoch_plan(config)
     steps = epochs * per_epoch
     trip = triplets.sample_triplets(ranking, table.index_of(), steps * config.batch_triplets,
@@ -93,7 +93,7 @@ def transfer(train_files: Sequence[str], ranking_uri: str, base_model: str,
     acc = runtime.accelerators(config.mixed_precision, config.xla, config.multi_gpu)
     runtime.log(f"ranknet: {acc.describe()}")
     aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
-    load = data.image_loader(table.images, spec.height, spec.width, aug)
+    load = data.image_loader(table.images, spec.height, spec.width, aug, config.seed)
     ds = data.indexed_dataset(trip.rows(), load, (trip.target,), batch=config.batch_triplets)
     with acc.strategy.scope():
         spec, backbone, head = export.load_base_model(base_model)

@@ -82,6 +82,20 @@ def accelerators(mixed_precision: Union[str, bool, None] = "auto",
     return Accelerators(strategy=strategy, mixed_precision=mixed, xla=use_xla, gpus=gpus)
 
 
+def seed_everything(seed: int, deterministic: Union[str, bool, None] = "auto") -> bool:
+    """Seed Python, NumPy, TensorFlow and Keras from `seed`; with op determinism (auto:
+    on iff no GPU is visible) the same seed gives the same weights on the same machine.
+    Returns whether op determinism is on."""
+    tf.keras.utils.set_random_seed(seed)
+    on = _switch(deterministic, not tf.config.list_physical_devices("GPU"))
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    else:  # the switch is process-wide: undo an earlier run's
+        from tensorflow.python.framework import config as tf_config
+        tf_config.disable_op_determinism()
+    return on
+
+
 def reset_precision() -> None:
     """Back to float32 (after a mixed-precision run in the same process)."""
     tf.keras.mixed_precision.set_global_policy("float32")
