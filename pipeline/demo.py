@@ -20,6 +20,7 @@ import time
 from typing import Dict, List
 
 from pipeline import fingerprint
+from st_model import progress
 from st_model.errors import InputError, check_output_dir
 from st_model.tracks import SPLITS
 
@@ -41,8 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-render and re-ingest even if OUT already holds them")
 
 
-def _log(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = progress.log
 
 
 def _reusable(folder: str, fp: Dict, fresh: bool, what: str) -> bool:

@@ -43,6 +43,8 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
+from st_model.progress import log
+
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 DEFAULT_QUERY_BLOCK = 128
@@ -385,8 +387,8 @@ def evaluate_ranking(score_fn: ScoreFn, query_pid, query_cam, gallery_pid, galle
         best[sel], ap[sel], inp[sel] = _query_metrics(ranks, filled)
         if progress and (time.monotonic() - shown > 2.0 or sel.stop == n_eval):
             shown = time.monotonic()
-            print(f"{source}: ranked {sel.stop}/{n_eval} queries against "
-                  f"{gp.size} gallery images ({shown - t0:.1f} s)", file=sys.stderr)
+            log(f"{source}: ranked {sel.stop}/{n_eval} queries against "
+                f"{gp.size} gallery images ({shown - t0:.1f} s)")
     cmc = [100.0 * float(np.count_nonzero(best <= k)) / n_eval
            for k in range(1, max(max_rank, 10) + 1)]
     return RankingResult(rank1=cmc[0], rank5=cmc[4], rank10=cmc[9],

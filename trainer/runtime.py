@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Optional, Union
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402
+
+from st_model import progress  # noqa: E402
 
 _DONE = False
 
@@ -35,9 +36,7 @@ def setup() -> None:
 setup()
 
 
-def log(message: str) -> None:
-    """Progress goes to stderr."""
-    print(f"[trainer] {message}", file=sys.stderr, flush=True)
+log = progress.log  # the one progress logger (stderr)
 
 
 @dataclass
