@@ -9,10 +9,18 @@ It subclasses ValueError so callers that catch ValueError keep working.
 from __future__ import annotations
 
 import os
+import re
 
 
 class InputError(ValueError):
     """An expected failure whose message names the file and the problem."""
+
+
+def op_error_text(error: Exception) -> str:
+    """The readable part of a TensorFlow OpError (no function-node or op suffixes)."""
+    text = (getattr(error, "message", None) or str(error)).splitlines()[0]
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip()
 
 
 def check_output_dir(path: str, what: str = "output folder") -> str:

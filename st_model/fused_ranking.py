@@ -19,7 +19,7 @@ from typing import Dict, Iterable, Iterator, List, Tuple
 import numpy as np
 
 from st_model import neighbours
-from st_model.errors import InputError
+from st_model.errors import InputError, op_error_text
 from st_model.scoring import BlockScorer
 
 PREFIX = "fused_ranking"
@@ -136,7 +136,7 @@ def read_fused_ranking(uri: str) -> FusedRanking:
             records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
         except tf.errors.OpError as e:
             raise RankingError(f"{where} is not a readable GZIP TFRecord file "
-                               f"({e.message.splitlines()[0]})") from None
+                               f"({op_error_text(e)})") from None
         for n, raw in enumerate(records):
             try:
                 values = _feature_values(tf.train.Example.FromString(raw))

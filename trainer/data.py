@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from st_model.errors import InputError
+from st_model.errors import InputError, op_error_text
 from trainer import runtime  # noqa: F401
 import tensorflow as tf
 
@@ -76,7 +76,7 @@ def _record_problem(raw: bytes, required: Dict[str, str]) -> Optional[str]:
 
 
 def _read_problem(path: str, error: tf.errors.OpError) -> str:
-    return (f"examples file {path}: unreadable ({error.message.splitlines()[0]}); "
+    return (f"examples file {path}: unreadable ({op_error_text(error)}); "
             "a truncated or corrupt GZIP TFRecord file")
 
 
@@ -101,16 +101,16 @@ def locate_bad_record(files: Sequence[str], error: tf.errors.OpError,
     that caused it (every record is read and checked, so this runs on failure only)."""
     required = REQUIRED_FIELDS if required is None else required
     for path in files:
-        n = 0
+        good = 0
         try:
-            for n, raw in enumerate(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator()):
+            for raw in tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator():
                 problem = _record_problem(raw, required)
                 if problem:
-                    return ExamplesError(f"examples file {path}: record {n}: {problem}")
+                    return ExamplesError(f"examples file {path}: record {good}: {problem}")
+                good += 1
         except tf.errors.OpError as e:
-            return ExamplesError(_read_problem(path, e) + f" after {n} good record(s)")
-    return ExamplesError(f"examples files {', '.join(files)}: "
-                         f"{error.message.splitlines()[0]}")
+            return ExamplesError(f"{_read_problem(path, e)} ({good} records read)")
+    return ExamplesError(f"examples files {', '.join(files)}: {op_error_text(error)}")
 
 
 def _feature_spec(with_image: bool) -> Dict[str, tf.io.FixedLenFeature]:
