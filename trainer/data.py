@@ -161,11 +161,14 @@ def read_split(files: Sequence[str], images: bool = True, batch: int = 1024) -> 
         raise ExamplesError(f"examples {os.path.dirname(files[0])}: {(counts > 1).sum()} "
                             f"image name(s) appear more than once, e.g. "
                             f"{unique[counts > 1][0]!r}; each image must be one example")
-    return SplitTable(name=names,
-                      pid=out["pid"].astype(np.int64), camera=out["camera"].astype(np.int64),
-                      frame=out["frame"].astype(np.int64),
-                      sequence=out["sequence"].astype(np.int64),
-                      images=out.get("image"))
+    # by name: the order of records in an ingested artifact is the runner's, not ours
+    order = np.argsort(names, kind="stable")
+    return SplitTable(name=names[order],
+                      pid=out["pid"].astype(np.int64)[order],
+                      camera=out["camera"].astype(np.int64)[order],
+                      frame=out["frame"].astype(np.int64)[order],
+                      sequence=out["sequence"].astype(np.int64)[order],
+                      images=out["image"][order] if "image" in out else None)
 
 
 def decode_image(encoded: tf.Tensor, height: int, width: int) -> tf.Tensor:

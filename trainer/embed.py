@@ -1,8 +1,8 @@
 """Embed images with an exported model into the feature interchange format (.npz).
 
 .npz arrays: features float32 [N, D] (L2-normalised), camera, frame, sequence, pid
-int64 [N], name str [N]. Sources: a split of an Examples artifact, or an image folder
-in a known layout (st_model.tracks.read_dataset_folder).
+int64 [N], name str [N]; rows sorted by name. Sources: a split of an Examples artifact,
+or an image folder in a known layout (st_model.tracks.read_dataset_folder).
 """
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def _run(embedder: export.Embedder, batches: Iterable[dict], what: str) -> Array
     out["features"] = out["features"].astype(np.float32)
     out["name"] = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in out["name"]],
                            dtype=str)
+    # rows by image name: the record order of an ingested artifact is the runner's
+    order = np.argsort(out["name"], kind="stable")
+    out = {k: v[order] for k, v in out.items()}
     runtime.log(f"embed {what}: {n} images in {time.time() - start:.1f}s")
     return out
 
