@@ -74,7 +74,7 @@ def parse_name(name: str, convention: Optional[str] = None) -> STPoint:
     """
     base = os.path.basename(name)
     if convention is not None and convention not in _CONVENTIONS:
-        raise ValueError(f"unknown naming convention {convention!r}; "
+        raise InputError(f"unknown naming convention {convention!r}; "
                          f"known: {', '.join(CONVENTIONS)}")
     tried = [convention] if convention else list(CONVENTIONS)
     for conv in tried:
@@ -97,7 +97,7 @@ def detect_convention(names: Iterable[str]) -> str:
             if _CONVENTIONS[conv][0].match(base):
                 return conv
         parse_name(name)  # raises with the full message
-    raise ValueError("no file names given to detect a naming convention from")
+    raise InputError("no file names given to detect a naming convention from")
 
 
 def parse_names(names: Sequence[str], convention: Optional[str] = None,
@@ -189,7 +189,7 @@ def read_dataset_folder(root: str, layout: Optional[str] = None,
     if layout == "manifest":
         return read_manifest(os.path.join(root, MANIFEST_NAME))
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown dataset layout {layout!r}; known: "
+        raise InputError(f"unknown dataset layout {layout!r}; known: "
                          f"{', '.join(list(LAYOUTS) + ['manifest'])}")
     splits: Dict[str, List[ImageRecord]] = {}
     skipped: List[str] = []

@@ -316,3 +316,28 @@ def test_a_ranking_that_ranks_an_image_twice(tmp_path):
     with pytest.raises(fused_ranking.RankingError, match="image 'a' is ranked more than once"):
         triplets.read_fused_ranking(str(tmp_path / "r"))  # the trainer's name: same reader
 
+
+
+def test_embed_an_image_folder_with_a_text_file_named_jpg(tmp_path, capsys, model):
+    build_folder(str(tmp_path / "ds"), MARKET)
+    fake = tmp_path / "ds" / "query" / "0009_c4s1_000500_00.jpg"
+    fake.write_text("this is a text file")
+    rc, err = run_cli(capsys, "embed", "--model", model, "--images", tmp_path / "ds",
+                      "--output-dir", tmp_path / "f")
+    assert rc == 2
+    assert_one_line_error(err, "embed", str(fake), "not a readable image")
+
+
+@pytest.mark.parametrize("flag,value,problem", [
+    ("--freeze-fraction", "2", "training option freeze_fraction = 2.0, expected in [0, 1]"),
+    ("--near-ranks", "5 1", "bad rank ranges near=(5, 1)"),
+    ("--steps", "0", "training option steps = 0, expected >= 1"),
+])
+def test_a_bad_training_flag_is_named(tmp_path, capsys, examples, model, flag, value,
+                                      problem):
+    ranking = write_ranking(str(tmp_path / "r"), [("a", ["b", "c"], [2.0, 1.0])])
+    rc, err = run_cli(capsys, "transfer", "--examples", examples, "--ranking", ranking,
+                      "--base-model", model, "--output", tmp_path / "m", "--no-eval", flag,
+                      *value.split())
+    assert rc == 2
+    assert_one_line_error(err, "transfer", problem)

@@ -13,7 +13,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from st_model.errors import InputError
+from st_model.errors import InputError, op_error_text
 from trainer import data, export, runtime
 import tensorflow as tf
 
@@ -86,10 +86,24 @@ def embed_folder(model: Union[str, export.Embedder], root: str,
         ds = tf.data.Dataset.from_tensor_slices((paths, meta)).map(
             lambda p, m: {**m, "image": data.decode_image(tf.io.read_file(p), h, w)},
             num_parallel_calls=data.AUTOTUNE).batch(batch).prefetch(data.AUTOTUNE)
-        out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
+        try:
+            out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
+        except tf.errors.OpError as e:
+            raise _unreadable_image(paths, e) from None
     if not out:
         raise InputError(f"{root}: none of the splits {list(splits)} has images to embed")
     return out
+
+
+def _unreadable_image(paths: Sequence[str], error: tf.errors.OpError) -> InputError:
+    """After `error` while embedding `paths`: the InputError naming the image that does
+    not decode (each is decoded again, so this runs on failure only)."""
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except tf.errors.OpError as e:
+            return InputError(f"{path}: not a readable image ({op_error_text(e)})")
+    return InputError(f"{os.path.dirname(paths[0])}: {op_error_text(error)}")
 
 
 def write_features(path: str, arrays: Arrays) -> str:

@@ -36,7 +36,7 @@ class BackboneSpec:
 
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.name!r}; choose from {BACKBONES}")
+            raise InputError(f"unknown backbone {self.name!r}; choose from {BACKBONES}")
         h, w = DEFAULT_SIZE[self.name]
         self.height = int(self.height or h)
         self.width = int(self.width or w)
@@ -155,7 +155,7 @@ def freeze_front(backbone: keras.Model, fraction: float) -> int:
     mode (tf.keras 2 semantics of trainable=False).
     """
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"freeze fraction must be in [0, 1], got {fraction}")
+        raise InputError(f"freeze fraction must be in [0, 1], got {fraction}")
     weighted = [l for l in _flat_layers(backbone) if l.weights]
     n = int(round(fraction * len(weighted)))
     for i, layer in enumerate(weighted):

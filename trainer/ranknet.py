@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import data, export, models, runtime, training, triplets
 from trainer.config import RankNetConfig
 import tensorflow as tf
@@ -131,11 +132,11 @@ def run_fn(fn_args) -> None:
     values = dict(fn_args.custom_config or {})
     ranking_uri = values.get("fused_ranking_uri")
     if not ranking_uri:
-        raise ValueError("ranknet Trainer: custom_config['fused_ranking_uri'] is required "
+        raise InputError("ranknet Trainer: custom_config['fused_ranking_uri'] is required "
                          "(the fused ranking artifact's URI)")
     base_model = fn_args.base_model or values.get("base_model_uri")
     if not base_model:
-        raise ValueError("ranknet Trainer: no base model (connect base_model or set "
+        raise InputError("ranknet Trainer: no base model (connect base_model or set "
                          "custom_config['base_model_uri'])")
     if fn_args.train_steps:
         values["steps"] = int(fn_args.train_steps)

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from st_model import progress  # noqa: E402
+from st_model.errors import InputError  # noqa: E402
 
 _DONE = False
 
@@ -59,7 +60,7 @@ def _switch(value: Union[str, bool, None], default: bool) -> bool:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected auto/true/false, got {value!r}")
+        raise InputError(f"expected auto/true/false, got {value!r}")
     return bool(value)
 
 

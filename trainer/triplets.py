@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from st_model import fused_ranking
+from st_model.errors import InputError
 from st_model.fused_ranking import FusedRanking, RankingError, ranking_files  # noqa: F401
 from trainer import runtime
 
@@ -62,6 +63,16 @@ class Triplets:
         return np.stack([self.anchor, self.first, self.second], axis=1)
 
 
+def check_windows(near: Tuple[int, int], far: Tuple[int, int], reciprocal_k: int = 0
+                  ) -> None:
+    """InputError unless the rank windows are 1-based, ordered and leave room for j."""
+    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
+        raise InputError(f"bad rank ranges near={tuple(near)} far={tuple(far)} "
+                         "(1-based, inclusive, first <= last, far reaching below near)")
+    if reciprocal_k < 0:
+        raise InputError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
+
+
 def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                     rng: np.random.Generator, near: Tuple[int, int] = (1, 25),
                     far: Tuple[int, int] = (25, 50), temperature: float = 0.0,
@@ -80,10 +91,7 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     Anchors or neighbours absent from the train split, and anchors with fewer than two
     usable neighbours, are skipped and counted (reported on stderr).
     """
-    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
-        raise ValueError(f"bad rank ranges near={near} far={far} (1-based, inclusive)")
-    if reciprocal_k < 0:
-        raise ValueError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
+    check_windows(near, far, reciprocal_k)
     skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
                "too_few_neighbours": 0}
     if reciprocal_k:
