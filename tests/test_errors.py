@@ -181,7 +181,7 @@ def test_misspelt_config_key(tmp_path, capsys):
 
 # ---------------------------------------------------------------- examples, models, rankings
 tf = pytest.importorskip("tensorflow")
-from test_trainer import TINY, write_examples, write_ranking  # noqa: E402
+from test_trainer import TINY, _example, write_examples, write_ranking  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,22 @@ def test_truncated_gzip_tfrecord_names_the_file(tmp_path, capsys):
     assert rc == 2
     assert_one_line_error(err, "pretrain", str(shard), "truncated or corrupt")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_later_record_missing_a_feature_is_named(tmp_path, capsys):
+    """Every record is read: the third one lacks 'pid' (the first one is fine)."""
+    png = tf.io.encode_png(np.zeros((32, 16, 3), np.uint8)).numpy()
+    records = [_example(f"000{i}_c1s1_00010{i}_00.png", i, 1, 100 + i, "train", png,
+                        drop=("pid",) if i == 3 else ()) for i in (1, 2, 3)]
+    shard = tmp_path / "ex" / "Split-train" / "data_tfrecord-00000-of-00001.gz"
+    shard.parent.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(shard), "GZIP") as w:
+        for r in records:
+            w.write(r)
+    rc, err = run_cli(capsys, "pretrain", "--examples", tmp_path / "ex", "--output",
+                      tmp_path / "m", "--steps", "1", "--no-eval")
+    assert rc == 2
+    assert_one_line_error(err, "pretrain", str(shard), "record 2: feature 'pid' is missing")
 
 
 def test_duplicate_image_names_in_examples(tmp_path, capsys):
