@@ -12,6 +12,7 @@ schema. TensorFlow is imported only inside the functions that build or read tf.E
 """
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Tuple
@@ -60,6 +61,15 @@ def serialize_record(record: Tuple[str, List[str], List[float]]) -> bytes:
 
 def shard_path(out_dir: str, shard: int, shards: int) -> str:
     return os.path.join(out_dir, f"{PREFIX}-{shard:05d}-of-{shards:05d}{SUFFIX}")
+
+
+def remove_ranking(out_dir: str) -> int:
+    """Delete the ranking files of an earlier run in `out_dir` (a new run may write
+    another number of shards, and the reader takes every file); returns the count."""
+    stale = glob.glob(os.path.join(out_dir, f"{PREFIX}-*{SUFFIX}"))
+    for path in stale:
+        os.remove(path)
+    return len(stale)
 
 
 def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[float]]],

@@ -98,6 +98,19 @@ def test_missing_feature_file(tmp_path, capsys):
     assert_one_line_error(err, "fuse", "nowhere.npz", "does not exist")
 
 
+def test_a_rerun_replaces_the_fused_ranking_of_an_earlier_run(tmp_path, capsys):
+    """Outputs know their inputs: shards of an earlier run never mix into the ranking."""
+    from st_model import fused_ranking
+    out = tmp_path / "out"
+    fused_ranking.write_ranking(str(out), [("stale.jpg", ["x.jpg"], [1.0])] * 3, shards=3)
+    split = {s: _features(tmp_path / f"{s}.npz") for s in ("train", "query", "gallery")}
+    rc = main(["fuse", "--train", str(split["train"]), "--query", str(split["query"]),
+               "--gallery", str(split["gallery"]), "--output-dir", str(out), "--no-plot"])
+    assert rc == 0
+    ranking = fused_ranking.read_fused_ranking(str(out))
+    assert sorted(ranking.names) == [f"{i:04d}.jpg" for i in range(40)]
+
+
 def test_expected_failure_from_a_real_process_is_one_line(tmp_path):
     """As a user runs it: exit status 2, one stderr line, no traceback."""
     bad = tmp_path / "notes.npz"
