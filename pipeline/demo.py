@@ -65,6 +65,7 @@ def render_data(out: str, preset: str, seed: int, fresh: bool) -> Dict[str, str]
     dirs = {d: os.path.join(data, d) for d in ("source", "target")}
     if _reusable(data, fp, fresh, "SynthReID images"):
         return dirs
+    fingerprint.forget(data)
     _log(f"rendering SynthReID preset {preset!r} into {data}")
     report = generate(preset, data, seed=seed, force=True)
     if not {"source", "target"} <= set(report.dataset_dirs):

@@ -67,6 +67,14 @@ def differences(folder: str, fingerprint: Dict[str, Any]) -> str:
                      for k in keys if old.get(k) != fingerprint["parts"].get(k))
 
 
+def forget(folder: str) -> None:
+    """Drop the recorded fingerprint before redoing the work, so that an interrupted
+    run never leaves a half-written folder that looks complete."""
+    path = os.path.join(folder, FILENAME)
+    if os.path.isfile(path):
+        os.remove(path)
+
+
 def record(folder: str, fingerprint: Dict[str, Any]) -> None:
     """Write `fingerprint` into `folder` (after its outputs are complete)."""
     os.makedirs(folder, exist_ok=True)

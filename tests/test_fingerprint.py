@@ -22,6 +22,8 @@ def test_fingerprint_tracks_content_and_parts(tmp_path):
     other = fingerprint.make(stage="s", images="other")
     assert not fingerprint.matches(str(tmp_path / "a"), other)
     assert "images:" in fingerprint.differences(str(tmp_path / "a"), other)
+    fingerprint.forget(str(tmp_path / "a"))
+    assert fingerprint.recorded(str(tmp_path / "a")) is None
 
 
 def test_demo_redoes_data_and_examples_for_another_seed(tmp_path, capsys):
