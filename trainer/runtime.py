@@ -93,6 +93,7 @@ def seed_everything(seed: int, deterministic: Union[str, bool, None] = "auto") -
     else:  # the switch is process-wide: undo an earlier run's
         from tensorflow.python.framework import config as tf_config
         tf_config.disable_op_determinism()
+    log(f"seed {seed}, op determinism {'on' if on else 'off'}")
     return on
 
 
