@@ -2,6 +2,8 @@
 
 Each command lives in its own module exposing `add_arguments(parser)` and
 `run(args) -> int`, so `tfusion fuse` never pays for importing TensorFlow or TFX.
+Commands raise on failure; `main` applies the one error contract (pipeline/errors.py):
+expected failures are one line and exit status 2, bugs keep their traceback.
 A module that sets `ACCEPTS_BEAM_ARGS = True` receives the options it does not know
 as `args.beam_args` (Beam pipeline options such as `--runner=DataflowRunner`).
 """
@@ -69,7 +71,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args, module = parse_command_line(list(sys.argv[1:] if argv is None else argv))
     if module is None:
         return 2
-    return int(module.run(args) or 0)
+    from pipeline import errors
+    try:
+        return int(module.run(args) or 0)
+    except errors.EXPECTED as e:
+        return errors.report(args.command, e)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,21 @@
 Every stage is the same code the `tfusion` sub-commands and the TFX components run;
 all outputs stay under --out, and a table of vision / fused rank-1 and mAP per round is
 printed at the end (and written to OUT/summary.json). Re-running with the same --out
-reuses the rendered images and ingested examples.
+reuses the rendered images and the ingested examples only when their recorded
+fingerprint (preset, seed, and the content of the images ingested) is the one this run
+would record; otherwise they are redone.
 """
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Dict, List
 
+from pipeline import fingerprint
+from st_model import progress
+from st_model.errors import InputError, check_output_dir
 from st_model.tracks import SPLITS
 
 
@@ -36,43 +42,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-render and re-ingest even if OUT already holds them")
 
 
-def _log(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = progress.log
+
+
+def _reusable(folder: str, fp: Dict, fresh: bool, what: str) -> bool:
+    """Whether `folder` holds outputs of exactly `fp` (logs why not when it differs)."""
+    if fresh or not os.path.isdir(folder):
+        return False
+    if fingerprint.matches(folder, fp):
+        _log(f"reusing {what} in {folder}")
+        return True
+    _log(f"redoing {what} in {folder} ({fingerprint.differences(folder, fp)})")
+    return False
 
 
 def render_data(out: str, preset: str, seed: int, fresh: bool) -> Dict[str, str]:
-    """SynthReID source and target domains in the Market layout; reused when present."""
-    from synth.generate import MANIFEST, generate
+    """SynthReID source and target domains in the Market layout; reused only when
+    rendered from the same preset and seed."""
+    from synth.generate import generate
     data = os.path.join(out, "data")
-    manifest = os.path.join(data, MANIFEST)
-    if not fresh and os.path.isfile(manifest):
-        with open(manifest) as f:
-            info = json.load(f)
-        if info.get("preset") == preset and info.get("seed") == seed:
-            _log(f"reusing SynthReID images in {data}")
-            return {d: os.path.join(data, d) for d in ("source", "target")}
+    fp = fingerprint.make(stage="synth", preset=preset, seed=seed)
+    dirs = {d: os.path.join(data, d) for d in ("source", "target")}
+    if _reusable(data, fp, fresh, "SynthReID images"):
+        return dirs
+    fingerprint.forget(data)
     _log(f"rendering SynthReID preset {preset!r} into {data}")
     report = generate(preset, data, seed=seed, force=True)
     if not {"source", "target"} <= set(report.dataset_dirs):
-        raise SystemExit(f"tfusion demo: preset {preset!r} has domains "
-                         f"{sorted(report.dataset_dirs)}; the demo needs source and target")
+        raise InputError(f"preset {preset!r} has domains {sorted(report.dataset_dirs)}; "
+                         "the demo needs a source and a target domain")
+    fingerprint.record(data, fp)
     return report.dataset_dirs
 
 
 def ingest_domain(dataset_dir: str, examples_dir: str, fresh: bool) -> Dict:
-    """tf.Examples of one domain (the ReidExampleGen Beam job); reused when present."""
+    """tf.Examples of one domain (the ReidExampleGen Beam job); reused only when
+    ingested from the same image content."""
     from pipeline.beam_options import make_pipeline
     from pipeline.reid_examples import REPORT_NAME, format_report, ingest_folder
     from schemas import schema_path
-    report_path = os.path.join(examples_dir, REPORT_NAME)
-    if not fresh and os.path.isfile(report_path):
-        with open(report_path) as f:
+    fp = fingerprint.make(stage="ingest", images=fingerprint.tree_digest(dataset_dir))
+    if _reusable(examples_dir, fp, fresh, "examples"):
+        with open(os.path.join(examples_dir, REPORT_NAME)) as f:
             report = json.load(f)
-        _log(f"reusing examples in {examples_dir}")
     else:
+        shutil.rmtree(examples_dir, ignore_errors=True)  # no stale shards mixed in
         _log(f"ingesting {dataset_dir} -> {examples_dir}")
         report = ingest_folder(dataset_dir, examples_dir, make_pipeline(),
                                schema_path("reid_examples"))
+        fingerprint.record(examples_dir, fp)
     print(format_report(report), file=sys.stderr)
     return report
 
@@ -92,6 +110,7 @@ def run_demo(out: str, preset: str = "demo", seed: int = 0, pretrain_steps: int 
              rounds: int = 1, transfer_steps: int = 300, fresh: bool = False) -> Dict:
     """Run the loop; returns the per-round metrics written to OUT/summary.json."""
     t0 = time.monotonic()
+    check_output_dir(out)
     os.makedirs(out, exist_ok=True)
     dirs = render_data(out, preset, seed, fresh)
     examples = {d: os.path.join(out, "examples", d) for d in ("source", "target")}

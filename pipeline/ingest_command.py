@@ -9,7 +9,6 @@ counts, cameras, sequences and frame ranges.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from schemas import schema_path
 
@@ -34,18 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.beam_options import make_pipeline
-    from pipeline.reid_examples import TooManyBadImages, format_report, ingest_folder
-    from st_model.tracks import ManifestError, UnrecognisedName
-    try:
-        report = ingest_folder(args.dataset_dir, args.output,
-                               make_pipeline(args.beam_args),
-                               schema_path("reid_examples"), layout=args.layout,
-                               convention=args.convention,
-                               max_bad_fraction=args.max_bad_fraction)
-    except (FileNotFoundError, UnrecognisedName, ManifestError, TooManyBadImages,
-            ValueError) as e:
-        print(f"tfusion ingest: error: {e}", file=sys.stderr)
-        return 1
+    from pipeline.reid_examples import format_report, ingest_folder
+    from st_model.errors import check_output_dir
+    check_output_dir(args.output)
+    report = ingest_folder(args.dataset_dir, args.output, make_pipeline(args.beam_args),
+                           schema_path("reid_examples"), layout=args.layout,
+                           convention=args.convention,
+                           max_bad_fraction=args.max_bad_fraction)
     print(format_report(report))
     print(f"examples written to {args.output}")
     return 0

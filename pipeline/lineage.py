@@ -16,8 +16,9 @@ DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACH
 def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
     import os
     if not os.path.isfile(sqlite_path):
-        raise FileNotFoundError(f"{sqlite_path}: no ML Metadata store here (run "
-                                "`tfusion run` with this --output-dir first)")
+        from st_model.errors import InputError
+        raise InputError(f"{sqlite_path}: no ML Metadata store here (run `tfusion run` "
+                         "with this --output-dir first)")
     cfg = metadata_store_pb2.ConnectionConfig()
     cfg.sqlite.filename_uri = sqlite_path
     cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,15 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline import lineage
-    try:
-        store = lineage.open_store(os.path.join(args.output_dir, "metadata.sqlite"))
-    except FileNotFoundError as e:
-        print(f"tfusion lineage: error: {e}", file=sys.stderr)
-        return 2
+    from st_model.errors import InputError
+    store = lineage.open_store(os.path.join(args.output_dir, "metadata.sqlite"))
     pushed = lineage.latest_pushed_model(store)
     if pushed is None:
-        print(f"tfusion lineage: error: {args.output_dir}/metadata.sqlite: no model was "
-              "pushed yet (no blessed candidate)", file=sys.stderr)
-        return 2
+        raise InputError(f"{args.output_dir}/metadata.sqlite: no model was pushed yet "
+                         "(no candidate has been blessed)")
     print(lineage.format_lineage(lineage.lineage(store, pushed)))
     return 0

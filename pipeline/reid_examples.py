@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.schema_check import ExampleValidator
+from st_model.errors import InputError
 from st_model.tracks import (FRAME_RATES, SPLITS, DatasetListing, ImageRecord,
                              read_dataset_folder)
 
@@ -30,7 +31,7 @@ DEFAULT_MAX_BAD_FRACTION = 0.01
 RecordTuple = Tuple[str, str, int, int, int, int, str]
 
 
-class TooManyBadImages(RuntimeError):
+class TooManyBadImages(InputError):
     """More images failed to read or validate than the allowed fraction."""
 
 
@@ -188,10 +189,15 @@ def ingest(listing: DatasetListing, output_uri: str, pipeline: beam.Pipeline,
     that failed exceeds `max_bad_fraction`.
     """
     if not 0.0 <= max_bad_fraction <= 1.0:
-        raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+        raise InputError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
     records = [_as_tuple(r) for s in SPLITS for r in listing.splits.get(s, [])]
     if not records:
-        raise ValueError(f"{listing.root}: no images found in any split")
+        raise InputError(f"{listing.root}: no images found in any split")
+    empty = [s for s in SPLITS if not listing.splits.get(s)]
+    if empty:
+        raise InputError(f"{listing.root}: no images in split(s) {', '.join(empty)} "
+                         f"({listing.layout} layout); every split of {', '.join(SPLITS)} "
+                         "needs images")
     with pipeline as p:
         _ = (p | "ListImages" >> beam.Create(records)
              | "WriteExamples" >> WriteReidExamples(output_uri, schema_path))

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import Dict, List
 
-from pipeline.run_config import PRESETS, RUNNERS, RunConfig, RunConfigError, preset_config
+from pipeline.run_config import PRESETS, RUNNERS, RunConfig, preset_config
 
 METADATA = "metadata.sqlite"
 # harmless warnings TFX 1.16 prints for every component or every Evaluator
@@ -147,11 +147,7 @@ def compile_pipeline(config: RunConfig, out: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except RunConfigError as e:
-        print(f"tfusion run: error: {e}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
     if args.compile_only:
         print(compile_pipeline(config, args.output_dir))
         return 0

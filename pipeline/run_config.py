@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from st_model.errors import InputError
+
 RUNNERS = ("local", "dataflow")
 
 
-class RunConfigError(ValueError):
+class RunConfigError(InputError):
     """A run configuration that cannot be used (names the file and the field)."""
 
 

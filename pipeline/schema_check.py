@@ -2,13 +2,14 @@
 
 TFDV validates statistics of a whole dataset; ingestion needs a verdict per example so
 that a bad image is listed, not just counted. This checks the parts of the schema the
-re-ID records use: required presence, BYTES/INT/FLOAT type, int_domain bounds and
-string domains.
+re-ID and fused-ranking records use: required presence, BYTES/INT/FLOAT type,
+value counts, int_domain bounds and string domains. A present list feature may be
+empty when its value_count allows it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -31,6 +32,7 @@ class _Rule:
     lo: Optional[int] = None
     hi: Optional[int] = None
     allowed: Optional[Sequence[bytes]] = None
+    counts: Optional[Tuple[int, int]] = None  # value_count (min, max); 0 = unbounded
 
 
 class ExampleValidator:
@@ -41,6 +43,10 @@ class ExampleValidator:
         self.rules: List[_Rule] = []
         for f in schema.feature:
             rule = _Rule(f.name, f.type, f.presence.min_fraction >= 1.0)
+            if f.HasField("value_count"):
+                rule.counts = (f.value_count.min, f.value_count.max)
+            elif f.HasField("shape") and len(f.shape.dim) == 1:
+                rule.counts = (f.shape.dim[0].size, f.shape.dim[0].size)
             if f.HasField("int_domain"):
                 rule.lo = f.int_domain.min if f.int_domain.HasField("min") else None
                 rule.hi = f.int_domain.max if f.int_domain.HasField("max") else None
@@ -61,13 +67,19 @@ class ExampleValidator:
             value = features.get(r.name)
             values = value if isinstance(value, (list, tuple)) else (
                 [] if value is None else [value])
-            if not values:
+            if value is None or (not values and r.counts is None):
                 if r.required:
                     out.append(f"missing required feature {r.name!r}")
                 continue
+            if r.counts is not None and not (
+                    r.counts[0] <= len(values) <= (r.counts[1] or len(values))):
+                out.append(f"{r.name!r} has {len(values)} values, expected "
+                           f"{r.counts[0]} to {r.counts[1] or 'any number'}")
             for v in values:
                 if r.kind == schema_pb2.BYTES and not isinstance(v, bytes):
                     out.append(f"{r.name!r} must be bytes, got {type(v).__name__}")
+                elif r.kind == schema_pb2.FLOAT and not isinstance(v, float):
+                    out.append(f"{r.name!r} must be a float, got {type(v).__name__}")
                 elif r.kind == schema_pb2.INT and not isinstance(v, int):
                     out.append(f"{r.name!r} must be an integer, got {type(v).__name__}")
                 elif r.kind == schema_pb2.INT and r.lo is not None and v < r.lo:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, Optional
 
+from st_model.errors import InputError
+
 FUSIONS = ("loglinear", "bayes", "logistic")
 
 
@@ -60,16 +62,16 @@ class FusionConfig:
     def validate(self) -> "FusionConfig":
         from st_model.nodes import MODES
         if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
+            raise InputError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
+            raise InputError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
         if self.top_k < 1 or self.ranking_top_n < 1:
-            raise ValueError("top_k and ranking_top_n must be >= 1")
+            raise InputError("top_k and ranking_top_n must be >= 1")
         if self.bin_frames < 1:
-            raise ValueError("bin_frames must be >= 1")
+            raise InputError("bin_frames must be >= 1")
         if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):
-            raise ValueError("eq. 9 needs 0 <= α, β and α + β < 1")
+            raise InputError("eq. 9 needs 0 <= α, β and α + β < 1")
         if (self.alpha or self.beta) and self.fusion != "bayes":
-            raise ValueError(f"α and β belong to the bayes fusion (eq. 9), not to "
+            raise InputError(f"α and β belong to the bayes fusion (eq. 9), not to "
                              f"{self.fusion!r}; add --fusion bayes")
         return self

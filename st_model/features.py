@@ -8,13 +8,16 @@ A feature set holds `features` float32 [N, D], `camera`, `frame` int64 [N],
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
+from st_model.errors import InputError
 
-class FeatureFileError(ValueError):
+
+class FeatureFileError(InputError):
     """A feature file (or in-memory feature set) that cannot be used."""
 
 
@@ -97,27 +100,47 @@ def make_feature_set(features: np.ndarray, camera: np.ndarray, frame: np.ndarray
         nm = np.asarray(name).astype(str)
         if nm.shape != (n,):
             raise FeatureFileError(f"{source}: 'name' has shape {nm.shape}, expected [{n}]")
+        unique, counts = np.unique(nm, return_counts=True)
+        if (counts > 1).any():
+            raise FeatureFileError(f"{source}: 'name' repeats {(counts > 1).sum()} image "
+                                   f"name(s), e.g. {unique[counts > 1][0]!r}; every row "
+                                   "must be a distinct image")
     if (frm < 0).any():
         raise FeatureFileError(f"{source}: 'frame' has {(frm < 0).sum()} negative value(s)")
     return FeatureSet(x, cam, frm, seq, p, nm, source)
+
+
+def _read_npz(path: str) -> Dict[str, np.ndarray]:
+    """Every array of an .npz file, or FeatureFileError saying why it is unreadable."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(8)
+        raise FeatureFileError(f"{path}: not an .npz archive (a zip of .npy arrays, as "
+                               f"written by numpy.savez); it starts with {head!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise FeatureFileError(
+                f"{path}: holds an object (pickled) array, which is not loaded for safety; "
+                "save plain numeric/str arrays (e.g. features.astype(np.float32))") from None
+        raise FeatureFileError(f"{path}: not a readable .npz file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable archive is reported the same way
+        raise FeatureFileError(f"{path}: not a readable .npz file ({e})") from None
 
 
 def load_features(path: str, require_pid: bool = False) -> FeatureSet:
     """Load and validate one .npz feature file (errors name the file and the problem)."""
     if not os.path.isfile(path):
         raise FeatureFileError(f"{path}: feature file does not exist")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise FeatureFileError(f"{path}: not a readable .npz file ({e})") from None
-    with data:
-        missing = [k for k in ("features", "camera", "frame") if k not in data.files]
-        if require_pid and "pid" not in data.files:
-            missing.append("pid")
-        if missing:
-            raise FeatureFileError(f"{path}: missing array(s) {', '.join(missing)}; "
-                                   f"found {', '.join(data.files) or 'none'}")
-        get = lambda k: data[k] if k in data.files else None  # noqa: E731
-        return make_feature_set(data["features"], data["camera"], data["frame"],
-                                get("sequence"), get("pid"), get("name"), source=path)
-
+    data = _read_npz(path)
+    missing = [k for k in ("features", "camera", "frame") if k not in data]
+    if require_pid and "pid" not in data:
+        missing.append("pid")
+    if missing:
+        raise FeatureFileError(f"{path}: missing array(s) {', '.join(missing)}; "
+                               f"found {', '.join(data) or 'none'}")
+    return make_feature_set(data["features"], data["camera"], data["frame"],
+                            data.get("sequence"), data.get("pid"), data.get("name"),
+                            source=path)

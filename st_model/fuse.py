@@ -131,6 +131,8 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     config = config.resolved().validate()
     check_inputs(train, query, gallery)
     os.makedirs(output_dir, exist_ok=True)
+    if fused_ranking.remove_ranking(output_dir):
+        log(f"removed the fused ranking of an earlier run in {output_dir}")
     span = estimate.frame_span(train, query, gallery)
     timing = {}
     if beam_args:

@@ -18,7 +18,6 @@ command's flags from the Beam options.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 from st_model.config import FUSIONS, FusionConfig
@@ -95,22 +94,19 @@ def frame_rate_of(names) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from st_model.features import FeatureFileError, load_features
+    from st_model.errors import check_output_dir
+    from st_model.features import load_features
     from st_model.fuse import fuse
-    from st_model.nodes import UnknownCameraError
-    try:
-        config = config_from_args(args).validate()
-        train = load_features(args.train)
-        if args.frame_rate is None and train.name is not None:
-            config = replace(config, frame_rate=frame_rate_of(train.name))
-        query = load_features(args.query, require_pid=True)
-        gallery = load_features(args.gallery, require_pid=True)
-        result = fuse(train, query, gallery, config, args.output_dir,
-                      beam_args=getattr(args, "beam_args", None) or None,
-                      plot=not args.no_plot, ranking=not args.no_ranking)
-    except (FeatureFileError, UnknownCameraError, ValueError) as e:
-        print(f"tfusion fuse: error: {e}", file=sys.stderr)
-        return 2
+    config = config_from_args(args).validate()
+    check_output_dir(args.output_dir)
+    train = load_features(args.train)
+    if args.frame_rate is None and train.name is not None:
+        config = replace(config, frame_rate=frame_rate_of(train.name))
+    query = load_features(args.query, require_pid=True)
+    gallery = load_features(args.gallery, require_pid=True)
+    result = fuse(train, query, gallery, config, args.output_dir,
+                  beam_args=getattr(args, "beam_args", None) or None,
+                  plot=not args.no_plot, ranking=not args.no_ranking)
     v, f = result["vision"], result["fusion"]
     print(f"vision: rank-1 {v['rank1']:.2f} mAP {v['mAP']:.2f} | fusion ({config.mode}): "
           f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | {v['queries']} queries | "

@@ -6,18 +6,21 @@ their fused scores (descending), written as GZIP TFRecord files
 schemas/fused_ranking.pbtxt):
   image_name (bytes), neighbour_names (bytes list, best first),
   neighbour_scores (float list, same length).
-Pairs the fusion scores -inf (out of reach) never enter a list.
-TensorFlow is imported only inside the functions that build or read tf.Examples.
+Pairs the fusion scores -inf (out of reach) never enter a list. `read_fused_ranking`
+is the one reader (RankNet's trainer uses it too); it checks every record against the
+schema. TensorFlow is imported only inside the functions that build or read tf.Examples.
 """
 from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Tuple
 
 import numpy as np
 
 from st_model import neighbours
+from st_model.errors import InputError, op_error_text
 from st_model.scoring import BlockScorer
 
 PREFIX = "fused_ranking"
@@ -60,6 +63,15 @@ def shard_path(out_dir: str, shard: int, shards: int) -> str:
     return os.path.join(out_dir, f"{PREFIX}-{shard:05d}-of-{shards:05d}{SUFFIX}")
 
 
+def remove_ranking(out_dir: str) -> int:
+    """Delete the ranking files of an earlier run in `out_dir` (a new run may write
+    another number of shards, and the reader takes every file); returns the count."""
+    stale = glob.glob(os.path.join(out_dir, f"{PREFIX}-*{SUFFIX}"))
+    for path in stale:
+        os.remove(path)
+    return len(stale)
+
+
 def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[float]]],
                   shards: int = 1) -> List[str]:
     """Write records round-robin into `shards` GZIP TFRecord files; returns the paths."""
@@ -77,17 +89,101 @@ def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[flo
     return paths
 
 
+class RankingError(InputError):
+    """A fused ranking artifact that cannot be used (names the artifact and the file)."""
+
+
+@dataclass
+class FusedRanking:
+    """A fused ranking as read: per train image, its neighbours best first."""
+    uri: str
+    names: List[str]
+    neighbours: List[List[str]]
+    scores: List[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def ranking_files(uri: str) -> List[str]:
+    """The artifact's files: `uri` itself if a file, else fused_ranking-*.tfrecord.gz in
+    `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact)."""
+    import tensorflow as tf  # lazily: gfile reads local and remote (gs://) paths
+    if tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
+        return [uri]
+    pattern = f"{PREFIX}-*{SUFFIX}"
+    files = sorted(tf.io.gfile.glob(os.path.join(uri, pattern)) +
+                   tf.io.gfile.glob(os.path.join(uri, "*", pattern)))
+    if not files:
+        raise RankingError(f"fused ranking artifact {uri}: no files match {pattern}")
+    return files
+
+
+def _feature_values(example) -> Dict[str, list]:
+    """{feature name: its values} of a tf.Example (bytes, ints or floats)."""
+    out = {}
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        out[key] = list(getattr(feature, kind).value) if kind else []
+    return out
+
+
+def read_fused_ranking(uri: str) -> FusedRanking:
+    """The one reader of the fused ranking artifact: every record is checked against
+    schemas/fused_ranking.pbtxt, scores must descend and anchors must be distinct;
+    RankingError names the artifact, the file and the record otherwise."""
+    import tensorflow as tf  # lazily
+    from pipeline.schema_check import ExampleValidator
+    from schemas import schema_path
+    validator = ExampleValidator.from_pbtxt(schema_path("fused_ranking"))
+    names: List[str] = []
+    neighbours: List[List[str]] = []
+    scores: List[np.ndarray] = []
+    files = ranking_files(uri)
+    for path in files:
+        where = f"fused ranking artifact {uri}: {path}"
+        try:
+            records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
+        except tf.errors.OpError as e:
+            raise RankingError(f"{where} is not a readable GZIP TFRecord file "
+                               f"({op_error_text(e)})") from None
+        for n, raw in enumerate(records):
+            try:
+                values = _feature_values(tf.train.Example.FromString(raw))
+            except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and kin
+                raise RankingError(f"{where} record {n} is not a tf.Example ({e})") from None
+            problems = validator.problems(values)
+            if problems:
+                raise RankingError(f"{where} record {n} does not fit "
+                                   f"schemas/fused_ranking.pbtxt: {'; '.join(problems)}")
+            name = values["image_name"][0].decode()
+            nb = [v.decode() for v in values["neighbour_names"]]
+            sc = np.asarray(values["neighbour_scores"], np.float64)
+            if len(nb) != len(sc):
+                raise RankingError(f"{where} image {name}: {len(nb)} neighbour_names but "
+                                   f"{len(sc)} neighbour_scores")
+            if len(sc) > 1 and np.any(np.diff(sc) > 1e-6 * (1 + np.abs(sc[:-1]))):
+                raise RankingError(f"{where} image {name}: neighbour_scores are not in "
+                                   "descending order")
+            names.append(name)
+            neighbours.append(nb)
+            scores.append(sc)
+    if not names:
+        raise RankingError(f"fused ranking artifact {uri} is empty: 0 records in "
+                           f"{len(files)} file(s)")
+    if len(set(names)) != len(names):
+        seen, dup = set(), None
+        for name in names:
+            if name in seen:
+                dup = name
+                break
+            seen.add(name)
+        raise RankingError(f"fused ranking artifact {uri}: image {dup!r} is ranked more "
+                           "than once")
+    return FusedRanking(uri, names, neighbours, scores)
+
+
 def read_ranking(out_dir: str) -> Dict[str, Tuple[List[str], List[float]]]:
     """All records under out_dir: image name -> (neighbour names, scores)."""
-    import tensorflow as tf  # lazily
-    paths = sorted(glob.glob(os.path.join(out_dir, f"{PREFIX}-*{SUFFIX}")))
-    if not paths:
-        raise FileNotFoundError(f"{out_dir}: no {PREFIX}-*{SUFFIX} files")
-    out = {}
-    for raw in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
-        ex = tf.train.Example.FromString(raw.numpy())
-        f = ex.features.feature
-        name = f["image_name"].bytes_list.value[0].decode()
-        out[name] = ([v.decode() for v in f["neighbour_names"].bytes_list.value],
-                     list(f["neighbour_scores"].float_list.value))
-    return out
+    r = read_fused_ranking(out_dir)
+    return {n: (nb, sc.tolist()) for n, nb, sc in zip(r.names, r.neighbours, r.scores)}

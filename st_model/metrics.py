@@ -43,6 +43,9 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
+from st_model.progress import log
+
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 DEFAULT_QUERY_BLOCK = 128
@@ -89,12 +92,12 @@ class RankingResult:
 def _labels(arr, what: str, source: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim != 1:
-        raise ValueError(f"{source}: '{what}' must be a 1-D array, got shape {a.shape}")
+        raise InputError(f"{source}: '{what}' must be a 1-D array, got shape {a.shape}")
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
         if np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() \
                 and (a == np.round(a)).all():
             return a.astype(np.int64)
-        raise ValueError(f"{source}: '{what}' must hold integers, got dtype {a.dtype}")
+        raise InputError(f"{source}: '{what}' must hold integers, got dtype {a.dtype}")
     return np.asarray(a, dtype=np.int64)
 
 
@@ -102,7 +105,7 @@ def _pair(pid, cam, side: str, source: str) -> Tuple[np.ndarray, np.ndarray]:
     p = _labels(pid, f"{side}_pid", source)
     c = _labels(cam, f"{side}_cam", source)
     if p.shape != c.shape:
-        raise ValueError(f"{source}: length mismatch: {side}_pid has {p.size} entries, "
+        raise InputError(f"{source}: length mismatch: {side}_pid has {p.size} entries, "
                          f"{side}_cam has {c.size}")
     return p, c
 
@@ -110,7 +113,7 @@ def _pair(pid, cam, side: str, source: str) -> Tuple[np.ndarray, np.ndarray]:
 def _positive_int(value, what: str, source: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < 1:
-        raise ValueError(f"{source}: {what} must be a positive integer, got {value!r}")
+        raise InputError(f"{source}: {what} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -123,16 +126,16 @@ def _score_block(score_fn: ScoreFn, q_idx: np.ndarray, g_idx: np.ndarray,
     """
     s = np.asarray(score_fn(q_idx, g_idx))
     if s.shape != (q_idx.size, g_idx.size):
-        raise ValueError(f"{source}: score_fn returned shape {s.shape} for "
+        raise InputError(f"{source}: score_fn returned shape {s.shape} for "
                          f"{q_idx.size} queries x {g_idx.size} gallery items, expected "
                          f"({q_idx.size}, {g_idx.size})")
     if s.dtype.kind not in "fiub":
-        raise ValueError(f"{source}: score_fn returned non-real dtype {s.dtype}")
+        raise InputError(f"{source}: score_fn returned non-real dtype {s.dtype}")
     if s.dtype not in (np.float32, np.float64):
         s = s.astype(np.float64)
     if np.isnan(s).any():
         r, c = np.argwhere(np.isnan(s))[0]
-        raise ValueError(f"{source}: score_fn returned NaN scores (first: query "
+        raise InputError(f"{source}: score_fn returned NaN scores (first: query "
                          f"{q_idx[r]}, gallery {g_idx[c]}); scores must be ordered")
     if private and not (s.flags.owndata and s.flags.writeable
                         and sys.getrefcount(s) <= 2):
@@ -403,13 +406,13 @@ def query_match_ranks(score_fn: ScoreFn, query_pid, query_cam, gallery_pid,
     query_block = _positive_int(query_block, "query_block", source)
     gallery_block = _positive_int(gallery_block, "gallery_block", source)
     if qp.size == 0:
-        raise ValueError(f"{source}: the query set is empty")
+        raise InputError(f"{source}: the query set is empty")
     if gp.size == 0:
-        raise ValueError(f"{source}: the gallery is empty, no query can be evaluated")
+        raise InputError(f"{source}: the gallery is empty, no query can be evaluated")
     matches = _true_matches(qp, qc, gp, gc)
     n_eval = matches.queries.size
     if n_eval == 0:
-        raise ValueError(f"{source}: a split with no valid queries: none of the "
+        raise InputError(f"{source}: a split with no valid queries: none of the "
                          f"{qp.size} queries has a true match (same pid > 0, other "
                          f"camera) in the {gp.size}-image gallery")
     ranks: List[np.ndarray] = []
@@ -424,8 +427,8 @@ def query_match_ranks(score_fn: ScoreFn, query_pid, query_cam, gallery_pid,
         ranks.extend(_sorted_ranks(block, filled))
         if progress and (time.monotonic() - shown > 2.0 or sel.stop == n_eval):
             shown = time.monotonic()
-            print(f"{source}: ranked {sel.stop}/{n_eval} queries against "
-                  f"{gp.size} gallery images ({shown - t0:.1f} s)", file=sys.stderr)
+            log(f"{source}: ranked {sel.stop}/{n_eval} queries against "
+                f"{gp.size} gallery images ({shown - t0:.1f} s)")
     return MatchRanks(matches.queries, tuple(ranks), int(qp.size))
 
 
@@ -499,19 +502,19 @@ def _checked_features(x, what: str, source: str) -> np.ndarray:
     chunks, so no copy of the whole matrix is made)."""
     a = np.asarray(x)
     if a.ndim != 2 or a.shape[1] == 0:
-        raise ValueError(f"{source}: '{what}' must be an [N, D] matrix, got shape "
+        raise InputError(f"{source}: '{what}' must be an [N, D] matrix, got shape "
                          f"{a.shape}")
     if a.dtype.kind not in "fiu":
-        raise ValueError(f"{source}: '{what}' has non-numeric dtype {a.dtype}")
+        raise InputError(f"{source}: '{what}' has non-numeric dtype {a.dtype}")
     for lo in range(0, a.shape[0], _NORM_CHUNK):
         part = a[lo:lo + _NORM_CHUNK]
         finite = np.isfinite(part).all(axis=1)
         if not finite.all():
-            raise ValueError(f"{source}: '{what}' has NaN/inf values (first at row "
+            raise InputError(f"{source}: '{what}' has NaN/inf values (first at row "
                              f"{lo + int(np.flatnonzero(~finite)[0])})")
         zero = ~part.any(axis=1)
         if zero.any():
-            raise ValueError(f"{source}: '{what}' has an all-zero row (row "
+            raise InputError(f"{source}: '{what}' has an all-zero row (row "
                              f"{lo + int(np.flatnonzero(zero)[0])}); cosine "
                              f"similarity is undefined for it")
     return a
@@ -530,7 +533,7 @@ def cosine_score_fn(query_features, gallery_features,
     q = _checked_features(query_features, "query_features", source)
     g = _checked_features(gallery_features, "gallery_features", source)
     if q.shape[1] != g.shape[1]:
-        raise ValueError(f"{source}: query features have dimension {q.shape[1]}, "
+        raise InputError(f"{source}: query features have dimension {q.shape[1]}, "
                          f"gallery features {g.shape[1]}")
 
     def score(q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
@@ -554,7 +557,7 @@ def evaluate_features(query_features, gallery_features, query_pid, query_cam,
                          ("gallery", gallery_features, gallery_pid)):
         n_pid = _labels(pid, f"{side}_pid", source).size
         if np.shape(x)[0] != n_pid:
-            raise ValueError(f"{source}: length mismatch: {np.shape(x)[0]} {side} "
+            raise InputError(f"{source}: length mismatch: {np.shape(x)[0]} {side} "
                              f"feature rows, {n_pid} {side} pids")
     return evaluate_ranking(score_fn, query_pid, query_cam, gallery_pid, gallery_cam,
                             query_block, gallery_block, max_rank=max_rank,

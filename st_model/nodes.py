@@ -22,10 +22,12 @@ from typing import List, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
+
 MODES: Tuple[str, ...] = ("camera_sequence", "tfusion")
 
 
-class UnknownCameraError(ValueError):
+class UnknownCameraError(InputError):
     """A query/gallery camera that the train split never saw."""
 
 

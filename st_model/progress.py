@@ -1,4 +1,5 @@
-"""Progress messages on stderr (never stdout, which may carry results)."""
+"""The one progress logger of every command: lines on stderr (never stdout, which
+may carry results), each with the seconds since start."""
 from __future__ import annotations
 
 import sys

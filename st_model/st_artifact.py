@@ -14,6 +14,7 @@ from typing import Any, Dict
 
 import numpy as np
 
+from st_model.errors import InputError
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex
 
@@ -77,9 +78,9 @@ def load_st_model(path: str) -> STModel:
             header = json.loads(str(z["header"]))
             arrays = {k: z[k] for k in ("visual", "random", "node_camera", "node_sequence")}
     except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not an ST model artifact ({e})") from None
+        raise InputError(f"{path}: not an ST model artifact ({e})") from None
     if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise ValueError(f"{path}: unsupported ST model format "
+        raise InputError(f"{path}: unsupported ST model format "
                          f"{header.get('format')!r} v{header.get('version')!r}; "
                          f"this code reads {FORMAT} v{VERSION}")
     nodes = NodeIndex(header["mode"], arrays["node_camera"], arrays["node_sequence"])

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from st_model.errors import InputError
+
 SPLITS: Tuple[str, ...] = ("train", "query", "gallery")
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
@@ -36,11 +38,11 @@ class STPoint(NamedTuple):
     sequence: int = 1
 
 
-class UnrecognisedName(ValueError):
+class UnrecognisedName(InputError):
     """A file name that fits none of the known conventions."""
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest row that cannot be read."""
 
 
@@ -72,7 +74,7 @@ def parse_name(name: str, convention: Optional[str] = None) -> STPoint:
     """
     base = os.path.basename(name)
     if convention is not None and convention not in _CONVENTIONS:
-        raise ValueError(f"unknown naming convention {convention!r}; "
+        raise InputError(f"unknown naming convention {convention!r}; "
                          f"known: {', '.join(CONVENTIONS)}")
     tried = [convention] if convention else list(CONVENTIONS)
     for conv in tried:
@@ -95,7 +97,7 @@ def detect_convention(names: Iterable[str]) -> str:
             if _CONVENTIONS[conv][0].match(base):
                 return conv
         parse_name(name)  # raises with the full message
-    raise ValueError("no file names given to detect a naming convention from")
+    raise InputError("no file names given to detect a naming convention from")
 
 
 def parse_names(names: Sequence[str], convention: Optional[str] = None,
@@ -187,7 +189,7 @@ def read_dataset_folder(root: str, layout: Optional[str] = None,
     if layout == "manifest":
         return read_manifest(os.path.join(root, MANIFEST_NAME))
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown dataset layout {layout!r}; known: "
+        raise InputError(f"unknown dataset layout {layout!r}; known: "
                          f"{', '.join(list(LAYOUTS) + ['manifest'])}")
     splits: Dict[str, List[ImageRecord]] = {}
     skipped: List[str] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synth.config import PRESETS, ConfigError
+from synth.config import PRESETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,22 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synth.generate import OutputExists, generate
+    from st_model.errors import InputError, check_output_dir
+    from synth.generate import generate
 
     if args.workers is not None and args.workers < 1:
-        print("tfusion synth: --workers must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        report = generate(args.preset, args.out, config_path=args.config,
-                          lists_dir=args.lists, seed=args.seed, workers=args.workers,
-                          force=args.force, preview=not args.no_preview)
-    except (ConfigError, OutputExists) as e:
-        print(f"tfusion synth: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"tfusion synth: error: cannot write {e.filename or args.out}: "
-              f"{e.strerror or e}", file=sys.stderr)
-        return 2
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    check_output_dir(args.out)
+    report = generate(args.preset, args.out, config_path=args.config,
+                      lists_dir=args.lists, seed=args.seed, workers=args.workers,
+                      force=args.force, preview=not args.no_preview)
     for name, counts in report.counts.items():
         print(f"{name}: {report.dataset_dirs[name]}  train {counts['train']}  "
               f"query {counts['query']}  gallery {counts['gallery']}")

@@ -20,11 +20,12 @@ import os
 from dataclasses import fields
 from typing import Any, Dict, Optional
 
+from st_model.errors import InputError
 from synth.network import NetworkParams
 from synth.styles import STYLES
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A SynthReID configuration that cannot be used."""
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from st_model.errors import InputError
+from st_model.progress import log
 from st_model.tracks import IMAGE_EXTENSIONS, LAYOUTS
 from synth.config import ConfigError, default_lists_dir, load_config
 from synth.plan import DatasetPlan, plan_dataset
@@ -26,7 +27,7 @@ MANIFEST = "synth.json"
 PREVIEW = "preview.png"
 
 
-class OutputExists(RuntimeError):
+class OutputExists(InputError):
     """The output folder already holds images (use force to replace them)."""
 
 
@@ -91,17 +92,16 @@ def generate(preset: str, out: str, config_path: Optional[str] = None,
         raise ConfigError(f"seed must be a non-negative integer, got {seed}")
     uses_lists = any(d["st"] == "lists" for d in cfg["domains"].values())
     if lists_dir and not uses_lists and progress:
-        print(f"synth: note: --lists is ignored, preset {preset!r} simulates its "
-              f"camera networks (set a domain's \"st\": \"lists\" to use real names)",
-              file=sys.stderr)
+        log(f"synth: note: --lists is ignored, preset {preset!r} simulates its "
+            f"camera networks (set a domain's \"st\": \"lists\" to use real names)")
     lists_dir = lists_dir or default_lists_dir()
     plan = plan_dataset(cfg, seed, lists_dir)
     out_dirs = output_dirs(cfg, out)
     prepare_folders(out_dirs, force)
     jobs = plan.jobs
     if progress:
-        print(f"synth: preset {preset}, seed {seed}: {len(jobs)} images in "
-              f"{len(plan.domains)} domain(s) -> {out}", file=sys.stderr, flush=True)
+        log(f"synth: preset {preset}, seed {seed}: {len(jobs)} images in "
+            f"{len(plan.domains)} domain(s) -> {out}")
     stats = render_jobs(jobs, cfg, seed, out_dirs, workers, progress=progress)
     sheet = None
     if preview:

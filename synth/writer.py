@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from st_model.progress import log
 from synth.domain import Domain
 from synth.plan import ImageJob
 
@@ -84,8 +85,7 @@ def render_jobs(jobs: Sequence[ImageJob], cfg: Dict[str, Any], seed: int,
         done += n
         if progress and total and done / total >= next_report:
             rate = done / max(time.perf_counter() - t0, 1e-9)
-            print(f"synth: rendered {done}/{total} images ({rate:.0f}/s)",
-                  file=sys.stderr, flush=True)
+            log(f"synth: rendered {done}/{total} images ({rate:.0f}/s)")
             while next_report <= done / total:
                 next_report += 0.1
 

@@ -118,7 +118,7 @@ def test_cli_prints_summary(tmp_path, capsys):
 def test_cli_reports_bad_folder(tmp_path, capsys):
     from pipeline.cli import main
     rc = main(["ingest", str(tmp_path / "missing"), "--output", str(tmp_path / "ex")])
-    assert rc == 1
+    assert rc == 2
     assert "missing: dataset folder does not exist" in capsys.readouterr().err
 
 

@@ -415,7 +415,7 @@ def test_transfer_cli_reports_an_empty_ranking(examples, pretrained, tmp_path, c
     empty = write_ranking(str(tmp_path / "fused"), [])
     rc = main(["transfer", "--examples", root, "--ranking", empty, "--base-model",
                pretrained.serving_model_dir, "--output", str(tmp_path / "m"), "--steps", "1"])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "tfusion transfer: error: fused ranking artifact" in err and "fused is empty" in err
 
@@ -425,7 +425,7 @@ def test_pretrain_cli_reports_examples_without_images(tmp_path, capsys):
     write_examples(str(tmp_path / "ex"), {"train": (1, 2)}, drop=("image",))
     rc = main(["pretrain", "--examples", str(tmp_path / "ex"), "--output",
                str(tmp_path / "m"), "--steps", "1"])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "tfusion pretrain: error: examples file" in err and "'image' is missing" in err
     assert not (tmp_path / "m").exists()

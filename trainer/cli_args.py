@@ -28,6 +28,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, steps: int, lr: floa
     a.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     a.add_argument("--multi-gpu", choices=["auto", "on", "off"], default="auto",
                    help="MirroredStrategy (auto: on iff several GPUs are visible)")
+    a.add_argument("--deterministic", choices=["auto", "on", "off"], default="auto",
+                   help="TensorFlow op determinism: same seed, same results (auto: on "
+                        "iff no GPU is visible; on a GPU it costs speed)")
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the query/gallery rank-1/mAP report after training")
 
@@ -37,7 +40,14 @@ def training_values(args: argparse.Namespace) -> Dict[str, Any]:
             "epoch_steps": args.epoch_steps, "seed": args.seed, "flip": not args.no_flip,
             "crop_padding": args.crop_padding, "erasing": args.erasing,
             "mixed_precision": args.mixed_precision, "xla": args.xla,
-            "multi_gpu": args.multi_gpu}
+            "multi_gpu": args.multi_gpu, "deterministic": args.deterministic}
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse an --output (or --run-dir) that is an existing file before training."""
+    from st_model.errors import check_output_dir
+    check_output_dir(args.output, "model folder (--output)")
+    check_output_dir(run_dir(args), "run folder (--run-dir)")
 
 
 def run_dir(args: argparse.Namespace) -> str:

@@ -9,7 +9,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from st_model.errors import InputError
+
 T = TypeVar("T", bound="TrainConfig")
+
+
+def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise InputError(f"training option {name} = {value!r}, expected {expected}")
 
 
 @dataclass
@@ -34,6 +41,15 @@ class TrainConfig:
     mixed_precision: Any = "auto"
     xla: Any = False
     multi_gpu: Any = "auto"
+    deterministic: Any = "auto"      # TF op determinism: auto = on iff no GPU is visible
+
+    def __post_init__(self) -> None:
+        """Values out of range are named here, before any data is read."""
+        _check(self.steps >= 1, "steps", self.steps, ">= 1")
+        _check(self.epoch_steps >= 1, "epoch_steps", self.epoch_steps, ">= 1")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
+        _check(0 <= self.crop_padding < 0.5, "crop_padding", self.crop_padding, "in [0, 0.5)")
+        _check(0 <= self.erasing <= 1, "erasing", self.erasing, "in [0, 1]")
 
     @classmethod
     def from_dict(cls: Type[T], values: Optional[Dict[str, Any]], where: str = "custom_config"
@@ -42,7 +58,7 @@ class TrainConfig:
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(names) - set(cls.passthrough_keys()))
         if unknown:
-            raise ValueError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+            raise InputError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
         kwargs = {}
         for k, v in values.items():
             if k not in names or v is None:
@@ -75,6 +91,10 @@ class PretrainConfig(TrainConfig):
     verification: bool = False       # TFusion pair-verification head on in-batch pairs
     verification_weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.p >= 1 and self.k >= 1, "p, k", (self.p, self.k), ">= 1")
+
 
 @dataclass
 class RankNetConfig(TrainConfig):
@@ -88,6 +108,14 @@ class RankNetConfig(TrainConfig):
     freeze_fraction: float = 2 / 3   # first part of the backbone kept frozen
     same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
     reciprocal_k: int = 0            # i only among k-reciprocal fused neighbours; 0 = off
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from trainer.triplets import check_windows
+        _check(self.batch_triplets >= 1, "batch_triplets", self.batch_triplets, ">= 1")
+        _check(0 <= self.freeze_fraction <= 1, "freeze_fraction", self.freeze_fraction,
+               "in [0, 1]")
+        check_windows(tuple(self.near_ranks), tuple(self.far_ranks), self.reciprocal_k)
 
     @classmethod
     def passthrough_keys(cls) -> Tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from st_model.errors import InputError, op_error_text
 from trainer import runtime  # noqa: F401
 import tensorflow as tf
 
@@ -27,7 +28,7 @@ REQUIRED_FIELDS = {"image": "bytes_list", "image_name": "bytes_list",
                    **{f: "int64_list" for f in INT_FIELDS}}
 
 
-class ExamplesError(ValueError):
+class ExamplesError(InputError):
     """An Examples artifact that cannot be read as re-ID image examples."""
 
 
@@ -62,6 +63,23 @@ def expand_patterns(patterns: Union[str, Sequence[str]], what: str = "examples")
     return files
 
 
+def _record_problem(raw: bytes, required: Dict[str, str]) -> Optional[str]:
+    """Why one serialized record is not a re-ID image example (None when it is)."""
+    feats = tf.train.Example.FromString(raw).features.feature
+    for name, kind in required.items():
+        if name not in feats:
+            return (f"feature '{name}' is missing (present: {sorted(feats)}); expected the "
+                    "reid_examples schema")
+        if feats[name].WhichOneof("kind") != kind:
+            return f"feature '{name}' is {feats[name].WhichOneof('kind')}, expected {kind}"
+    return None
+
+
+def _read_problem(path: str, error: tf.errors.OpError) -> str:
+    return (f"examples file {path}: unreadable ({op_error_text(error)}); "
+            "a truncated or corrupt GZIP TFRecord file")
+
+
 def check_fields(files: Sequence[str], required: Optional[Dict[str, str]] = None) -> None:
     """Read each file's first record; raise ExamplesError naming the file on a bad one."""
     required = REQUIRED_FIELDS if required is None else required
@@ -69,21 +87,30 @@ def check_fields(files: Sequence[str], required: Optional[Dict[str, str]] = None
         try:
             first = next(iter(tf.data.TFRecordDataset(path, "GZIP").take(1)), None)
         except tf.errors.OpError as e:
-            raise ExamplesError(f"examples file {path}: not a GZIP TFRecord file "
-                                f"({e.message.splitlines()[0]})") from None
+            raise ExamplesError(_read_problem(path, e)) from None
         if first is None:
             continue  # an empty shard is legal
-        example = tf.train.Example.FromString(first.numpy())
-        feats = example.features.feature
-        for name, kind in required.items():
-            if name not in feats:
-                raise ExamplesError(
-                    f"examples file {path}: feature '{name}' is missing "
-                    f"(present: {sorted(feats)}); expected the reid_examples schema")
-            if feats[name].WhichOneof("kind") != kind:
-                raise ExamplesError(
-                    f"examples file {path}: feature '{name}' is "
-                    f"{feats[name].WhichOneof('kind')}, expected {kind}")
+        problem = _record_problem(first.numpy(), required)
+        if problem:
+            raise ExamplesError(f"examples file {path}: {problem}")
+
+
+def locate_bad_record(files: Sequence[str], error: tf.errors.OpError,
+                      required: Optional[Dict[str, str]] = None) -> ExamplesError:
+    """After `error` while reading `files`: the ExamplesError naming the file and record
+    that caused it (every record is read and checked, so this runs on failure only)."""
+    required = REQUIRED_FIELDS if required is None else required
+    for path in files:
+        good = 0
+        try:
+            for raw in tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator():
+                problem = _record_problem(raw, required)
+                if problem:
+                    return ExamplesError(f"examples file {path}: record {good}: {problem}")
+                good += 1
+        except tf.errors.OpError as e:
+            return ExamplesError(f"{_read_problem(path, e)} ({good} records read)")
+    return ExamplesError(f"examples files {', '.join(files)}: {op_error_text(error)}")
 
 
 def _feature_spec(with_image: bool) -> Dict[str, tf.io.FixedLenFeature]:
@@ -120,16 +147,28 @@ def read_split(files: Sequence[str], images: bool = True, batch: int = 1024) -> 
           .batch(batch).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=AUTOTUNE)
           .prefetch(AUTOTUNE))
     cols: Dict[str, List[np.ndarray]] = {k: [] for k in spec}
-    for parsed in ds:
-        for k, v in parsed.items():
-            cols[k].append(v.numpy())
+    try:
+        for parsed in ds:
+            for k, v in parsed.items():
+                cols[k].append(v.numpy())
+    except tf.errors.OpError as e:
+        raise locate_bad_record(files, e, {k: REQUIRED_FIELDS[k] for k in spec}) from None
     out = {k: (np.concatenate(v) if v else np.zeros([0], np.int64 if k in INT_FIELDS else object))
            for k, v in cols.items()}
-    return SplitTable(name=np.array([n.decode() for n in out["image_name"]], dtype=str),
-                      pid=out["pid"].astype(np.int64), camera=out["camera"].astype(np.int64),
-                      frame=out["frame"].astype(np.int64),
-                      sequence=out["sequence"].astype(np.int64),
-                      images=out.get("image"))
+    names = np.array([n.decode() for n in out["image_name"]], dtype=str)
+    unique, counts = np.unique(names, return_counts=True)
+    if (counts > 1).any():
+        raise ExamplesError(f"examples {os.path.dirname(files[0])}: {(counts > 1).sum()} "
+                            f"image name(s) appear more than once, e.g. "
+                            f"{unique[counts > 1][0]!r}; each image must be one example")
+    # by name: the order of records in an ingested artifact is the runner's, not ours
+    order = np.argsort(names, kind="stable")
+    return SplitTable(name=names[order],
+                      pid=out["pid"].astype(np.int64)[order],
+                      camera=out["camera"].astype(np.int64)[order],
+                      frame=out["frame"].astype(np.int64)[order],
+                      sequence=out["sequence"].astype(np.int64)[order],
+                      images=out["image"][order] if "image" in out else None)
 
 
 def decode_image(encoded: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -155,46 +194,63 @@ class Augmentation:
         return cls(flip=False, crop_padding=0.0, erasing=0.0)
 
 
-def augment(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
-    """Apply `aug` to one float32 [H, W, 3] image."""
+def augment(image: tf.Tensor, aug: Augmentation, seed: Optional[tf.Tensor] = None
+            ) -> tf.Tensor:
+    """Apply `aug` to one float32 [H, W, 3] image.
+
+    Every random draw is a stateless op keyed by `seed` (int64 [2]), so the result
+    depends on the seed only, not on thread scheduling; without a seed one is drawn.
+    """
+    if seed is None:
+        seed = tf.random.uniform([2], 0, 2 ** 31 - 1, dtype=tf.int64)
+    flip_seed, crop_seed, erase_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=3))
     h, w = int(image.shape[0]), int(image.shape[1])
     if aug.flip:
-        image = tf.image.random_flip_left_right(image)
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     if aug.crop_padding > 0:
         ph, pw = max(1, int(round(h * aug.crop_padding))), max(1, int(round(w * aug.crop_padding)))
         padded = tf.pad(image, [[ph, ph], [pw, pw], [0, 0]], mode="REFLECT")
-        image = tf.image.random_crop(padded, [h, w, 3])
+        image = tf.image.stateless_random_crop(padded, [h, w, 3], crop_seed)
     if aug.erasing > 0:
-        image = random_erasing(image, aug)
+        image = random_erasing(image, aug, erase_seed)
     return image
 
 
-def random_erasing(image: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+def random_erasing(image: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Zhong et al. 2020: with probability p, fill a random rectangle with noise."""
     h, w = int(image.shape[0]), int(image.shape[1])
-    area = tf.random.uniform([], *aug.erasing_area) * h * w
-    log_r = tf.random.uniform([], np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1]))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=7))
+
+    def uniform(k, shape, lo, hi, dtype=tf.float32):
+        return tf.random.stateless_uniform(shape, seeds[k], lo, hi, dtype=dtype)
+    area = uniform(0, [], *aug.erasing_area) * h * w
+    log_r = uniform(1, [], np.log(aug.erasing_aspect[0]), np.log(aug.erasing_aspect[1]))
     ratio = tf.exp(log_r)
     eh = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area * ratio)), tf.int32), 1, h)
     ew = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(area / ratio)), tf.int32), 1, w)
-    y0 = tf.random.uniform([], 0, h - eh + 1, dtype=tf.int32)
-    x0 = tf.random.uniform([], 0, w - ew + 1, dtype=tf.int32)
+    y0 = uniform(2, [], 0, h - eh + 1, tf.int32)
+    x0 = uniform(3, [], 0, w - ew + 1, tf.int32)
     rows = tf.range(h)[:, None]
     cols = tf.range(w)[None, :]
     inside = (rows >= y0) & (rows < y0 + eh) & (cols >= x0) & (cols < x0 + ew)
-    inside = inside[:, :, None] & (tf.random.uniform([]) < aug.erasing)
-    noise = tf.random.uniform(tf.shape(image), 0.0, 255.0)
+    inside = inside[:, :, None] & (uniform(4, [], 0.0, 1.0) < aug.erasing)
+    noise = uniform(5, tf.shape(image), 0.0, 255.0)
     return tf.where(inside, noise, image)
 
 
 def image_loader(images: np.ndarray, height: int, width: int,
-                 aug: Optional[Augmentation] = None):
-    """A tf function index → decoded (augmented) image over an in-memory bytes array."""
+                 aug: Optional[Augmentation] = None, seed: int = 0):
+    """A tf function (index, draw) → decoded (augmented) image over an in-memory bytes
+    array; the augmentation of draw number `draw` is keyed by (seed, draw)."""
     table = tf.constant(images, dtype=tf.string)
 
-    def load(index: tf.Tensor) -> tf.Tensor:
+    def load(index: tf.Tensor, draw: tf.Tensor) -> tf.Tensor:
         image = decode_image(tf.gather(table, index), height, width)
-        return augment(image, aug) if aug is not None else image
+        if aug is None:
+            return image
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(draw, tf.int64)])
+        return augment(image, aug, key)
     return load
 
 
@@ -224,15 +280,21 @@ def indexed_dataset(indices: np.ndarray, load, extra: Tuple[np.ndarray, ...] = (
     """Image indices [N] or [N, m] (+ aligned extra arrays) → (images, *extra) batches.
 
     Each element is decoded in parallel (AUTOTUNE); [N, m] rows give [m, H, W, 3].
+    Image c of element n is draw n·max(m, 1) + c of `load`, and elements keep their
+    order, so a seeded run yields the same batches every time.
     """
     indices = np.asarray(indices, np.int64)
-    ds = tf.data.Dataset.from_tensor_slices((indices,) + tuple(extra))
+    ds = tf.data.Dataset.from_tensor_slices((indices,) + tuple(extra)).enumerate()
     m = indices.shape[1] if indices.ndim == 2 else 0
 
-    def fetch(idx, *rest):
-        images = tf.stack([load(idx[c]) for c in range(m)]) if m else load(idx)
+    def fetch(n, element):
+        idx, rest = element[0], element[1:]
+        if m:
+            images = tf.stack([load(idx[c], n * m + c) for c in range(m)])
+        else:
+            images = load(idx, n)
         return (images,) + tuple(rest)
-    ds = ds.map(fetch, num_parallel_calls=AUTOTUNE, deterministic=False)
+    ds = ds.map(fetch, num_parallel_calls=AUTOTUNE, deterministic=True)
     if batch:
         ds = ds.batch(batch, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)

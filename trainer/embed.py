@@ -1,8 +1,8 @@
 """Embed images with an exported model into the feature interchange format (.npz).
 
 .npz arrays: features float32 [N, D] (L2-normalised), camera, frame, sequence, pid
-int64 [N], name str [N]. Sources: a split of an Examples artifact, or an image folder
-in a known layout (st_model.tracks.read_dataset_folder).
+int64 [N], name str [N]; rows sorted by name. Sources: a split of an Examples artifact,
+or an image folder in a known layout (st_model.tracks.read_dataset_folder).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from st_model.errors import InputError, op_error_text
 from trainer import data, export, runtime
 import tensorflow as tf
 
@@ -38,11 +39,14 @@ def _run(embedder: export.Embedder, batches: Iterable[dict], what: str) -> Array
             last = time.time()
             runtime.log(f"embed {what}: {n} images ({n / max(last - start, 1e-9):.0f}/s)")
     if n == 0:
-        raise ValueError(f"embed {what}: no images")
+        raise InputError(f"{what}: no images to embed (empty split)")
     out = {k: np.concatenate(v) for k, v in cols.items()}
     out["features"] = out["features"].astype(np.float32)
     out["name"] = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in out["name"]],
                            dtype=str)
+    # rows by image name: the record order of an ingested artifact is the runner's
+    order = np.argsort(out["name"], kind="stable")
+    out = {k: v[order] for k, v in out.items()}
     runtime.log(f"embed {what}: {n} images in {time.time() - start:.1f}s")
     return out
 
@@ -53,7 +57,10 @@ def embed_split(model: Union[str, export.Embedder], examples_uri: str, split: st
     embedder = _as_embedder(model)
     files = data.split_files(examples_uri, split)
     ds = data.stream_split(files, embedder.height, embedder.width, batch)
-    return _run(embedder, ds.as_numpy_iterator(), f"{examples_uri} {split}")
+    try:
+        return _run(embedder, ds.as_numpy_iterator(), f"{examples_uri} {split}")
+    except tf.errors.OpError as e:
+        raise data.locate_bad_record(files, e) from None
 
 
 def embed_folder(model: Union[str, export.Embedder], root: str,
@@ -79,9 +86,12 @@ def embed_folder(model: Union[str, export.Embedder], root: str,
         ds = tf.data.Dataset.from_tensor_slices((paths, meta)).map(
             lambda p, m: {**m, "image": data.decode_image(tf.io.read_file(p), h, w)},
             num_parallel_calls=data.AUTOTUNE).batch(batch).prefetch(data.AUTOTUNE)
-        out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
+        try:
+            out[split] = _run(embedder, ds.as_numpy_iterator(), f"{root} {split}")
+        except tf.errors.OpError as e:
+            raise _unreadable_image(paths, e) from None
     if not out:
-        raise ValueError(f"embed {root}: none of the splits {list(splits)} has images")
+        raise InputError(f"{root}: none of the splits {list(splits)} has images to embed")
     return out
 
 
@@ -105,6 +115,17 @@ def concat_sorted(parts: Sequence[Arrays], what: str) -> Arrays:
     return {k: v[order] for k, v in out.items()}
 
 
+def _unreadable_image(paths: Sequence[str], error: tf.errors.OpError) -> InputError:
+    """After `error` while embedding `paths`: the InputError naming the image that does
+    not decode (each is decoded again, so this runs on failure only)."""
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except tf.errors.OpError as e:
+            return InputError(f"{path}: not a readable image ({op_error_text(e)})")
+    return InputError(f"{os.path.dirname(paths[0])}: {op_error_text(error)}")
+
+
 def write_features(path: str, arrays: Arrays) -> str:
     """Write one .npz in the interchange format."""
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")
@@ -124,8 +145,10 @@ def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
         splits = [s for s in SPLITS if data.has_split(examples_uri, s)]
         if not splits:
             data.split_files(examples_uri, "train")  # raises, naming the artifact
-    return {s: write_features(os.path.join(output_dir, f"{s}.npz"),
-                              embed_split(embedder, examples_uri, s, batch)) for s in splits}
+    arrays = {s: embed_split(embedder, examples_uri, s, batch) for s in splits}
+    # written only once every split embedded: a bad split leaves no partial output
+    return {s: write_features(os.path.join(output_dir, f"{s}.npz"), a)
+            for s, a in arrays.items()}
 
 
 def evaluate(model: Union[str, export.Embedder], examples_uri: str) -> Optional[dict]:

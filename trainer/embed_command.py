@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,20 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from st_model.errors import check_output_dir
     from trainer import embed
     splits = args.splits.split(",") if args.splits else None
-    try:
-        if args.examples:
-            written = embed.embed_examples_to_dir(args.model, args.examples, args.output_dir,
-                                                  splits, args.batch_size)
-        else:
-            arrays = embed.embed_folder(args.model, args.images,
-                                        splits or embed.SPLITS, args.batch_size)
-            written = {s: embed.write_features(os.path.join(args.output_dir, f"{s}.npz"), a)
-                       for s, a in arrays.items()}
-    except (ValueError, FileNotFoundError) as e:
-        print(f"tfusion embed: error: {e}", file=sys.stderr)
-        return 1
+    check_output_dir(args.output_dir)
+    if args.examples:
+        written = embed.embed_examples_to_dir(args.model, args.examples, args.output_dir,
+                                              splits, args.batch_size)
+    else:
+        arrays = embed.embed_folder(args.model, args.images,
+                                    splits or embed.SPLITS, args.batch_size)
+        written = {s: embed.write_features(os.path.join(args.output_dir, f"{s}.npz"), a)
+                   for s, a in arrays.items()}
     for split, path in written.items():
         print(f"{split}: {path}")
     return 0

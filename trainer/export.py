@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import data, models, runtime
 import tensorflow as tf
 
@@ -95,8 +96,8 @@ def resolve_model_dir(path: str) -> str:
     for candidate in (path, os.path.join(path, "Format-Serving")):
         if tf.io.gfile.exists(os.path.join(candidate, "saved_model.pb")):
             return candidate
-    raise FileNotFoundError(f"model {path}: no saved_model.pb here or in "
-                            f"{os.path.join(path, 'Format-Serving')}")
+    raise InputError(f"{path}: not a model folder (no saved_model.pb here or in "
+                     f"{os.path.join(path, 'Format-Serving')})")
 
 
 class Embedder:
@@ -105,6 +106,12 @@ class Embedder:
     def __init__(self, model_dir: str):
         self.model_dir = resolve_model_dir(model_dir)
         self.module = tf.saved_model.load(self.model_dir)
+        missing = [a for a in ("height", "width", "embed_images") if not hasattr(self.module, a)]
+        if missing or "embed_image_bytes" not in self.module.signatures:
+            raise InputError(
+                f"{self.model_dir}: a SavedModel but not a TFusion embedding model (no "
+                f"{', '.join(missing) or 'embed_image_bytes signature'}); expected the "
+                "output of `tfusion pretrain` / `tfusion transfer` or their Trainer")
         self.height = int(self.module.height.numpy())
         self.width = int(self.module.width.numpy())
 
@@ -124,7 +131,21 @@ def load_embedder(model_dir: str) -> Embedder:
     return Embedder(model_dir)
 
 
+def base_model_spec(model_dir: str, expect_size: Optional[Tuple[int, int]] = None
+                    ) -> models.BackboneSpec:
+    """The backbone spec of an exported model; the one check of a base model's input
+    size: expect_size=(H, W) must match it (InputError naming the model otherwise)."""
+    info = models.read_spec(os.path.join(resolve_model_dir(model_dir), KERAS_DIR))
+    spec = models.BackboneSpec.from_json(info["spec"])
+    if expect_size is not None and tuple(expect_size) != (spec.height, spec.width):
+        raise InputError(
+            f"base model {model_dir} takes {spec.height}x{spec.width} images but "
+            f"{expect_size[0]}x{expect_size[1]} were asked for (height/width); drop them, "
+            "or pretrain a model of that size")
+    return spec
+
+
 def load_base_model(model_dir: str, expect_size: Optional[Tuple[int, int]] = None):
     """(spec, backbone, verification head or None) of an exported model, for training."""
-    root = resolve_model_dir(model_dir)
-    return models.load_keras(os.path.join(root, KERAS_DIR), expect_size)
+    base_model_spec(model_dir, expect_size)
+    return models.load_keras(os.path.join(resolve_model_dir(model_dir), KERAS_DIR))

@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
+from st_model.errors import InputError
 from trainer import runtime  # noqa: F401  (autograph set-up before any Keras code)
 import tensorflow as tf
 
@@ -35,7 +36,7 @@ class BackboneSpec:
 
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.name!r}; choose from {BACKBONES}")
+            raise InputError(f"unknown backbone {self.name!r}; choose from {BACKBONES}")
         h, w = DEFAULT_SIZE[self.name]
         self.height = int(self.height or h)
         self.width = int(self.width or w)
@@ -154,7 +155,7 @@ def freeze_front(backbone: keras.Model, fraction: float) -> int:
     mode (tf.keras 2 semantics of trainable=False).
     """
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"freeze fraction must be in [0, 1], got {fraction}")
+        raise InputError(f"freeze fraction must be in [0, 1], got {fraction}")
     weighted = [l for l in _flat_layers(backbone) if l.weights]
     n = int(round(fraction * len(weighted)))
     for i, layer in enumerate(weighted):
@@ -216,28 +217,24 @@ def _load_weights(model: keras.Model, path: str) -> None:
 
 def read_spec(directory: str) -> dict:
     path = os.path.join(directory, SPEC_FILE)
+    model_dir = os.path.dirname(directory.rstrip("/"))
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{directory} is not a TFusion model: {SPEC_FILE} missing "
-            "(expected the output of `tfusion pretrain` / the pretraining Trainer)")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        raise InputError(
+            f"{model_dir}: not a TFusion model ({path} missing; "
+            "expected the output of `tfusion pretrain` / `tfusion transfer` or their Trainer)")
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            info = json.load(f)
+        BackboneSpec.from_json(info["spec"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a TFusion model spec ({type(e).__name__}: {e})") from None
+    return info
 
 
-def load_keras(directory: str, expect_size: Optional[Sequence[int]] = None
-               ) -> Tuple[BackboneSpec, keras.Model, Optional[keras.Model]]:
-    """Rebuild (spec, backbone, verification head or None) from `save_keras` output.
-
-    expect_size=(H, W) checks the model's input size and names the model on mismatch.
-    """
+def load_keras(directory: str) -> Tuple[BackboneSpec, keras.Model, Optional[keras.Model]]:
+    """Rebuild (spec, backbone, verification head or None) from `save_keras` output."""
     info = read_spec(directory)
     spec = BackboneSpec.from_json(info["spec"])
-    if expect_size is not None and tuple(expect_size) != (spec.height, spec.width):
-        model_dir = os.path.dirname(directory.rstrip("/"))
-        raise ValueError(
-            f"base model {model_dir} takes {spec.height}x{spec.width} images but "
-            f"{expect_size[0]}x{expect_size[1]} were asked for; train with the base "
-            "model's input size or pretrain a new model")
     backbone = build_backbone(spec)
     _load_weights(backbone, os.path.join(directory, BACKBONE_WEIGHTS))
     head = None

@@ -127,12 +127,12 @@ def pretrain(train_files: Sequence[str], config: PretrainConfig,
     per_epoch, epochs = training.epoch_plan(config)
     steps = epochs * per_epoch
     rng = np.random.default_rng(config.seed)
-    tf.random.set_seed(config.seed)
+    runtime.seed_everything(config.seed, config.deterministic)
     rows = keep[data.pk_batches(labels[keep], p, config.k, steps, rng)].reshape(-1)
     aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
 
     def dataset(spec: models.BackboneSpec):
-        load = data.image_loader(table.images, spec.height, spec.width, aug)
+        load = data.image_loader(table.images, spec.height, spec.width, aug, config.seed)
         return data.indexed_dataset(rows, load, (labels[rows],), batch=p * config.k)
     # with init_model the input size is the loaded model's, known only once loaded
     ds = None if init_model else dataset(spec)

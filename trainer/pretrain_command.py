@@ -5,7 +5,6 @@ Source pretraining outside TFX: the same code as the pretraining Trainer's run_f
 from __future__ import annotations
 
 import argparse
-import sys
 
 from trainer import cli_args
 
@@ -42,14 +41,11 @@ def run(args: argparse.Namespace) -> int:
                   p=args.ids_per_batch, k=args.images_per_id,
                   label_smoothing=args.label_smoothing, verification=args.verification,
                   verification_weight=args.verification_weight)
-    try:
-        config = PretrainConfig.from_dict(values, where="tfusion pretrain")
-        files = data.split_files(args.examples, "train")
-        summary = pretrain.pretrain(files, config, export_dir=args.output,
-                                    run_dir=cli_args.run_dir(args), init_model=args.init_model)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"tfusion pretrain: error: {e}", file=sys.stderr)
-        return 1
+    config = PretrainConfig.from_dict(values, where="tfusion pretrain")
+    cli_args.check_output(args)
+    files = data.split_files(args.examples, "train")
+    summary = pretrain.pretrain(files, config, export_dir=args.output,
+                                run_dir=cli_args.run_dir(args), init_model=args.init_model)
     print(f"pretrained {summary['steps']} steps in {summary['minutes']:.1f} min "
           f"({summary['images_per_s']:.1f} images/s) on {summary['images']} images of "
           f"{summary['identities']} identities; model: {args.output}")

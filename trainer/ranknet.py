@@ -15,6 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from st_model.errors import InputError
 from trainer import data, export, models, runtime, training, triplets
 from trainer.config import RankNetConfig
 import tensorflow as tf
@@ -107,12 +108,7 @@ def transfer_from_triplets(triplet_files: Sequence[str], base_model: str,
 def check_base_model_size(base_model: str, config: RankNetConfig) -> None:
     """An explicit height/width must be the base model's input size."""
     asked = (config.height, config.width) if config.height or config.width else None
-    spec = models.BackboneSpec.from_json(models.read_spec(_keras_dir(base_model))["spec"])
-    if asked is not None and tuple(asked) != (spec.height, spec.width):
-        raise ValueError(
-            f"base model {base_model} takes {spec.height}x{spec.width} images but "
-            f"{asked[0]}x{asked[1]} were asked for (height/width); drop them or pretrain "
-            "a model of that size")
+    export.base_model_spec(base_model, asked)  # raises on a size mismatch
 
 
 def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
@@ -121,7 +117,7 @@ def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
                   summary: Optional[Dict] = None, extra: Optional[Dict] = None) -> Dict:
     """Fit RankNet on triples `rows` [N, 3] (a, i, j indices into `images`, encoded
     bytes) with targets P̄_ij; the data cycles when the steps need more than N triples."""
-    tf.random.set_seed(config.seed)
+    runtime.seed_everything(config.seed, config.deterministic)
     per_epoch, epochs = training.epoch_plan(config)
     need = epochs * per_epoch * config.batch_triplets
     reps = -(-need // len(rows))
@@ -139,7 +135,7 @@ def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
         model = RankNetModel(backbone, head)
         model.compile(optimizer=training.optimizer(config), jit_compile=acc.xla)
     aug = data.Augmentation(config.flip, config.crop_padding, config.erasing)
-    load = data.image_loader(images, spec.height, spec.width, aug)
+    load = data.image_loader(images, spec.height, spec.width, aug, config.seed)
     ds = data.indexed_dataset(rows, load, (target,), batch=config.batch_triplets)
     result = training.fit(model, ds, config, run_dir, "ranknet", 3 * config.batch_triplets)
     runtime.reset_precision()
@@ -153,10 +149,6 @@ def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
                                    **(extra or {})})
     result.update(backbone=backbone, head=head, spec=spec)
     return result
-
-
-def _keras_dir(model_dir: str) -> str:
-    return os.path.join(export.resolve_model_dir(model_dir), export.KERAS_DIR)
 
 
 def run_fn(fn_args) -> None:
@@ -173,7 +165,7 @@ def run_fn(fn_args) -> None:
     ranking_uri = values.get("fused_ranking_uri")
     base_model = fn_args.base_model or values.get("base_model_uri")
     if not base_model:
-        raise ValueError("ranknet Trainer: no base model (connect base_model or set "
+        raise InputError("ranknet Trainer: no base model (connect base_model or set "
                          "custom_config['base_model_uri'])")
     if fn_args.train_steps:
         values["steps"] = int(fn_args.train_steps)

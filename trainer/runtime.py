@@ -9,13 +9,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Optional, Union
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402
+
+from st_model import progress  # noqa: E402
+from st_model.errors import InputError  # noqa: E402
 
 _DONE = False
 
@@ -35,9 +37,7 @@ def setup() -> None:
 setup()
 
 
-def log(message: str) -> None:
-    """Progress goes to stderr."""
-    print(f"[trainer] {message}", file=sys.stderr, flush=True)
+log = progress.log  # the one progress logger (stderr)
 
 
 @dataclass
@@ -60,7 +60,7 @@ def _switch(value: Union[str, bool, None], default: bool) -> bool:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected auto/true/false, got {value!r}")
+        raise InputError(f"expected auto/true/false, got {value!r}")
     return bool(value)
 
 
@@ -80,6 +80,21 @@ def accelerators(mixed_precision: Union[str, bool, None] = "auto",
     strategy: Optional[tf.distribute.Strategy]
     strategy = tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
     return Accelerators(strategy=strategy, mixed_precision=mixed, xla=use_xla, gpus=gpus)
+
+
+def seed_everything(seed: int, deterministic: Union[str, bool, None] = "auto") -> bool:
+    """Seed Python, NumPy, TensorFlow and Keras from `seed`; with op determinism (auto:
+    on iff no GPU is visible) the same seed gives the same weights on the same machine.
+    Returns whether op determinism is on."""
+    tf.keras.utils.set_random_seed(seed)
+    on = _switch(deterministic, not tf.config.list_physical_devices("GPU"))
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    else:  # the switch is process-wide: undo an earlier run's
+        from tensorflow.python.framework import config as tf_config
+        tf_config.disable_op_determinism()
+    log(f"seed {seed}, op determinism {'on' if on else 'off'}")
+    return on
 
 
 def reset_precision() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from trainer import cli_args
 
@@ -43,14 +42,11 @@ def run(args: argparse.Namespace) -> int:
                   far_ranks=tuple(args.far_ranks), temperature=args.temperature,
                   freeze_fraction=args.freeze_fraction,
                   same_camera_pairs=args.same_camera_pairs, reciprocal_k=args.reciprocal_k)
-    try:
-        config = RankNetConfig.from_dict(values, where="tfusion transfer")
-        files = data.split_files(args.examples, "train")
-        summary = ranknet.transfer(files, args.ranking, args.base_model, config,
-                                   export_dir=args.output, run_dir=cli_args.run_dir(args))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"tfusion transfer: error: {e}", file=sys.stderr)
-        return 1
+    config = RankNetConfig.from_dict(values, where="tfusion transfer")
+    cli_args.check_output(args)
+    files = data.split_files(args.examples, "train")
+    summary = ranknet.transfer(files, args.ranking, args.base_model, config,
+                               export_dir=args.output, run_dir=cli_args.run_dir(args))
     print(f"RankNet transfer: {summary['steps']} steps in {summary['minutes']:.1f} min "
           f"({summary['images_per_s']:.1f} images/s), {summary['triplets']} triples; "
           f"model: {args.output}")

@@ -19,43 +19,16 @@ position bias.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from st_model import fused_ranking
+from st_model.errors import InputError
+from st_model.fused_ranking import FusedRanking, RankingError, ranking_files  # noqa: F401
 from trainer import runtime
 import tensorflow as tf
-
-RANKING_FILES = "fused_ranking-*.tfrecord.gz"
-
-
-class RankingError(ValueError):
-    """A fused ranking artifact that cannot be used to sample triples."""
-
-
-@dataclass
-class FusedRanking:
-    uri: str
-    names: List[str]
-    neighbours: List[List[str]]
-    scores: List[np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-def ranking_files(uri: str) -> List[str]:
-    """The artifact's files: `uri` itself if a file, else fused_ranking-*.tfrecord.gz in
-    `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact)."""
-    if tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
-        return [uri]
-    files = sorted(tf.io.gfile.glob(os.path.join(uri, RANKING_FILES)) +
-                   tf.io.gfile.glob(os.path.join(uri, "*", RANKING_FILES)))
-    if not files:
-        raise RankingError(f"fused ranking artifact {uri}: no files match {RANKING_FILES}")
-    return files
 
 
 def gzip_examples(path: str, what: str) -> List:
@@ -70,33 +43,8 @@ def gzip_examples(path: str, what: str) -> List:
 
 
 def read_fused_ranking(uri: str) -> FusedRanking:
-    """Read every record; errors name the artifact and the file."""
-    names: List[str] = []
-    neighbours: List[List[str]] = []
-    scores: List[np.ndarray] = []
-    files = ranking_files(uri)
-    for path in files:
-        for n, f in enumerate(gzip_examples(path, f"fused ranking artifact {uri}: {path}")):
-            for key in ("image_name", "neighbour_names", "neighbour_scores"):
-                if key not in f:
-                    raise RankingError(f"fused ranking artifact {uri}: {path} record {n} "
-                                       f"lacks feature '{key}'")
-            name = f["image_name"].bytes_list.value[0].decode()
-            nb = [v.decode() for v in f["neighbour_names"].bytes_list.value]
-            sc = np.asarray(f["neighbour_scores"].float_list.value, np.float64)
-            if len(nb) != len(sc):
-                raise RankingError(f"fused ranking artifact {uri}: {path} image {name}: "
-                                   f"{len(nb)} neighbour_names but {len(sc)} neighbour_scores")
-            if len(sc) > 1 and np.any(np.diff(sc) > 1e-6 * (1 + np.abs(sc[:-1]))):
-                raise RankingError(f"fused ranking artifact {uri}: {path} image {name}: "
-                                   "neighbour_scores are not in descending order")
-            names.append(name)
-            neighbours.append(nb)
-            scores.append(sc)
-    if not names:
-        raise RankingError(f"fused ranking artifact {uri} is empty: 0 records in "
-                           f"{len(files)} file(s)")
-    return FusedRanking(uri, names, neighbours, scores)
+    """Read and check the fused ranking artifact (st_model.fused_ranking, the one reader)."""
+    return fused_ranking.read_fused_ranking(uri)
 
 
 def target_probability(s_i: np.ndarray, s_j: np.ndarray, temperature: float) -> np.ndarray:
@@ -127,6 +75,16 @@ class Triplets:
         return np.stack([self.anchor, self.first, self.second], axis=1)
 
 
+def check_windows(near: Tuple[int, int], far: Tuple[int, int], reciprocal_k: int = 0
+                  ) -> None:
+    """InputError unless the rank windows are 1-based, ordered and leave room for j."""
+    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
+        raise InputError(f"bad rank ranges near={tuple(near)} far={tuple(far)} "
+                         "(1-based, inclusive, first <= last, far reaching below near)")
+    if reciprocal_k < 0:
+        raise InputError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
+
+
 def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                     rng: np.random.Generator, near: Tuple[int, int] = (1, 25),
                     far: Tuple[int, int] = (25, 50), temperature: float = 0.0,
@@ -145,10 +103,7 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     Anchors or neighbours absent from the train split, and anchors with fewer than two
     usable neighbours, are skipped and counted (reported on stderr).
     """
-    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
-        raise ValueError(f"bad rank ranges near={near} far={far} (1-based, inclusive)")
-    if reciprocal_k < 0:
-        raise ValueError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
+    check_windows(near, far, reciprocal_k)
     skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
                "too_few_neighbours": 0}
     if reciprocal_k:
