@@ -90,7 +90,11 @@ class RunConfig:
                                  "max_fused_rank1_drop >= 0")
         # the nested configs are checked by the classes that read them
         from st_model.config import FusionConfig
-        FusionConfig.from_dict(self.fusion, f"{where}: fusion").validate()
+        try:
+            FusionConfig.from_dict(self.fusion, f"{where}: fusion").validate()
+        except ValueError as e:
+            raise RunConfigError(str(e) if str(e).startswith(where) else
+                                 f"{where}: fusion: {e}") from None
         return self
 
     def to_dict(self) -> Dict[str, Any]:

@@ -1,0 +1,55 @@
+"""`tfusion run` settings: presets, JSON config files, runners; bad settings are one-line
+errors naming the file and the field."""
+import json
+
+import pytest
+
+
+def test_preset_and_overrides():
+    from pipeline.run_config import preset_config
+    cfg = preset_config("tiny", rounds=2, seed=3)
+    assert (cfg.preset, cfg.rounds, cfg.seed) == ("tiny", 2, 3)
+    assert cfg.pretrain_steps < preset_config("demo").pretrain_steps
+
+
+def test_config_file_with_folders_and_gates(tmp_path):
+    from pipeline.run_config import RunConfig
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"source_dir": "/data/src", "target_dir": "/data/tgt",
+                                "rounds": 2, "min_fused_rank1": 30.0,
+                                "fusion": {"top_k": 5}}))
+    cfg = RunConfig.load(str(path), seed=7)
+    assert (cfg.source_dir, cfg.rounds, cfg.seed, cfg.fusion) == ("/data/src", 2, 7,
+                                                                  {"top_k": 5})
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"roundz": 2}, "unknown key(s) ['roundz']"),
+    ({"source_dir": "/a"}, "give both source_dir and target_dir"),
+    ({"runner": "spark"}, "runner 'spark' is not one of"),
+    ({"min_fused_rank1": 120}, "min_fused_rank1 is a percentage"),
+    ({"fusion": {"top_kk": 3}}, "fusion: unknown option(s) ['top_kk']"),
+])
+def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, values, message):
+    from pipeline.cli import main
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(values))
+    rc = main(["run", "--config", str(path), "--output-dir", str(tmp_path / "out"),
+               "--compile-only"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"tfusion run: error: {path}") and message in err
+    assert "\n" not in err
+
+
+def test_config_that_is_not_json(tmp_path, capsys):
+    from pipeline.cli import main
+    path = tmp_path / "run.json"
+    path.write_text("rounds: 2\n")
+    assert main(["run", "--config", str(path), "--compile-only"]) == 2
+    assert f"{path}: not JSON" in capsys.readouterr().err
+
+
+def test_lineage_without_a_run_is_a_one_line_error(tmp_path, capsys):
+    from pipeline.cli import main
+    assert main(["lineage", "--output-dir", str(tmp_path)]) == 2
+    assert "no ML Metadata store here" in capsys.readouterr().err
