@@ -4,13 +4,11 @@ For every target train image, its top-N fused neighbours among the other train i
 (`st_model.beam_transforms.WriteFusedRanking`, a Beam job over row blocks): the teacher
 of the next RankNet round (schemas/fused_ranking.pbtxt).
 """
-import json
-
 import apache_beam as beam
 from tfx import v1 as tfx
 
 from pipeline.artifacts import Features, FusedRanking, STModel
-from pipeline.components.st_model_gen import load_split_features
+from pipeline.components.st_model_gen import fusion_inputs
 from st_model.progress import log
 
 
@@ -24,10 +22,8 @@ def FusedRanker(
 ) -> None:
     """Write the fused top-N ranking of every train image."""
     from st_model.beam_transforms import WriteFusedRanking
-    from st_model.config import FusionConfig
     from st_model.st_artifact import load_st_model
-    config = FusionConfig.from_dict(json.loads(fusion_config), "FusedRanker fusion_config")
-    train = load_split_features(features.uri)[0]
+    config, (train, _, _) = fusion_inputs(features.uri, fusion_config, "FusedRanker")
     model = load_st_model(st_model.uri)
     log(f"FusedRanker: top-{config.ranking_top_n} fused neighbours of {len(train)} "
         "train images")

@@ -15,7 +15,7 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model
 
 from pipeline.artifacts import Features, STModel
-from pipeline.components.st_model_gen import load_split_features
+from pipeline.components.st_model_gen import fusion_inputs
 from st_model.progress import log
 
 METRICS_FILE = "metrics.json"
@@ -61,11 +61,9 @@ def RankingEvalGen(
     from pipeline.eval_examples import (FUSED_RANKS, VISION_RANKS, EvalModel,
                                         build_eval_examples, write_eval_examples)
     from st_model import metrics
-    from st_model.config import FusionConfig
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
-    config = FusionConfig.from_dict(json.loads(fusion_config), "RankingEvalGen fusion_config")
-    _, query, gallery = load_split_features(features.uri)
+    config, (_, query, gallery) = fusion_inputs(features.uri, fusion_config, "RankingEvalGen")
     tables = STTables.from_model(load_st_model(st_model.uri))
     candidate = EvalModel(query, gallery, tables)
     baseline = None

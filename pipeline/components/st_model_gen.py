@@ -21,6 +21,13 @@ def load_split_features(features_uri: str):
                  for s in ("train", "query", "gallery"))
 
 
+def fusion_inputs(features_uri: str, fusion_config: str, component: str):
+    """(FusionConfig, (train, query, gallery)) of a fusion component's parameters."""
+    from st_model.config import FusionConfig
+    config = FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
+    return config, load_split_features(features_uri)
+
+
 @tfx.dsl.components.component(use_beam=True)
 def STModelGen(
     features: tfx.dsl.components.InputArtifact[Features],
@@ -31,11 +38,9 @@ def STModelGen(
     """Estimate the target's ST model from the train split of `features`."""
     from st_model import estimate
     from st_model.beam_transforms import EstimateSTModel
-    from st_model.config import FusionConfig
     from st_model.plot import plot_st_model
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
-    config = FusionConfig.from_dict(json.loads(fusion_config), "STModelGen fusion_config")
-    train, query, gallery = load_split_features(features.uri)
+    config, (train, query, gallery) = fusion_inputs(features.uri, fusion_config, "STModelGen")
     span = estimate.frame_span(train, query, gallery)
     path = os.path.join(st_model.uri, FILENAME)
     log(f"STModelGen: {len(train)} train images from {features.uri}")
