@@ -134,6 +134,8 @@ def test_a_misspelt_flag_is_an_error_not_a_beam_option(capsys):
     assert main(FUSE + ["--", "--topk", "3"]) == 2
     assert_one_line_error(capsys.readouterr().err, "fuse", "not Beam pipeline option",
                           "--topk")
+    assert main(FUSE + ["--", "DataflowRunner"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "fuse", "stray value(s) DataflowRunner")
     assert main(["ingest", "ds", "--output", "o", "--direct_num_workers=2"]) == 2
     assert_one_line_error(capsys.readouterr().err, "ingest",
                           "unrecognized arguments: --direct_num_workers=2")
