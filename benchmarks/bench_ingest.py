@@ -30,8 +30,10 @@ def ingest(dataset: str, out: str, extra) -> float:
     """Wall seconds of `tfusion ingest DATASET --output OUT EXTRA` in a child process."""
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", dataset, "--output",
-                    out, *extra], check=True, env=env, stdout=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", dataset,
+                           "--output", out, *extra], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"tfusion ingest {' '.join(extra)} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - t0
 
 
