@@ -1,6 +1,7 @@
-"""`tfusion ingest DIR --output OUT [beam options]`: a re-ID folder -> tf.Examples.
+"""`tfusion ingest DIR --output OUT [-- beam options]`: a re-ID folder -> tf.Examples.
 
-Unknown `--options` are Beam pipeline options (ACCEPTS_BEAM_ARGS).
+Beam pipeline options follow a literal `--` (pipeline/beam_options.py). DIR and OUT
+may be local folders or remote ones (`gs://...`).
 
 Runs the same Beam job as the ReidExampleGen component (pipeline/reid_examples.py),
 on the local DirectRunner unless Beam options name another runner, and prints per-split

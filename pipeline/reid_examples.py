@@ -7,12 +7,16 @@ example is checked against `schemas/reid_examples.pbtxt`; images that cannot be 
 or decoded, and examples that fail the schema, are not written but counted and listed
 in `URI/ingest_report.json`, and the job fails when their fraction exceeds
 `max_bad_fraction`.
+
+Every path goes through Beam's FileSystems, so the dataset, its manifest and the
+output may be local or remote (`gs://...`). The launcher lists the dataset and
+writes the listing to `URI/image_list.jsonl`; the job reads it from there (the job
+graph stays small whatever the dataset's size) and the workers read the images.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +29,7 @@ from st_model.tracks import (FRAME_RATES, SPLITS, DatasetListing, ImageRecord,
                              read_dataset_folder)
 
 REPORT_NAME = "ingest_report.json"
+LISTING_NAME = "image_list.jsonl"
 DEFAULT_MAX_BAD_FRACTION = 0.01
 
 # A record travelling through the pipeline: (path, name, pid, camera, frame, sequence, split)
@@ -38,6 +43,18 @@ class TooManyBadImages(InputError):
 def _as_tuple(r: ImageRecord) -> RecordTuple:
     p = r.point
     return (r.path, r.name, p.pid, p.camera, p.frame, p.sequence, r.split)
+
+
+def _from_json(line: str) -> RecordTuple:
+    return tuple(json.loads(line))
+
+
+def write_listing(records: Sequence[RecordTuple], output_uri: str) -> str:
+    """Write the records one JSON list a line to `URI/image_list.jsonl`; its path."""
+    path = FileSystems.join(output_uri, LISTING_NAME)
+    with FileSystems.create(path) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records).encode())
+    return path
 
 
 def check_image(data: bytes) -> Optional[str]:
@@ -159,13 +176,13 @@ class WriteReidExamples(beam.PTransform):
              | f"Only{split.title()}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
              | f"Values{split.title()}" >> beam.Values()
              | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
-                 os.path.join(self._uri, f"Split-{split}", "data_tfrecord"),
+                 FileSystems.join(self._uri, f"Split-{split}", "data_tfrecord"),
                  file_name_suffix=".gz",
                  compression_type=beam.io.filesystem.CompressionTypes.GZIP))
         bad = results[_ReadValidateEncode.BAD]
         (bad
          | "FormatBad" >> beam.Map(lambda pr: json.dumps({"path": pr[0], "reason": pr[1]}))
-         | "WriteBad" >> beam.io.WriteToText(os.path.join(self._uri, "bad_images"),
+         | "WriteBad" >> beam.io.WriteToText(FileSystems.join(self._uri, "bad_images"),
                                              file_name_suffix=".jsonl",
                                              shard_name_template=""))
         return bad
@@ -173,11 +190,39 @@ class WriteReidExamples(beam.PTransform):
 
 def read_bad_images(output_uri: str) -> List[Dict[str, str]]:
     """The (path, reason) list written by WriteReidExamples."""
-    path = os.path.join(output_uri, "bad_images.jsonl")
+    path = FileSystems.join(output_uri, "bad_images.jsonl")
     if not FileSystems.exists(path):
         return []
     with FileSystems.open(path) as f:
         return [json.loads(line) for line in f.read().decode().splitlines() if line]
+
+
+def listing_records(listing: DatasetListing) -> List[RecordTuple]:
+    """The records of every split; an error when a split has no images."""
+    records = [_as_tuple(r) for s in SPLITS for r in listing.splits.get(s, [])]
+    if not records:
+        raise InputError(f"{listing.root}: no images found in any split")
+    empty = [s for s in SPLITS if not listing.splits.get(s)]
+    if empty:
+        raise InputError(f"{listing.root}: no images in split(s) {', '.join(empty)} "
+                         f"({listing.layout} layout); every split of {', '.join(SPLITS)} "
+                         "needs images")
+    return records
+
+
+def build_ingest(pipeline: beam.Pipeline, records: Sequence[RecordTuple], output_uri: str,
+                 schema_path: str) -> beam.pvalue.PCollection:
+    """Add the ingestion of `records` into `output_uri` to `pipeline` (not run).
+
+    The records go to `URI/image_list.jsonl` and the job reads them from there (they
+    are not captured in the job graph), spread over the workers before the images
+    are read. Returns the PCollection of bad (path, reason)."""
+    listing_path = write_listing(records, output_uri)
+    return (pipeline
+            | "ReadImageList" >> beam.io.ReadFromText(listing_path, validate=False)
+            | "ParseRecords" >> beam.Map(_from_json)
+            | "SpreadOverWorkers" >> beam.Reshuffle()
+            | "WriteExamples" >> WriteReidExamples(output_uri, schema_path))
 
 
 def ingest(listing: DatasetListing, output_uri: str, pipeline: beam.Pipeline,
@@ -190,17 +235,9 @@ def ingest(listing: DatasetListing, output_uri: str, pipeline: beam.Pipeline,
     """
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise InputError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
-    records = [_as_tuple(r) for s in SPLITS for r in listing.splits.get(s, [])]
-    if not records:
-        raise InputError(f"{listing.root}: no images found in any split")
-    empty = [s for s in SPLITS if not listing.splits.get(s)]
-    if empty:
-        raise InputError(f"{listing.root}: no images in split(s) {', '.join(empty)} "
-                         f"({listing.layout} layout); every split of {', '.join(SPLITS)} "
-                         "needs images")
+    records = listing_records(listing)
     with pipeline as p:
-        _ = (p | "ListImages" >> beam.Create(records)
-             | "WriteExamples" >> WriteReidExamples(output_uri, schema_path))
+        build_ingest(p, records, output_uri, schema_path)
     bad = read_bad_images(output_uri)
     bad_paths = {b["path"] for b in bad}
     report = {
@@ -214,7 +251,8 @@ def ingest(listing: DatasetListing, output_uri: str, pipeline: beam.Pipeline,
                    for s in SPLITS},
         "bad": bad,
     }
-    with FileSystems.create(os.path.join(output_uri, REPORT_NAME)) as f:
+    report_path = FileSystems.join(output_uri, REPORT_NAME)
+    with FileSystems.create(report_path) as f:
         f.write(json.dumps(report, indent=1).encode())
     if report["bad_fraction"] > max_bad_fraction:
         listed = "; ".join(f"{b['path']}: {b['reason']}" for b in bad[:5])
@@ -222,7 +260,7 @@ def ingest(listing: DatasetListing, output_uri: str, pipeline: beam.Pipeline,
             f"{listing.root}: {len(bad)} of {len(records)} images are unreadable or "
             f"invalid ({100 * report['bad_fraction']:.2f}% > allowed "
             f"{100 * max_bad_fraction:.2f}%); first: {listed}; full list in "
-            f"{os.path.join(output_uri, REPORT_NAME)}")
+            f"{report_path}")
     return report
 
 

@@ -4,7 +4,9 @@ dataset folders; local by default (LocalDagRunner, SQLite ML Metadata, DirectRun
 OUTPUT/ holds data/ (rendered SynthReID, for presets), pipeline/ (artifacts),
 metadata.sqlite (ML Metadata), serving/ (pushed bundles), run_summary.json and
 report.html. A re-run with the same inputs is served from the cache; a run that was
-stopped resumes after its last finished component.
+stopped resumes after its last finished component. More Beam pipeline options for
+every Beam component follow a literal `--`, e.g.
+`tfusion run -- --direct_running_mode=multi_processing --direct_num_workers=2`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Dict, List
 from pipeline.run_config import PRESETS, RUNNERS, RunConfig, preset_config
 
 METADATA = "metadata.sqlite"
+ACCEPTS_BEAM_ARGS = True  # options after `--` arrive as args.beam_options
 # harmless warnings TFX 1.16 prints for every component or every Evaluator
 QUIET_WARNINGS = ("ArtifactQuery.property_predicate is not supported",
                   "Examples artifact does not have payload_format")
@@ -44,9 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", help="GCP project (dataflow)")
     parser.add_argument("--region", help="GCP region (dataflow)")
     parser.add_argument("--temp-location", help="gs:// temp folder (dataflow)")
-    parser.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
-                        help="one more Beam pipeline option, e.g. "
-                             "--beam-arg=--direct_running_mode=multi_processing")
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile the pipeline to OUTPUT/pipeline_ir.json and stop")
@@ -57,7 +57,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                  "pretrain_steps": args.pretrain_steps,
                  "transfer_steps": args.transfer_steps, "backbone": args.backbone,
                  "runner": args.runner, "project": args.project, "region": args.region,
-                 "temp_location": args.temp_location, "beam_args": args.beam_arg,
+                 "temp_location": args.temp_location,
+                 "beam_args": getattr(args, "beam_options", None) or None,
                  "source_dir": args.source, "target_dir": args.target,
                  "enable_cache": False if args.no_cache else None}
     if args.config:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -88,6 +87,9 @@ class RunConfig:
         if not 0 <= self.min_fused_rank1 <= 100 or self.max_fused_rank1_drop < 0:
             raise RunConfigError(f"{where}: min_fused_rank1 is a percentage and "
                                  "max_fused_rank1_drop >= 0")
+        if self.beam_args:
+            from pipeline.beam_options import check_options
+            check_options(self.beam_args, f"{where}: beam_args")
         # the nested configs are checked by the classes that read them
         from st_model.config import FusionConfig
         try:
@@ -130,21 +132,12 @@ def beam_pipeline_args(config: RunConfig) -> List[str]:
 def dataset_fingerprint(root: str) -> str:
     """A digest of a dataset folder's listing (relative paths, sizes, modification
     times): part of ReidExampleGen's cache key, so changed content is re-ingested.
-    Remote folders (gs://...) are listed through Beam's FileSystems."""
+    Local and remote folders (gs://...) are listed alike, through Beam's FileSystems."""
     import hashlib
-    if "://" in root:
-        from apache_beam.io.filesystems import FileSystems
-        found = FileSystems.match([root.rstrip("/") + "/**"])[0].metadata_list
-        entries = sorted((m.path[len(root):], m.size_in_bytes, m.last_updated_in_seconds)
-                         for m in found)
-    else:
-        entries = []
-        for folder, _, files in os.walk(root):
-            for name in files:
-                st = os.stat(os.path.join(folder, name))
-                entries.append((os.path.relpath(os.path.join(folder, name), root),
-                                st.st_size, st.st_mtime_ns))
-        entries.sort()
+    from st_model.tracks import is_folder, list_files
+    root = root.rstrip("/")
+    entries = ([(m.path[len(root):], m.size_in_bytes, m.last_updated_in_seconds)
+                for m in list_files(root, recursive=True)] if is_folder(root) else [])
     if not entries:
         raise RunConfigError(f"{root}: dataset folder is empty or does not exist")
     h = hashlib.sha256()

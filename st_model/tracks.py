@@ -4,11 +4,14 @@ Every re-ID image carries an ST point: person id, camera, frame (time) and, for
 Market-1501, a sequence (each sequence has its own clock). This module parses them
 from the file-name conventions of the common benchmarks, reads a generic CSV
 manifest for any other dataset, and lists a dataset folder as train / query /
-gallery splits. No TFX, no TensorFlow.
+gallery splits. Folders and manifests are read through Beam's FileSystems, so a
+dataset on a bucket (`gs://...`, any registered Beam filesystem) lists like a local
+one. No TFX, no TensorFlow.
 """
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -159,14 +162,57 @@ class DatasetListing:
         return {s: len(r) for s, r in self.splits.items()}
 
 
+# ---------------------------------------------------------------------------
+# Listing through Beam's FileSystems (local folders, gs://, any registered scheme)
+
+def is_remote(path: str) -> bool:
+    """True for a path with a scheme (`gs://...`): never joined onto a local root."""
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems.get_scheme(path) is not None
+
+
+def join_path(root: str, *parts: str) -> str:
+    """`root/part/...` for a local or remote root."""
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems.join(root, *parts)
+
+
+def _glob_escape(path: str) -> str:
+    """`path` with Beam's glob characters matched literally."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def list_files(folder: str, recursive: bool = False) -> list:
+    """FileMetadata (path, size_in_bytes, last_updated_in_seconds) of the files in
+    `folder` (and its sub-folders when `recursive`), sorted by path; [] when none."""
+    from apache_beam.io.filesystems import FileSystems
+    pattern = join_path(_glob_escape(folder.rstrip("/")), "**" if recursive else "*")
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted(found, key=lambda m: m.path)
+
+
+def is_folder(path: str) -> bool:
+    """A local folder, or a remote prefix that holds at least one file."""
+    from apache_beam.io.filesystems import FileSystems
+    if not is_remote(path):
+        return os.path.isdir(path)
+    pattern = join_path(_glob_escape(path.rstrip("/")), "**")
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def is_file(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+    return os.path.isfile(path) if not is_remote(path) else FileSystems.exists(path)
+
+
 def detect_layout(root: str) -> str:
     """'market', 'tfusion' or 'manifest', from what the folder holds."""
-    if not os.path.isdir(root):
+    if not is_folder(root):
         raise FileNotFoundError(f"{root}: dataset folder does not exist")
-    if os.path.isfile(os.path.join(root, MANIFEST_NAME)):
+    if is_file(join_path(root, MANIFEST_NAME)):
         return "manifest"
     for layout, folders in LAYOUTS.items():
-        if all(os.path.isdir(os.path.join(root, d)) for d in folders.values()):
+        if all(is_folder(join_path(root, d)) for d in folders.values()):
             return layout
     wanted = "; ".join(f"{k}: {', '.join(v.values())}" for k, v in LAYOUTS.items())
     raise FileNotFoundError(
@@ -185,9 +231,11 @@ def read_dataset_folder(root: str, layout: Optional[str] = None,
     Images are sorted by name within each split. Non-image files are skipped and
     listed in `skipped`; an image whose name fits no convention is an error.
     """
+    if not is_remote(root):
+        root = os.path.abspath(root)
     layout = layout or detect_layout(root)
     if layout == "manifest":
-        return read_manifest(os.path.join(root, MANIFEST_NAME))
+        return read_manifest(join_path(root, MANIFEST_NAME))
     if layout not in LAYOUTS:
         raise InputError(f"unknown dataset layout {layout!r}; known: "
                          f"{', '.join(list(LAYOUTS) + ['manifest'])}")
@@ -195,29 +243,34 @@ def read_dataset_folder(root: str, layout: Optional[str] = None,
     skipped: List[str] = []
     conv = convention
     for split, folder in LAYOUTS[layout].items():
-        d = os.path.join(root, folder)
-        if not os.path.isdir(d):
+        d = join_path(root, folder)
+        if not is_folder(d):
             raise FileNotFoundError(f"{d}: missing {split} folder of the {layout} layout")
-        names = sorted(os.listdir(d))
-        skipped += [os.path.join(d, n) for n in names if not _is_image(n)]
-        images = [n for n in names if _is_image(n)]
+        paths = [m.path for m in list_files(d)]
+        skipped += [p for p in paths if not _is_image(p)]
+        images = [p for p in paths if _is_image(p)]
         if images and conv is None:
-            conv = detect_convention([os.path.join(d, images[0])])
-        points = parse_names([os.path.join(d, n) for n in images], conv)
-        splits[split] = [ImageRecord(os.path.join(d, n), n, p, split)
-                         for n, p in zip(images, points)]
+            conv = detect_convention(images[:1])
+        points = parse_names(images, conv)
+        splits[split] = [ImageRecord(p, p.rsplit("/", 1)[-1], pt, split)
+                         for p, pt in zip(images, points)]
     return DatasetListing(root, layout, conv or "market", splits, skipped)
 
 
 def read_manifest(path: str) -> DatasetListing:
     """Read a CSV manifest: header with path, camera, frame[, sequence][, pid][, split].
 
-    Relative paths are relative to the manifest's folder. Rows without a split go to
-    'train'. Errors name the file and line.
+    The manifest and its images may be local or remote (`gs://...`); relative paths
+    are relative to the manifest's folder, paths with a scheme or absolute ones are
+    kept. Rows without a split go to 'train'. Errors name the file and line.
     """
-    root = os.path.dirname(os.path.abspath(path))
+    from apache_beam.io.filesystems import FileSystems
+    if not is_remote(path):
+        path = os.path.abspath(path)
+    root = FileSystems.split(path)[0]
     splits: Dict[str, List[ImageRecord]] = {s: [] for s in SPLITS}
-    with open(path, newline="", encoding="utf-8") as f:
+    with FileSystems.open(path) as raw, io.TextIOWrapper(raw, encoding="utf-8",
+                                                         newline="") as f:
         reader = csv.DictReader(f)
         fields = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in ("path", "camera", "frame") if c not in fields]
@@ -239,6 +292,6 @@ def read_manifest(path: str) -> DatasetListing:
             p = row["path"]
             if not p:
                 raise ManifestError(f"{path}:{line}: empty path")
-            full = p if os.path.isabs(p) else os.path.join(root, p)
-            splits[split].append(ImageRecord(full, os.path.basename(p), point, split))
+            full = p if is_remote(p) or os.path.isabs(p) else join_path(root, p)
+            splits[split].append(ImageRecord(full, p.rsplit("/", 1)[-1], point, split))
     return DatasetListing(root, "manifest", "manifest", splits, [])

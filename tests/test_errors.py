@@ -178,7 +178,7 @@ def test_non_image_file_with_an_image_extension(tmp_path, capsys):
     fake = tmp_path / "ds" / "query" / "0009_c4s1_000500_00.jpg"
     fake.write_text("this is a text file")
     rc, err = run_cli(capsys, "ingest", tmp_path / "ds", "--output", tmp_path / "ex",
-                      "--max-bad-fraction", "0", "--direct_num_workers=1")
+                      "--max-bad-fraction", "0", "--", "--direct_num_workers=1")
     assert rc == 2
     assert_one_line_error(err, "ingest", str(fake), "not a readable image")
 

@@ -69,7 +69,7 @@ def fused(market_slice, tmp_path_factory):
     mem = tmp_path_factory.mktemp("in_memory")
     beam = tmp_path_factory.mktemp("beam")
     assert main(_args(market_slice, mem)) == 0
-    assert main(_args(market_slice, beam, "--no-plot", *BEAM)) == 0
+    assert main(_args(market_slice, beam, "--no-plot", "--", *BEAM)) == 0
     return mem, beam
 
 
@@ -156,7 +156,7 @@ def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
          "--alpha", "0.2", "--", "--runner=X"])
     assert module is fuse_command
     cfg = fuse_command.config_from_args(args)
-    assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_args == ["--runner=X"]
+    assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_options == ["--runner=X"]
     with pytest.raises(ValueError, match="bayes"):
         fuse_command.config_from_args(argparse.Namespace(**{**vars(args),
                                                              "fusion": "loglinear"})).validate()

@@ -107,7 +107,7 @@ def test_cli_prints_summary(tmp_path, capsys):
     from pipeline.cli import main
     build_folder(str(tmp_path / "ds"), MARKET)
     rc = main(["ingest", str(tmp_path / "ds"), "--output", str(tmp_path / "ex"),
-               "--direct_num_workers=1"])
+               "--", "--direct_num_workers=1"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "8 images, 0 bad" in out

@@ -1,5 +1,6 @@
 """The pipeline compiled for Dataflow (nothing runs, no cloud is contacted): the same
-DAG, with the Dataflow options and the repository's setup.py in every Beam component."""
+DAG, with the Dataflow options, the Beam options given after `--` and the
+repository's setup.py in every Beam component."""
 import json
 import os
 
@@ -26,7 +27,8 @@ def compile_ir(tmp_path, *extra):
 def test_dataflow_options_reach_every_beam_component(tmp_path):
     from pipeline.beam_options import REPO_SETUP_FILE
     ir = compile_ir(tmp_path, "--runner", "dataflow", "--project", "proj",
-                    "--region", "europe-west4", "--temp-location", "gs://bucket/tmp")
+                    "--region", "europe-west4", "--temp-location", "gs://bucket/tmp",
+                    "--", "--max_num_workers=4")
     specs = ir["deploymentConfig"]["executorSpecs"]
     beam = {n for n, s in specs.items() if s["@type"].endswith("BeamExecutableSpec")}
     assert beam == set(BEAM_NODES)
@@ -34,7 +36,7 @@ def test_dataflow_options_reach_every_beam_component(tmp_path):
         args = specs[node]["beamPipelineArgs"]
         assert "--runner=DataflowRunner" in args, node
         assert {"--project=proj", "--region=europe-west4",
-                "--temp_location=gs://bucket/tmp",
+                "--temp_location=gs://bucket/tmp", "--max_num_workers=4",
                 f"--setup_file={REPO_SETUP_FILE}"} <= set(args), node
 
 

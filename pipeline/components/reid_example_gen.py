@@ -7,9 +7,9 @@ more than `max_bad_fraction` of them fails the execution.
 """
 
 import json
-import os
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
@@ -45,4 +45,4 @@ def ReidExampleGen(
     examples.set_string_custom_property("dataset_fingerprint", dataset_fingerprint)
     examples.set_string_custom_property(
         "split_counts", json.dumps({s: v["count"] for s, v in report["splits"].items()}))
-    examples.set_string_custom_property("report", os.path.join(examples.uri, REPORT_NAME))
+    examples.set_string_custom_property("report", FileSystems.join(examples.uri, REPORT_NAME))
