@@ -14,8 +14,8 @@ In tfusion mode V̂, R̂ are counts within ±window frames, P_st = V̂ / N_a,
 P_rand = max(R̂ / R_a, rand_floor); pairs beyond max_delta, of the same camera or
 of different sequences are out of reach (P_st = 0).
 
-Tables have one extra node index M ("unseen node": a known camera in a sequence the
-train split lacks) whose pairs, like same-camera pairs in camera_sequence mode, are
+Tables have one extra node index M ("unseen node": a camera, or a (camera, sequence),
+the train split lacks) whose pairs, like same-camera pairs in camera_sequence mode, are
 neutral (P_st = P_rand, log-ratio 0): the fusion falls back to vision there.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from st_model import chance
 from st_model import fusion as fz
 from st_model import smoothing
 from st_model.config import FusionConfig
@@ -62,6 +63,14 @@ def _sigmas(model: STModel) -> np.ndarray:
     return (h / model.grid.width).reshape(m, m)
 
 
+def effective_counts(model: STModel) -> np.ndarray:
+    """Kish effective number of visual deltas per node pair [M, M, 1]:
+    (Σ w)² / Σ w² (the plain count for unit weights)."""
+    w = model.visual.sum(axis=2, keepdims=True)
+    w2 = model.visual_sq.sum(axis=2, keepdims=True)
+    return np.where(w2 > 0, w * w / np.maximum(w2, 1e-300), 0.0)
+
+
 def _parzen_tables(model: STModel):
     prm = model.params
     sigma = _sigmas(model)
@@ -74,16 +83,20 @@ def _parzen_tables(model: STModel):
         n_ab = model.visual.sum(axis=2).astype(np.float64)
         r_ab = np.maximum(rnd.sum(axis=2), 1e-300)
         vis[flat] = (n_ab / r_ab)[flat][:, None] * rnd[flat]
+    if prm.get("evidence") == "visual_above_chance":
+        vis = chance.true_pair_weight(vis, rnd, model.visual, model.visual_sq,
+                                      model.random, sigma, prm["noise_threshold"],
+                                      prm.get("background_weight", 0.0))
     p_rand = _normalise(rnd)
     p_diff = _normalise(smoothing.gaussian_smooth_pairs(model.diff, sigma))
     m = prm["prior_count"]
-    n_a = model.visual.sum(axis=(1, 2), keepdims=True).astype(np.float64)
+    above = prm.get("evidence") == "visual_above_chance"
+    n_a = (vis if above else model.visual).sum(axis=(1, 2), keepdims=True)
     denom = n_a + m
     p_st = np.where(denom > 0, (vis + m * p_rand) / np.maximum(denom, 1e-300), p_rand)
     floor = prm["floor"]
     log_ratio = np.log(np.maximum(p_st, floor) / np.maximum(p_rand, floor))
-    n_ab = model.visual.sum(axis=2, keepdims=True)
-    log_ratio *= smoothing.shrinkage(n_ab, prm["kappa"])
+    log_ratio *= smoothing.shrinkage(effective_counts(model), prm["kappa"])
     return p_st, p_rand, p_diff, log_ratio
 
 
@@ -155,10 +168,8 @@ class BlockScorer:
         model = tables.model
         nodes = model.nodes
         self.tables, self.q, self.g, self.config = tables, query, gallery, config
-        q_node = nodes.lookup(query.camera, query.sequence, query.source) \
-            if q_node is None else q_node
-        g_node = nodes.lookup(gallery.camera, gallery.sequence, gallery.source) \
-            if g_node is None else g_node
+        q_node = nodes.lookup(query.camera, query.sequence) if q_node is None else q_node
+        g_node = nodes.lookup(gallery.camera, gallery.sequence) if g_node is None else g_node
         grid = model.grid
         side = (nodes.size + 1) * grid.n_bins
         # flat table index = q_base + g_base + bin(Δ), bin(Δ) = (t_g − t_q − lo) // w
