@@ -48,6 +48,25 @@ class _SumCounts(beam.CombineFn):
         return acc
 
 
+class _BestCosines(beam.CombineFn):
+    """Neighbour blocks -> each image's best cosine [N] (estimate.best_cosines)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def create_accumulator(self):
+        return np.full(self.n, -np.inf)
+
+    def add_input(self, acc, block):
+        return np.maximum(acc, estimate.best_cosines([block], self.n))
+
+    def merge_accumulators(self, accs):
+        return np.maximum.reduce(list(accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
 class EstimateSTModel(beam.PTransform):
     """PBegin -> PCollection holding one STModel (visual, random and diff models)."""
 
@@ -69,12 +88,20 @@ class EstimateSTModel(beam.PTransform):
                  | "VisionStats" >> beam.Map(
                      lambda _: vision.cosine_moments(train.features, train.camera)))
 
-        def block_deltas(block, vstats):
-            return estimate.block_deltas(train, node, block, cfg, m, vstats, self.span)
+        def block_deltas(block, best, vstats):
+            return estimate.block_deltas(train, node, block, best, cfg, m, vstats,
+                                         self.span)
 
-        deltas = (pbegin
-                  | "RowBlocks" >> beam.Create(neighbours.row_blocks(len(train), self.row_block))
-                  | "VisualDeltas" >> beam.Map(block_deltas, beam.pvalue.AsSingleton(stats))
+        candidates = (pbegin
+                      | "RowBlocks" >> beam.Create(
+                          neighbours.row_blocks(len(train), self.row_block))
+                      | "Neighbours" >> beam.Map(
+                          lambda b: estimate.block_neighbours(train, b, cfg.top_k)))
+        best = (candidates
+                | "BestCosines" >> beam.CombineGlobally(_BestCosines(len(train))))
+        deltas = (candidates
+                  | "VisualDeltas" >> beam.Map(block_deltas, beam.pvalue.AsSingleton(best),
+                                               beam.pvalue.AsSingleton(stats))
                   | "AllDeltas" >> beam.CombineGlobally(estimate.concat_deltas))
         sub_pairs = pbegin | "SubNodePairs" >> beam.Create(list(plan.pairs))
 

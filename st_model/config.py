@@ -15,7 +15,7 @@ FUSIONS = ("loglinear", "bayes", "logistic")
 @dataclass(frozen=True)
 class FusionConfig:
     mode: str = "camera_sequence"     # ST node: camera_sequence | tfusion
-    top_k: int = 5                    # visual neighbours per train image (visual model)
+    top_k: int = 10                   # visual neighbours per train image (visual model)
     sharpness: Optional[float] = 2.0  # β of the soft neighbour weights exp(β(z − z_best));
     #                                   None: hard top-k (TFusion), no chance subtraction
     noise_threshold: float = 2.0      # λ: deviations from chance within λ std. errors dropped

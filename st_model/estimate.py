@@ -73,32 +73,51 @@ def coarse_grid(span: int, config: FusionConfig, n_nodes: int) -> DeltaGrid:
     return capped_grid(span, config.bin_frames, n_nodes)
 
 
-def block_neighbours(train: FeatureSet, rows: np.ndarray, k: int
-                     ) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k visual neighbours (other cameras) of train rows: (index int64 [R, k],
-    cosine [R, k]); index -1 = none."""
+class NeighbourBlock(NamedTuple):
+    """Top-k visual neighbours of a block of train rows (the unit of parallel work)."""
+    rows: np.ndarray     # int64 [R]
+    index: np.ndarray    # int64 [R, k], -1 = none
+    cosine: np.ndarray   # float64 [R, k], best first; -inf = none
+
+
+def block_neighbours(train: FeatureSet, block: Tuple[int, int], k: int) -> NeighbourBlock:
+    """Top-k visual neighbours (other cameras) of the train rows block[0]:block[1]."""
+    rows = np.arange(block[0], block[1], dtype=np.int64)
     score = neighbours.visual_score_block(train.features, train.features,
                                           train.camera, train.camera, self_pairs=True)
-    return neighbours.top_k_rows(score, rows, len(train), k)
+    idx, cos = neighbours.top_k_rows(score, rows, len(train), k)
+    return NeighbourBlock(rows, idx, cos)
 
 
-def neighbour_weights(cosine: np.ndarray, vision_stats: Tuple[float, float],
-                      sharpness: Optional[float]) -> np.ndarray:
-    """Soft weight of each (row, neighbour): exp(β · (z − z_best)) ∈ (0, 1], with z the
-    cosine in units of its random-pair spread (vision.cosine_moments) and z_best the
-    row's best neighbour; β = None gives TFusion's hard top-k (weight 1 each).
+def best_cosines(blocks: List[NeighbourBlock], n: int) -> np.ndarray:
+    """Each train image's best cross-camera cosine [N] (-inf when it has none)."""
+    best = np.full(n, -np.inf)
+    for b in blocks:
+        if b.cosine.shape[1]:
+            best[b.rows] = b.cosine[:, 0]
+    return best
 
-    A neighbour close behind the row's best counts almost fully, one far behind hardly
-    at all: a network where each person has one true match elsewhere puts its weight
-    on the top-1, a dense one (many matches per image) spreads it over the top-k.
+
+def neighbour_weights(cosine: np.ndarray, best_row: np.ndarray, best_col: np.ndarray,
+                      vision_stats: Tuple[float, float], sharpness: Optional[float]
+                      ) -> np.ndarray:
+    """Soft weight of each (row i, neighbour j): exp(β · (z_ij − max(z*_i, z*_j)))
+    ∈ (0, 1], z the cosine in units of its random-pair spread (vision.cosine_moments)
+    and z*_i image i's best cross-camera score; β = None gives TFusion's hard top-k
+    (weight 1 each).
+
+    A pair counts fully when it is the best match of i or of j, and less the further
+    it falls behind both images' best: a network where each person has one true
+    match elsewhere puts its weight on mutual top-1s, a dense one (many matches per
+    image) spreads it over the top-k, and a pair that is only close for one side of
+    it (a hub image near everyone) counts little.
     """
     ok = np.isfinite(cosine)
     if sharpness is None:
         return ok.astype(np.float64)
-    z = (np.where(ok, cosine, -np.inf) - vision_stats[0]) / vision_stats[1]
-    best = np.max(np.where(ok, z, -np.inf), axis=1, keepdims=True)
-    w = np.exp(sharpness * np.where(ok, z - np.where(np.isfinite(best), best, 0.0), -np.inf))
-    return np.where(ok, w, 0.0)
+    ref = np.maximum(best_row[:, None], best_col)
+    gap = np.where(ok, (cosine - ref) / vision_stats[1], -np.inf)
+    return np.where(ok, np.exp(sharpness * np.minimum(gap, 0.0)), 0.0)
 
 
 FOLD_BLOCKS = 32   # time blocks over the frame span for the two-fold cross-validation
@@ -238,23 +257,24 @@ def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
     """The soft-weighted visual-neighbour deltas of the whole train split, in
     canonical order (the Beam path computes the same blocks in parallel)."""
     report = counter("visual neighbours")
-    parts = []
+    blocks = []
     for start, stop in neighbours.row_blocks(len(train), row_block):
-        parts.append(block_deltas(train, node, (start, stop), config, n_nodes,
-                                  vision_stats, span))
+        blocks.append(block_neighbours(train, (start, stop), config.top_k))
         report(stop, len(train))
-    return concat_deltas(parts)
+    best = best_cosines(blocks, len(train))
+    return concat_deltas([block_deltas(train, node, b, best, config, n_nodes,
+                                       vision_stats, span) for b in blocks])
 
 
-def block_deltas(train: FeatureSet, node: np.ndarray, block: Tuple[int, int],
-                 config: FusionConfig, n_nodes: int,
+def block_deltas(train: FeatureSet, node: np.ndarray, block: NeighbourBlock,
+                 best: np.ndarray, config: FusionConfig, n_nodes: int,
                  vision_stats: Tuple[float, float], span: int) -> VisualDeltas:
-    """Neighbours, weights and deltas of one row block (the unit of parallel work)."""
-    rows = np.arange(block[0], block[1], dtype=np.int64)
-    idx, cos = block_neighbours(train, rows, config.top_k)
-    w = neighbour_weights(cos, vision_stats, config.sharpness)
-    return block_visual_deltas(train, node, rows, idx, w, config.mode, n_nodes,
-                               fold_frames(span, config))
+    """Weights and deltas of one block of neighbours (best: best_cosines)."""
+    col_best = best[np.where(block.index >= 0, block.index, 0)]
+    w = neighbour_weights(block.cosine, best[block.rows], col_best, vision_stats,
+                          config.sharpness)
+    return block_visual_deltas(train, node, block.rows, block.index, w, config.mode,
+                               n_nodes, fold_frames(span, config))
 
 
 def concat_deltas(parts: List[VisualDeltas]) -> VisualDeltas:

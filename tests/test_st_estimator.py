@@ -48,11 +48,15 @@ def weak_network():
 
 def test_neighbour_weights_soft_hard_and_missing():
     cos = np.array([[0.9, 0.8, -np.inf], [0.5, 0.5, 0.1]])
-    w = estimate.neighbour_weights(cos, (0.0, 0.1), 2.0)
-    np.testing.assert_allclose(w[0], [1.0, np.exp(-2.0), 0.0])
-    np.testing.assert_allclose(w[1], [1.0, 1.0, np.exp(-8.0)])
-    np.testing.assert_array_equal(estimate.neighbour_weights(cos, (0.0, 0.1), None),
-                                  [[1, 1, 0], [1, 1, 1]])
+    best_row = np.array([0.9, 0.5])
+    best_col = np.array([[0.95, 0.8, 0.0], [0.5, 0.7, 0.1]])   # each neighbour's best
+    w = estimate.neighbour_weights(cos, best_row, best_col, (0.0, 0.1), 2.0)
+    # gap to the better of the two images' best scores, in σ units, times β
+    np.testing.assert_allclose(w[0], [np.exp(-1.0), np.exp(-2.0), 0.0])
+    np.testing.assert_allclose(w[1], [1.0, np.exp(-4.0), np.exp(-8.0)])
+    np.testing.assert_array_equal(
+        estimate.neighbour_weights(cos, best_row, best_col, (0.0, 0.1), None),
+        [[1, 1, 0], [1, 1, 1]])
 
 
 def test_frame_step_finds_the_sampling_period_only_when_there_is_one():
