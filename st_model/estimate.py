@@ -1,12 +1,21 @@
 """Estimating the ST model from a train split (paper §3.2), in memory.
 
 The steps, each a function the Beam transforms (beam_transforms.py) call too:
-1. nodes of the train split (nodes.build_nodes);
+1. nodes of the train split (nodes.build_nodes) and the cosine moments over all
+   cross-camera pairs (vision.cosine_moments);
 2. top-k visual neighbours of every train image among other cameras, blockwise
-   (neighbours.top_k) -> visual deltas per node pair (block_visual_deltas);
+   (block_neighbours), each image's best score (best_cosines), and the soft weight
+   of every (image, neighbour) pair (neighbour_weights) -> weighted visual deltas
+   per node pair (block_deltas);
 3. exact random model on a coarse grid (random_model.random_histogram);
-4. bandwidth by LOO likelihood and the bin width it implies (choose_grid);
-5. visual and random counts on that grid -> STModel (assemble_model).
+4. bandwidth and background share by the two-fold cross-validated likelihood of the
+   weighted deltas under a KDE + random-background mixture, and the bin width the
+   bandwidth implies (choose_grid);
+5. weighted visual histogram, its clump variance and the random counts on that
+   grid -> STModel (assemble_model). Scoring reads the visual histogram against
+   its chance level (chance.py), so false neighbours cancel out.
+The oracle-ST model (oracle_st_model, benchmarks only) runs steps 3-5 on all true
+same-identity train pairs instead.
 """
 from __future__ import annotations
 

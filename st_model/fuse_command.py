@@ -46,6 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "rules (same-sequence pairs only, ±700-frame windows)")
     st.add_argument("--top-k", type=int, default=_DEFAULTS.top_k,
                     help="visual neighbours per train image (default %(default)s)")
+    st.add_argument("--sharpness", type=float, default=_DEFAULTS.sharpness,
+                    help="β of the soft neighbour weights exp(β·(z − best z)), z in "
+                         "random-pair standard deviations (default %(default)s); "
+                         "--hard-top-k: TFusion's weight 1 per neighbour")
+    st.add_argument("--hard-top-k", action="store_true",
+                    help="TFusion's visual model: every top-k neighbour counts 1 and no "
+                         "chance level is subtracted (always so in --mode tfusion)")
+    st.add_argument("--noise-threshold", type=float, default=_DEFAULTS.noise_threshold,
+                    help="λ: deviations of the neighbour histogram from its chance level "
+                         "within λ standard errors are dropped (default %(default)s)")
     st.add_argument("--bin-frames", type=int, default=_DEFAULTS.bin_frames,
                     help="widest histogram bin in frames; narrowed to half the "
                          "bandwidth when that is smaller (default %(default)s)")
@@ -80,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> FusionConfig:
     fusion = args.fusion or ("bayes" if args.mode == "tfusion" or args.alpha or args.beta
                              else "loglinear")
-    return FusionConfig(mode=args.mode, top_k=args.top_k, bin_frames=args.bin_frames,
+    return FusionConfig(mode=args.mode, top_k=args.top_k,
+                        sharpness=None if args.hard_top_k else args.sharpness,
+                        noise_threshold=args.noise_threshold, bin_frames=args.bin_frames,
                         bandwidth=args.bandwidth, kappa=args.kappa,
                         prior_count=args.prior_count, fusion=fusion, weight=args.weight,
                         alpha=args.alpha, beta=args.beta,

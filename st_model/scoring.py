@@ -7,9 +7,13 @@ conditioned on the query's node a (the paper's P(Δ, c_j | c_i)):
   P_rand(b, Δ | a) = R̂_ab(Δ) / R_a,        P_diff(b, Δ | a) = D̂_ab(Δ) / D_a
 with ^ = Parzen smoothing (σ = the node pair's bandwidth; a pair whose deltas look
 random takes the shape of its random model, so only its node-pair term
-P(b | a, same) / P(b | a) remains), N_a, R_a, D_a the totals leaving node a,
-m the random-model pseudo-count (D = R − V: pairs past the top-k), and the
-log-ratio log(P_st / P_rand) (floored) shrunk by n_ab / (n_ab + κ).
+P(b | a, same) / P(b | a) remains), N_a = Σ_b,Δ V̂_ab, R_a, D_a the totals leaving
+node a, m the random-model pseudo-count (D = R − V: pairs past the top-k), and the
+log-ratio log(P_st / P_rand) (floored) shrunk by n_ab / (n_ab + κ), n_ab the
+node pair's effective number of deltas (Σw)² / Σw². V̂ is the smoothed visual
+histogram itself for hard top-k evidence (TFusion) and the oracle's true pairs;
+for soft-weighted neighbours (the default) it is their true-pair part read
+against the chance level (chance.true_pair_weight).
 In tfusion mode V̂, R̂ are counts within ±window frames, P_st = V̂ / N_a,
 P_rand = max(R̂ / R_a, rand_floor); pairs beyond max_delta, of the same camera or
 of different sequences are out of reach (P_st = 0).

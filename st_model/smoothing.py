@@ -1,14 +1,16 @@
 """Parzen smoothing of ST histograms, its label-free bandwidth, and shrinkage.
 
 - Parzen (Gaussian) smoothing of binned counts: P̂(Δ) = Σ_j K_h(Δ − Δ_j) / n.
-- Bandwidth h chosen without labels by the leave-one-out log-likelihood of the
-  visual-neighbour deltas, each node pair's KDE mixed with that pair's random-model
-  density (the false neighbours among the top-k are spread like random pairs):
-      f_{−i}(Δ_i) = (Σ_{j≠i} K_h(Δ_i − Δ_j) + m · r_p(Δ_i)) / (n_p − 1 + m)
-  summed over all pairs p and deltas i; h = argmax over a geometric grid.
-- A node pair with at least PAIR_MIN_DELTAS deltas picks its own bandwidth by its
-  own LOO curve, or FLAT when the random model's own shape explains its deltas
-  better than any KDE (no temporal structure); sparser pairs use the pooled h.
+- Bandwidth h and background share c chosen without labels by the two-fold
+  cross-validated likelihood of the (weighted) visual-neighbour deltas under the
+  mixture (1 − c) · KDE_h + c · r_p, r_p the node pair's random-model density: the
+  false neighbours are spread like random pairs. Folds group deltas by the time
+  block of their anchor image, so the near-repeated deltas of one visit never
+  explain each other (plain leave-one-out collapses h to a frame on them).
+- A node pair with at least PAIR_MIN_DELTAS (weighted) deltas picks its own
+  bandwidth by its own curve, or FLAT when the random model's own shape explains
+  its deltas better than any KDE (no temporal structure); sparser pairs use the
+  pooled h.
 - Box smoothing (TFusion: the count of deltas within ±700 frames).
 - Shrinkage of a node pair's log-ratio toward 0 by n_p / (n_p + κ).
 """
