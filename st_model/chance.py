@@ -18,7 +18,9 @@ when choosing the bandwidth, smoothing.choose_bandwidth) and soft(x, t) soft
 thresholding: deviations within λ standard errors of chance are dropped, so a node
 pair with no temporal structure, or too few deltas to show it, keeps the chance
 shape (its ST factor is the node-pair term alone) while deficits below chance (Δ a
-true pair cannot have) are kept as evidence like excesses.
+true pair cannot have) are kept as evidence like excesses. Since Σ_Δ (S·(T − r))⁺ ≤ S,
+a surplus above the true mass S = (1 − c)·W is noise and is scaled down to it: where
+the mixture fit finds (almost) no true neighbours (c → 1), nothing is kept.
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
                      visual: np.ndarray, visual_sq: np.ndarray, random: np.ndarray,
                      sigma_bins: np.ndarray, threshold: float, background: float
                      ) -> np.ndarray:
-    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W."""
+    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W,
+    the thresholded deviation scaled down where its surplus exceeds S."""
     w = visual.sum(axis=2, keepdims=True)
     w2 = visual_sq.sum(axis=2, keepdims=True)
     r_total = random.sum(axis=2, keepdims=True).astype(np.float64)
@@ -78,4 +81,9 @@ def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
     sd = np.sqrt(np.maximum(smoothed_variance(w2 * random * share, sigma_bins), 0.0)
                  + (peak * typical) ** 2)
     excess = soft_threshold(visual_smooth - chance, threshold * sd)
+    # E = S · (T − r) has Σ E⁺ ≤ S: more surplus than the true mass the mixture fit
+    # allows (S = (1 − c) W) is noise that passed the threshold; scale it down
+    true_mass = (1.0 - background) * w
+    surplus = np.maximum(excess, 0.0).sum(axis=2, keepdims=True)
+    excess *= np.minimum(1.0, true_mass / np.maximum(surplus, 1e-300))
     return np.maximum((1.0 - background) * chance + excess, 0.0)

@@ -33,6 +33,9 @@ from st_model.st_artifact import STModel
 
 MAX_TABLE_ENTRIES = 16_000_000   # M² · B cap of the lookup tables (bins widen past it)
 MIN_BANDWIDTH = 1.0              # frames
+MAX_BANDWIDTH_DIVISOR = 32       # widths tried up to span / 32: transit times are local
+#                                  structure; wider kernels fit slow drifts of the
+#                                  neighbours' density (weak vision), not transits
 MAX_FRAME_STEP = 100             # longest sampling period of frame numbers looked for
 FRAME_STEP_EVIDENCE = 30.0       # Rayleigh statistic N·R² that counts as a period
 
@@ -190,8 +193,9 @@ def choose_grid(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGri
     """Bandwidth h (frames) and the grid it implies (bin width ≈ h/2, ≤ bin_frames).
 
     h is the pooled cross-validated likelihood choice (smoothing.choose_bandwidth)
-    among widths ≥ max(MIN_BANDWIDTH, step / 2) (step: frame_step of the train
-    frames) unless fixed in the config; tfusion mode keeps bin_frames and its box.
+    among widths from max(MIN_BANDWIDTH, step / 2) (step: frame_step of the train
+    frames) to span / MAX_BANDWIDTH_DIVISOR unless fixed in the config; tfusion mode
+    keeps bin_frames and its box.
     """
     if config.mode == "tfusion":
         return grid0, 0.0, {"bandwidth_rule": "tfusion box window",
@@ -201,7 +205,8 @@ def choose_grid(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGri
     else:
         bg = smoothing.background_density(coarse_random, grid0, deltas.node_pair,
                                           deltas.delta, n_nodes)
-        cands = smoothing.bandwidth_grid(max(MIN_BANDWIDTH, step / 2), max(2.0, span / 8))
+        cands = smoothing.bandwidth_grid(max(MIN_BANDWIDTH, step / 2),
+                                         max(2.0, span / MAX_BANDWIDTH_DIVISOR))
         h, c, curve = smoothing.choose_bandwidth(deltas.node_pair, deltas.delta,
                                                  deltas.weight, deltas.fold, bg, cands)
         info = {"bandwidth_rule": "pooled two-fold cross-validated likelihood of "

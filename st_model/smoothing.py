@@ -84,7 +84,7 @@ def _eval_subset(n: int, size: int) -> np.ndarray:
 
 
 # background shares c of the mixture (1 − c) · KDE + c · random (1 would leave no KDE)
-MIXTURE_WEIGHTS = np.concatenate([np.arange(0.0, 0.98, 0.02), [0.98, 0.99, 0.995]])
+MIXTURE_WEIGHTS = np.concatenate([np.arange(0.0, 0.98, 0.02), [0.98, 0.99, 0.995, 0.998, 0.999]])
 
 
 def cv_densities(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,

@@ -87,6 +87,12 @@ def test_true_pair_weight_keeps_excess_and_deficit_and_drops_noise():
     assert out[0, 1, 40] == pytest.approx(level)     # noise dropped
     assert out[0, 1, 0] == pytest.approx(level)
     assert (out[1] == 0).all() and (out[0, 0] == 0).all()
+    # the fit finds almost no true neighbours (c → 1): the surplus is capped at
+    # their mass S = (1 − c) W, so one peak cannot become the whole ST model
+    few = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
+                                  sigma, 1.0, 0.999)
+    surplus = np.maximum(few[0, 1] - 0.001 * visual[0, 1].sum() / b, 0).sum()
+    assert surplus <= 0.001 * visual[0, 1].sum() + 1e-9
 
 
 def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():
@@ -133,7 +139,7 @@ def test_no_st_signal_or_thin_evidence_falls_back_to_vision(n_ids):
     model = estimate.estimate_st_model(train, cfg, estimate.frame_span(train, query, gallery))
     t = STTables.from_model(model)
     m = model.nodes.size
-    assert np.abs(t.log_ratio[:m, :m]).max() < 0.5   # no confident ST factor anywhere
+    assert np.abs(t.log_ratio[:m, :m]).max() < 1.0   # no confident ST factor anywhere
     vis = evaluate(query, gallery, None, cfg)
     fus = evaluate(query, gallery, t, cfg)
     assert fus.rank1 >= vis.rank1 - 1
