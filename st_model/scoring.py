@@ -85,7 +85,9 @@ def true_pair_counts(model: STModel) -> np.ndarray:
     return (1.0 - c) * effective_counts(model)
 
 
-def _parzen_tables(model: STModel):
+def smoothed_evidence(model: STModel):
+    """(V̂, R̂, σ): the smoothed true-pair evidence and random counts [M, M, B] and
+    the Parzen σ in bins per node pair [M, M] of a Parzen (non-tfusion) model."""
     prm = model.params
     sigma = _sigmas(model)
     flat = sigma < 0
@@ -101,6 +103,12 @@ def _parzen_tables(model: STModel):
         vis = chance.true_pair_weight(vis, rnd, model.visual, model.visual_sq,
                                       model.random, sigma, prm["noise_threshold"],
                                       prm.get("background_weight", 0.0))
+    return vis, rnd, sigma
+
+
+def _parzen_tables(model: STModel):
+    prm = model.params
+    vis, rnd, sigma = smoothed_evidence(model)
     p_rand = _normalise(rnd)
     p_diff = _normalise(smoothing.gaussian_smooth_pairs(model.diff, sigma))
     m = prm["prior_count"]

@@ -76,8 +76,8 @@ def test_diff_model_is_all_in_reach_pairs_past_the_top_k():
     idx, _ = neighbours.top_k(neighbours.visual_score_block(x, x, cam, cam, True),
                               120, 120, 5)
     i, j = histograms.neighbour_pairs(idx)
-    pid, d = histograms.pair_deltas(i, j, node, frame, cam, seq, mode, nodes.size)
-    visual = histograms.count_histogram(pid, d, nodes.size, grid)
+    node_pair, d = histograms.pair_deltas(i, j, node, frame, cam, seq, mode, nodes.size)
+    visual = histograms.count_histogram(node_pair, d, nodes.size, grid)
     rand, _ = random_model.random_histogram(node, cam, seq, frame, mode, nodes.size, grid)
     diff = histograms.diff_histogram(rand, visual)
     # brute force: every in-reach ordered pair that is not a top-k pair
