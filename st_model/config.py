@@ -21,8 +21,8 @@ class FusionConfig:
     noise_threshold: float = 2.0      # λ: deviations from chance within λ std. errors dropped
     bin_frames: int = 100             # widest bin (frames); auto-narrowed to h/2
     bandwidth: Optional[float] = None  # Parzen σ in frames; None = LOO choice on train
-    kappa: float = 2.0                # shrinkage n/(n+κ) of a node pair's log-ratio,
-    #                                   n its effective number of true deltas
+    kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio,
+    #                                   n its effective number of deltas
     prior_count: float = 20.0         # pseudo-count of the random model in P_st
     floor: float = 1e-6               # probability floor of P_st and P_rand (per bin)
     fusion: str = "loglinear"         # loglinear | bayes | logistic

@@ -33,9 +33,7 @@ from st_model.st_artifact import STModel
 
 MAX_TABLE_ENTRIES = 16_000_000   # M² · B cap of the lookup tables (bins widen past it)
 MIN_BANDWIDTH = 1.0              # frames
-MAX_BANDWIDTH_DIVISOR = 32       # widths tried up to span / 32: transit times are local
-#                                  structure; wider kernels fit slow drifts of the
-#                                  neighbours' density (weak vision), not transits
+MAX_BANDWIDTH_DIVISOR = 8        # widths tried up to span / 8
 MAX_FRAME_STEP = 100             # longest sampling period of frame numbers looked for
 FRAME_STEP_EVIDENCE = 30.0       # Rayleigh statistic N·R² that counts as a period
 

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="Parzen σ in frames (default: leave-one-out choice on train)")
     st.add_argument("--kappa", type=float, default=_DEFAULTS.kappa,
                     help="shrinkage n/(n+κ) of a node pair's log-ratio, n its effective "
-                         "number of true deltas (default %(default)s)")
+                         "number of deltas (default %(default)s)")
     st.add_argument("--prior-count", type=float, default=_DEFAULTS.prior_count,
                     help="random-model pseudo-count in P_st (default %(default)s)")
     st.add_argument("--frame-rate", type=float, default=None,

@@ -10,8 +10,7 @@ random takes the shape of its random model, so only its node-pair term
 P(b | a, same) / P(b | a) remains), N_a = Σ_b,Δ V̂_ab, R_a, D_a the totals leaving
 node a, m the random-model pseudo-count (D = R − V: pairs past the top-k), and the
 log-ratio log(P_st / P_rand) (floored) shrunk by n_ab / (n_ab + κ), n_ab the
-node pair's effective number of true deltas (1 − c) · (Σw)² / Σw² (c the fitted
-share of false neighbours). V̂ is the smoothed visual
+node pair's effective number of deltas (Σw)² / Σw² (Σw² over clumps). V̂ is the smoothed visual
 histogram itself for hard top-k evidence (TFusion) and the oracle's true pairs;
 for soft-weighted neighbours (the default) it is their true-pair part read
 against the chance level (chance.true_pair_weight).
@@ -76,15 +75,6 @@ def effective_counts(model: STModel) -> np.ndarray:
     return np.where(w2 > 0, w * w / np.maximum(w2, 1e-300), 0.0)
 
 
-def true_pair_counts(model: STModel) -> np.ndarray:
-    """Effective number of *true* deltas per node pair [M, M, 1]: (1 − c) times the
-    effective count, c the fitted share of false neighbours (0 for the oracle's
-    true pairs and for version-1 artifacts, which did not record it)."""
-    c = 0.0 if model.params.get("evidence") == "true_pairs" else \
-        float(model.params.get("background_weight") or 0.0)
-    return (1.0 - c) * effective_counts(model)
-
-
 def smoothed_evidence(model: STModel):
     """(V̂, R̂, σ): the smoothed true-pair evidence and random counts [M, M, B] and
     the Parzen σ in bins per node pair [M, M] of a Parzen (non-tfusion) model."""
@@ -118,7 +108,7 @@ def _parzen_tables(model: STModel):
     p_st = np.where(denom > 0, (vis + m * p_rand) / np.maximum(denom, 1e-300), p_rand)
     floor = prm["floor"]
     log_ratio = np.log(np.maximum(p_st, floor) / np.maximum(p_rand, floor))
-    log_ratio *= smoothing.shrinkage(true_pair_counts(model), prm["kappa"])
+    log_ratio *= smoothing.shrinkage(effective_counts(model), prm["kappa"])
     return p_st, p_rand, p_diff, log_ratio
 
 
