@@ -10,9 +10,16 @@
    8-camera one-sequence network with ~14k train images, and time-shuffled copies
    (no ST signal at all). Fusion must never end clearly worse than vision there;
    rows where it does are flagged WORSE.
+3. SynthReID features (--features DIR[,DIR...]: folders of train/query/gallery.npz,
+   e.g. a `tfusion demo` run's OUT/features/round0).
+
+Every fused figure is printed beside its oracle-ST bound (`tfusion fuse --oracle-st`:
+the same fusion with the ST model estimated from true train identities, same run)
+and the share of the bound's gain over vision that the estimator reaches.
 
 usage: python benchmarks/bench_fuse.py [--lists ../shared/data/market] [--work DIR]
-       [--only market|networks] [--noise 1.5 2.0] [--no-tfusion]
+       [--only market|networks|features] [--noise 1.5 2.0 3.0] [--no-tfusion]
+       [--features DIR,...]
 """
 import argparse
 import json
@@ -38,7 +45,7 @@ def run_fuse(data_dir: str, out_dir: str, *extra: str) -> dict:
            "--train", os.path.join(data_dir, "train.npz"),
            "--query", os.path.join(data_dir, "query.npz"),
            "--gallery", os.path.join(data_dir, "gallery.npz"),
-           "--output-dir", out_dir, *extra]
+           "--output-dir", out_dir, "--oracle-st", *extra]
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
@@ -54,13 +61,21 @@ def run_fuse(data_dir: str, out_dir: str, *extra: str) -> dict:
     return m
 
 
+def share_of_bound(vision: float, fused: float, oracle: float) -> str:
+    """(fused − vision) / (oracle − vision): the share of the ST gain reached."""
+    gain = oracle - vision
+    return f"{100 * (fused - vision) / gain:4.0f}%" if gain > 1.0 else "   –"
+
+
 def row(label: str, m: dict) -> str:
-    v, f = m["vision"], m["fusion"]
+    v, f, o = m["vision"], m["fusion"], m["fusion_oracle_st"]
     worse = (f["rank1"] < v["rank1"] - WORSE_MARGIN) or (f["mAP"] < v["mAP"] - WORSE_MARGIN)
     st = m.get("st_model", {})
     return (f"{label:34s} vision {v['rank1']:5.1f} / {v['mAP']:5.1f}   fused "
-            f"{f['rank1']:5.1f} / {f['mAP']:5.1f}   "
-            f"rank-1 x{f['rank1'] / max(v['rank1'], 1e-9):4.2f}"
+            f"{f['rank1']:5.1f} / {f['mAP']:5.1f}   oracle-ST {o['rank1']:5.1f} / "
+            f"{o['mAP']:5.1f}   rank-1 x{f['rank1'] / max(v['rank1'], 1e-9):4.2f} "
+            f"(oracle x{o['rank1'] / max(v['rank1'], 1e-9):4.2f}, gain "
+            f"{share_of_bound(v['rank1'], f['rank1'], o['rank1'])} of the bound's)"
             f"   h={st.get('bandwidth_frames', 0):.0f} bin={st.get('bin_frames')}"
             f"   {m['wall_s']:5.1f} s {m['peak_rss_gb']:.2f} GB"
             f"{'   WORSE' if worse else ''}")
@@ -98,12 +113,22 @@ def other_networks(args, work: str) -> None:
             print(row(f"{label} ({sizes['train']} train)", m), flush=True)
 
 
+def feature_folders(args, work: str) -> None:
+    print("== feature folders (e.g. SynthReID demo round 0) [rank-1 / mAP, %]", flush=True)
+    for i, folder in enumerate(args.features.split(",")):
+        m = run_fuse(folder, os.path.join(work, f"out_features_{i}"), "--no-plot",
+                     "--no-ranking")
+        print(row(folder, m), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lists", default=os.path.join(REPO, "..", "shared", "data", "market"))
     ap.add_argument("--work", default=None, help="folder for features and outputs")
-    ap.add_argument("--only", choices=("market", "networks"), default=None)
-    ap.add_argument("--noise", type=float, nargs="+", default=[1.5, 2.0])
+    ap.add_argument("--only", choices=("market", "networks", "features"), default=None)
+    ap.add_argument("--noise", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    ap.add_argument("--features", default=None,
+                    help="comma-separated folders of train/query/gallery.npz to fuse too")
     ap.add_argument("--no-tfusion", action="store_true")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="bench_fuse_")
@@ -113,6 +138,8 @@ def main() -> None:
         market(args, work)
     if args.only in (None, "networks"):
         other_networks(args, work)
+    if args.features and args.only in (None, "features"):
+        feature_folders(args, work)
 
 
 if __name__ == "__main__":

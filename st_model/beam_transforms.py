@@ -9,25 +9,15 @@ everything quadratic is computed blockwise inside the workers.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import apache_beam as beam
 import numpy as np
 
-from st_model import estimate, fused_ranking, histograms, neighbours, random_model, vision
+from st_model import estimate, fused_ranking, neighbours, random_model, vision
 from st_model.config import FusionConfig
 from st_model.features import FeatureSet
 from st_model.histograms import DeltaGrid
 from st_model.nodes import build_nodes
 from st_model.st_artifact import STModel
-
-
-def _concat_deltas(parts: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
-    parts = list(parts)
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return histograms.sorted_deltas(np.concatenate([p for p, _ in parts]),
-                                    np.concatenate([d for _, d in parts]))
 
 
 class _SumCounts(beam.CombineFn):
@@ -58,6 +48,25 @@ class _SumCounts(beam.CombineFn):
         return acc
 
 
+class _BestCosines(beam.CombineFn):
+    """Neighbour blocks -> each image's best cosine [N] (estimate.best_cosines)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def create_accumulator(self):
+        return np.full(self.n, -np.inf)
+
+    def add_input(self, acc, block):
+        return np.maximum(acc, estimate.best_cosines([block], self.n))
+
+    def merge_accumulators(self, accs):
+        return np.maximum.reduce(list(accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
 class EstimateSTModel(beam.PTransform):
     """PBegin -> PCollection holding one STModel (visual, random and diff models)."""
 
@@ -69,21 +78,31 @@ class EstimateSTModel(beam.PTransform):
     def expand(self, pbegin):
         train, cfg = self.train, self.config.resolved().validate()
         nodes = build_nodes(train.camera, train.sequence, cfg.mode)
-        node = nodes.lookup(train.camera, train.sequence, train.source)
+        node = nodes.lookup(train.camera, train.sequence)
         m = nodes.size
         plan = random_model.random_plan(node, train.camera, train.sequence, train.frame,
                                         cfg.mode)
         grid0 = estimate.coarse_grid(self.span, cfg, m)
+        step = estimate.frame_step(train.frame)
+        stats = (pbegin | "One" >> beam.Create([None])
+                 | "VisionStats" >> beam.Map(
+                     lambda _: vision.cosine_moments(train.features, train.camera)))
 
-        def block_deltas(block):
-            rows = np.arange(block[0], block[1], dtype=np.int64)
-            idx = estimate.block_neighbours(train, rows, cfg.top_k)
-            return estimate.block_visual_deltas(train, node, rows, idx, cfg.mode, m)
+        def block_deltas(block, best, vstats):
+            return estimate.block_deltas(train, node, block, best, cfg, m, vstats,
+                                         self.span)
 
-        deltas = (pbegin
-                  | "RowBlocks" >> beam.Create(neighbours.row_blocks(len(train), self.row_block))
-                  | "VisualDeltas" >> beam.Map(block_deltas)
-                  | "AllDeltas" >> beam.CombineGlobally(_concat_deltas))
+        candidates = (pbegin
+                      | "RowBlocks" >> beam.Create(
+                          neighbours.row_blocks(len(train), self.row_block))
+                      | "Neighbours" >> beam.Map(
+                          lambda b: estimate.block_neighbours(train, b, cfg.top_k)))
+        best = (candidates
+                | "BestCosines" >> beam.CombineGlobally(_BestCosines(len(train))))
+        deltas = (candidates
+                  | "VisualDeltas" >> beam.Map(block_deltas, beam.pvalue.AsSingleton(best),
+                                               beam.pvalue.AsSingleton(stats))
+                  | "AllDeltas" >> beam.CombineGlobally(estimate.concat_deltas))
         sub_pairs = pbegin | "SubNodePairs" >> beam.Create(list(plan.pairs))
 
         def pair_counts(uv, grid: DeltaGrid):
@@ -96,24 +115,21 @@ class EstimateSTModel(beam.PTransform):
         def grid_of(d, coarse_counts):
             if coarse_counts is None:
                 coarse_counts = np.zeros((m, m, grid0.n_bins), np.int64)
-            return estimate.choose_grid(d[0], d[1], coarse_counts, grid0, self.span, cfg, m)
+            return estimate.choose_grid(d, coarse_counts, grid0, self.span, cfg, m, step)
 
         chosen = deltas | "ChooseGrid" >> beam.Map(grid_of, beam.pvalue.AsSingleton(coarse))
         final = (sub_pairs
                  | "PairCounts" >> beam.Map(lambda uv, ch: pair_counts(uv, ch[0]),
                                             beam.pvalue.AsSingleton(chosen))
                  | "Random" >> beam.CombineGlobally(_SumCounts(m)))
-        stats = (pbegin | "One" >> beam.Create([None])
-                 | "VisionStats" >> beam.Map(
-                     lambda _: vision.cosine_moments(train.features, train.camera)))
 
         def assemble(ch, d, rand, vstats):
             grid, h, info = ch
             if rand is None:
                 rand = np.zeros((m, m, grid.n_bins), np.int64)
-            return estimate.assemble_model(nodes, grid, d[0], d[1], rand, h, info,
+            return estimate.assemble_model(nodes, grid, d, rand, h, info,
                                            random_model.random_info(plan), cfg,
-                                           len(train), vstats)
+                                           len(train), vstats, estimate.evidence_kind(cfg))
 
         return chosen | "Assemble" >> beam.Map(
             assemble, beam.pvalue.AsSingleton(deltas), beam.pvalue.AsSingleton(final),

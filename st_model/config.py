@@ -18,9 +18,13 @@ FUSIONS = ("loglinear", "bayes", "logistic")
 class FusionConfig:
     mode: str = "camera_sequence"     # ST node: camera_sequence | tfusion
     top_k: int = 10                   # visual neighbours per train image (visual model)
+    sharpness: Optional[float] = 2.0  # β of the soft neighbour weights exp(β(z − z_best));
+    #                                   None: hard top-k (TFusion), no chance subtraction
+    noise_threshold: float = 2.0      # λ: deviations from chance within λ std. errors dropped
     bin_frames: int = 100             # widest bin (frames); auto-narrowed to h/2
     bandwidth: Optional[float] = None  # Parzen σ in frames; None = LOO choice on train
-    kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio
+    kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio,
+    #                                   n its effective number of deltas
     prior_count: float = 20.0         # pseudo-count of the random model in P_st
     floor: float = 1e-6               # probability floor of P_st and P_rand (per bin)
     fusion: str = "loglinear"         # loglinear | bayes | logistic
@@ -56,7 +60,8 @@ class FusionConfig:
         """Mode presets: `tfusion` keeps the paper's rules unless overridden."""
         if self.mode == "tfusion":
             return replace(self, fusion="bayes" if self.fusion == "loglinear" else self.fusion,
-                           max_delta=40000 if self.max_delta is None else self.max_delta)
+                           max_delta=40000 if self.max_delta is None else self.max_delta,
+                           sharpness=None)
         return self
 
     def validate(self) -> "FusionConfig":
@@ -67,6 +72,10 @@ class FusionConfig:
             raise InputError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
         if self.top_k < 1 or self.ranking_top_n < 1:
             raise InputError("top_k and ranking_top_n must be >= 1")
+        if self.sharpness is not None and self.sharpness < 0:
+            raise InputError("sharpness must be >= 0 (or None for a hard top-k)")
+        if self.noise_threshold < 0:
+            raise InputError("noise_threshold must be >= 0")
         if self.bin_frames < 1:
             raise InputError("bin_frames must be >= 1")
         if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):

@@ -1,16 +1,25 @@
 """Estimating the ST model from a train split (paper §3.2), in memory.
 
 The steps, each a function the Beam transforms (beam_transforms.py) call too:
-1. nodes of the train split (nodes.build_nodes);
+1. nodes of the train split (nodes.build_nodes) and the cosine moments over all
+   cross-camera pairs (vision.cosine_moments);
 2. top-k visual neighbours of every train image among other cameras, blockwise
-   (neighbours.top_k) -> visual deltas per node pair (block_visual_deltas);
+   (block_neighbours), each image's best score (best_cosines), and the soft weight
+   of every (image, neighbour) pair (neighbour_weights) -> weighted visual deltas
+   per node pair (block_deltas);
 3. exact random model on a coarse grid (random_model.random_histogram);
-4. bandwidth by LOO likelihood and the bin width it implies (choose_grid);
-5. visual and random counts on that grid -> STModel (assemble_model).
+4. bandwidth and background share by the two-fold cross-validated likelihood of the
+   weighted deltas under a KDE + random-background mixture, and the bin width the
+   bandwidth implies (choose_grid);
+5. weighted visual histogram, its clump variance and the random counts on that
+   grid -> STModel (assemble_model). Scoring reads the visual histogram against
+   its chance level (chance.py), so false neighbours cancel out.
+The oracle-ST model (oracle_st_model, benchmarks only) runs steps 3-5 on all true
+same-identity train pairs instead.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +33,18 @@ from st_model.st_artifact import STModel
 
 MAX_TABLE_ENTRIES = 16_000_000   # M² · B cap of the lookup tables (bins widen past it)
 MIN_BANDWIDTH = 1.0              # frames
+MAX_BANDWIDTH_DIVISOR = 8        # widths tried up to span / 8
+MAX_FRAME_STEP = 100             # longest sampling period of frame numbers looked for
+FRAME_STEP_EVIDENCE = 30.0       # Rayleigh statistic N·R² that counts as a period
+
+
+class VisualDeltas(NamedTuple):
+    """The ST evidence of a train split: one entry per (anchor, neighbour) pair."""
+    node_pair: np.ndarray   # int64: a·M + b for anchor node a, neighbour node b
+    delta: np.ndarray       # int64: t_neighbour − t_anchor (frames)
+    weight: np.ndarray      # float64 in (0, 1]: soft neighbour weight
+    fold: np.ndarray        # int64 0/1: cross-validation fold of the anchor
+    anchor_frame: np.ndarray  # int64: frame of the anchor image
 
 
 def frame_span(*sets: FeatureSet) -> int:
@@ -31,6 +52,22 @@ def frame_span(*sets: FeatureSet) -> int:
     lo = min(int(s.frame.min()) for s in sets)
     hi = max(int(s.frame.max()) for s in sets)
     return max(1, hi - lo)
+
+
+def frame_step(frame: np.ndarray) -> int:
+    """The sampling period q of the frame numbers: the longest q ≤ MAX_FRAME_STEP
+    whose residues frame mod q are clearly concentrated (Rayleigh statistic
+    N · |mean exp(2πi·frame/q)|² > FRAME_STEP_EVIDENCE; 1 when none is). Market's
+    frames cluster on steps of 5 and 25: its deltas then pile up on multiples of
+    25, and a KDE narrower than q/2 would fit that comb instead of transit times.
+    """
+    f = np.asarray(frame, np.float64)
+    step = 1
+    for q in range(2, MAX_FRAME_STEP + 1):
+        r = np.abs(np.exp(2j * np.pi * (f % q) / q).mean())
+        if f.size * r * r > FRAME_STEP_EVIDENCE:
+            step = q
+    return step
 
 
 def capped_grid(span: int, width: int, n_nodes: int) -> DeltaGrid:
@@ -46,30 +83,117 @@ def coarse_grid(span: int, config: FusionConfig, n_nodes: int) -> DeltaGrid:
     return capped_grid(span, config.bin_frames, n_nodes)
 
 
-def block_neighbours(train: FeatureSet, rows: np.ndarray, k: int) -> np.ndarray:
-    """Top-k visual neighbours (other cameras) of train rows: int64 [R, k], -1 = none."""
+class NeighbourBlock(NamedTuple):
+    """Top-k visual neighbours of a block of train rows (the unit of parallel work)."""
+    rows: np.ndarray     # int64 [R]
+    index: np.ndarray    # int64 [R, k], -1 = none
+    cosine: np.ndarray   # float64 [R, k], best first; -inf = none
+
+
+def block_neighbours(train: FeatureSet, block: Tuple[int, int], k: int) -> NeighbourBlock:
+    """Top-k visual neighbours (other cameras) of the train rows block[0]:block[1]."""
+    rows = np.arange(block[0], block[1], dtype=np.int64)
     score = neighbours.visual_score_block(train.features, train.features,
                                           train.camera, train.camera, self_pairs=True)
-    idx, _ = neighbours.top_k_rows(score, rows, len(train), k)
-    return idx
+    idx, cos = neighbours.top_k_rows(score, rows, len(train), k)
+    return NeighbourBlock(rows, idx, cos)
+
+
+def best_cosines(blocks: List[NeighbourBlock], n: int) -> np.ndarray:
+    """Each train image's best cross-camera cosine [N] (-inf when it has none)."""
+    best = np.full(n, -np.inf)
+    for b in blocks:
+        if b.cosine.shape[1]:
+            best[b.rows] = b.cosine[:, 0]
+    return best
+
+
+def neighbour_weights(cosine: np.ndarray, best_row: np.ndarray, best_col: np.ndarray,
+                      vision_stats: Tuple[float, float], sharpness: Optional[float]
+                      ) -> np.ndarray:
+    """Soft weight of each (row i, neighbour j): exp(β · (z_ij − max(z*_i, z*_j)))
+    ∈ (0, 1], z the cosine in units of its random-pair spread (vision.cosine_moments)
+    and z*_i image i's best cross-camera score; β = None gives TFusion's hard top-k
+    (weight 1 each).
+
+    A pair counts fully when it is the best match of i or of j, and less the further
+    it falls behind both images' best: a network where each person has one true
+    match elsewhere puts its weight on mutual top-1s, a dense one (many matches per
+    image) spreads it over the top-k, and a pair that is only close for one side of
+    it (a hub image near everyone) counts little.
+    """
+    ok = np.isfinite(cosine)
+    if sharpness is None:
+        return ok.astype(np.float64)
+    ref = np.maximum(best_row[:, None], best_col)
+    gap = np.where(ok, (cosine - ref) / vision_stats[1], -np.inf)
+    return np.where(ok, np.exp(sharpness * np.minimum(gap, 0.0)), 0.0)
+
+
+FOLD_BLOCKS = 32   # time blocks over the frame span for the two-fold cross-validation
+
+
+def fold_frames(span: int, config: FusionConfig) -> int:
+    """Length of the cross-validation time blocks: span / FOLD_BLOCKS, ≥ bin_frames."""
+    return max(int(config.bin_frames), int(span) // FOLD_BLOCKS)
+
+
+def delta_folds(node: np.ndarray, frame: np.ndarray, block_frames: int) -> np.ndarray:
+    """Cross-validation fold (0/1) of each anchor image: parity of its node plus its
+    time block, so the images of one visit (a few frames apart, the same person's
+    near-repeated deltas) almost always share a fold."""
+    return (node + frame // max(1, int(block_frames))) % 2
 
 
 def block_visual_deltas(train: FeatureSet, node: np.ndarray, rows: np.ndarray,
-                        idx: np.ndarray, mode: str, n_nodes: int
-                        ) -> Tuple[np.ndarray, np.ndarray]:
-    """(pair id, Δ) of the in-reach (row, neighbour) pairs of one block."""
+                        idx: np.ndarray, weight: np.ndarray, mode: str, n_nodes: int,
+                        fold_frames: int) -> VisualDeltas:
+    """(node pair a·M+b, Δ, weight, fold) of the in-reach (row, neighbour) pairs of a
+    block."""
     i, j = histograms.neighbour_pairs(idx)
-    return histograms.pair_deltas(rows[i], j, node, train.frame, train.camera,
-                                  train.sequence, mode, n_nodes)
+    w = weight.reshape(-1)[idx.reshape(-1) >= 0]
+    i = rows[i]
+    ok = histograms.reach_mask(i, j, train.camera, train.sequence, mode)
+    i, j, w = i[ok], j[ok], w[ok]
+    return VisualDeltas(node[i] * n_nodes + node[j], train.frame[j] - train.frame[i], w,
+                        delta_folds(node[i], train.frame[i], fold_frames), train.frame[i])
 
 
-def choose_grid(pair_id: np.ndarray, delta: np.ndarray, coarse_random: np.ndarray,
-                grid0: DeltaGrid, span: int, config: FusionConfig, n_nodes: int
+def true_pair_deltas(train: FeatureSet, node: np.ndarray, mode: str, n_nodes: int,
+                     fold_frames: int) -> VisualDeltas:
+    """(node pair, Δ, 1, fold) of every in-reach ordered pair of train images of the
+    same identity (pid > 0): the oracle ST evidence, for benchmarks only."""
+    if train.pid is None:
+        raise ValueError(f"{train.source}: the oracle ST model needs train pids")
+    order = np.argsort(train.pid, kind="stable")
+    pid = train.pid[order]
+    _, starts, sizes = np.unique(pid, return_index=True, return_counts=True)
+    ii, jj = [], []
+    for p, s, n in zip(pid[starts], starts, sizes):
+        if p <= 0 or n < 2:
+            continue
+        members = order[s:s + n]
+        a, b = np.meshgrid(members, members, indexing="ij")
+        ii.append(a.reshape(-1))
+        jj.append(b.reshape(-1))
+    i = np.concatenate(ii) if ii else np.zeros(0, np.int64)
+    j = np.concatenate(jj) if jj else np.zeros(0, np.int64)
+    ok = histograms.reach_mask(i, j, train.camera, train.sequence, mode)
+    i, j = i[ok], j[ok]
+    return VisualDeltas(node[i] * n_nodes + node[j], train.frame[j] - train.frame[i],
+                        np.ones(i.size), delta_folds(node[i], train.frame[i], fold_frames),
+                        train.frame[i])
+
+
+def choose_grid(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGrid,
+                span: int, config: FusionConfig, n_nodes: int, step: int = 1
                 ) -> Tuple[DeltaGrid, float, Dict]:
     """Bandwidth h (frames) and the grid it implies (bin width ≈ h/2, ≤ bin_frames).
 
-    h is the pooled LOO-likelihood choice (smoothing.choose_bandwidth) unless fixed in
-    the config; tfusion mode keeps bin_frames and its ±window box.
+    h is the pooled cross-validated likelihood choice (smoothing.choose_bandwidth)
+    among widths from max(MIN_BANDWIDTH, step / 2) (step: frame_step of the train
+    frames) to span / MAX_BANDWIDTH_DIVISOR unless fixed in the config; tfusion mode
+    keeps bin_frames and its box.
     """
     if config.mode == "tfusion":
         return grid0, 0.0, {"bandwidth_rule": "tfusion box window",
@@ -77,31 +201,126 @@ def choose_grid(pair_id: np.ndarray, delta: np.ndarray, coarse_random: np.ndarra
     if config.bandwidth is not None:
         h, info = float(config.bandwidth), {"bandwidth_rule": "fixed"}
     else:
-        bg = smoothing.background_density(coarse_random, grid0, pair_id, delta, n_nodes)
-        cands = smoothing.bandwidth_grid(MIN_BANDWIDTH, max(2.0, span / 8))
-        h, c, curve = smoothing.choose_bandwidth(pair_id, delta, bg, cands,
-                                                 config.prior_count)
-        info = {"bandwidth_rule": "pooled leave-one-out likelihood of visual deltas",
+        bg = smoothing.background_density(coarse_random, grid0, deltas.node_pair,
+                                          deltas.delta, n_nodes)
+        cands = smoothing.bandwidth_grid(max(MIN_BANDWIDTH, step / 2),
+                                         max(2.0, span / MAX_BANDWIDTH_DIVISOR))
+        h, c, curve = smoothing.choose_bandwidth(deltas.node_pair, deltas.delta,
+                                                 deltas.weight, deltas.fold, bg, cands)
+        info = {"bandwidth_rule": "pooled two-fold cross-validated likelihood of "
+                                  "visual deltas", "frame_step": step,
                 "background_weight": c, "bandwidth_curve": curve}
     width = int(np.clip(np.floor(h / 2), 1, grid0.width))
     return capped_grid(span, width, n_nodes), h, info
 
 
-def assemble_model(nodes: NodeIndex, grid: DeltaGrid, pair_id: np.ndarray,
-                   delta: np.ndarray, random_counts: np.ndarray, bandwidth: float,
-                   info: Dict, random_info: Dict, config: FusionConfig, n_train: int,
-                   vision_stats: Tuple[float, float]) -> STModel:
-    """Counts on the final grid + every parameter needed to score, as an STModel."""
-    visual = histograms.count_histogram(pair_id, delta, nodes.size, grid)
+def clump_square_histogram(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
+                           clump_frames: float) -> np.ndarray:
+    """Σ over clumps of (Σ w in the clump)², [M, M, B], each clump in its first bin.
+
+    A clump is the deltas of one node pair whose Δ and anchor frame fall in the same
+    block of `clump_frames`: one visit seen against one other visit (several images
+    each) gives many near-equal deltas that come and go together, so the chance
+    level's variance counts them as one unit of their summed weight, not as
+    independent deltas (for isolated deltas this is Σ w²).
+    """
+    g = max(1, int(round(clump_frames)))
+    key = np.stack([deltas.node_pair, np.floor_divide(deltas.delta, g),
+                    np.floor_divide(deltas.anchor_frame, g)], axis=1)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    clump_w = np.bincount(inv.reshape(-1), weights=deltas.weight, minlength=first.size)
+    return histograms.weighted_histogram(deltas.node_pair[first], deltas.delta[first],
+                                         clump_w ** 2, n_nodes, grid)
+
+
+def assemble_model(nodes: NodeIndex, grid: DeltaGrid, deltas: VisualDeltas,
+                   random_counts: np.ndarray, bandwidth: float, info: Dict,
+                   random_info: Dict, config: FusionConfig, n_train: int,
+                   vision_stats: Tuple[float, float], evidence: str) -> STModel:
+    """Weighted counts on the final grid + every parameter needed to score, as an
+    STModel. `evidence`: "visual_above_chance" (soft-weighted neighbours, their
+    chance level subtracted when scoring), "visual" (hard top-k, TFusion) or
+    "true_pairs" (oracle)."""
+    visual = histograms.weighted_histogram(deltas.node_pair, deltas.delta,
+                                           deltas.weight, nodes.size, grid)
+    visual_sq = clump_square_histogram(deltas, nodes.size, grid,
+                                       max(bandwidth, float(grid.width)))
     histograms.diff_histogram(random_counts, visual)  # checks coverage
     params = {"bandwidth_frames": bandwidth, "kappa": config.kappa,
               "prior_count": config.prior_count, "floor": config.floor,
-              "top_k": config.top_k, "window_frames": config.window_frames,
+              "top_k": config.top_k, "sharpness": config.sharpness,
+              "noise_threshold": config.noise_threshold, "evidence": evidence,
+              "window_frames": config.window_frames,
               "max_delta": config.max_delta, "rand_floor": config.rand_floor,
               "frame_rate": config.frame_rate, "train_images": n_train,
               "frame_quantum": random_info.get("frame_quantum", 1),
               "vision_mean": vision_stats[0], "vision_scale": vision_stats[1], **info}
-    return STModel(nodes, grid, visual, random_counts, params)
+    return STModel(nodes, grid, visual, random_counts, params, visual_sq)
+
+
+def evidence_kind(config: FusionConfig) -> str:
+    """How the visual deltas are read (see assemble_model)."""
+    return "visual" if config.sharpness is None else "visual_above_chance"
+
+
+def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
+                  n_nodes: int, vision_stats: Tuple[float, float], span: int,
+                  row_block: int = neighbours.DEFAULT_ROW_BLOCK) -> VisualDeltas:
+    """The soft-weighted visual-neighbour deltas of the whole train split, in
+    canonical order (the Beam path computes the same blocks in parallel)."""
+    report = counter("visual neighbours")
+    blocks = []
+    for start, stop in neighbours.row_blocks(len(train), row_block):
+        blocks.append(block_neighbours(train, (start, stop), config.top_k))
+        report(stop, len(train))
+    best = best_cosines(blocks, len(train))
+    return concat_deltas([block_deltas(train, node, b, best, config, n_nodes,
+                                       vision_stats, span) for b in blocks])
+
+
+def block_deltas(train: FeatureSet, node: np.ndarray, block: NeighbourBlock,
+                 best: np.ndarray, config: FusionConfig, n_nodes: int,
+                 vision_stats: Tuple[float, float], span: int) -> VisualDeltas:
+    """Weights and deltas of one block of neighbours (best: best_cosines)."""
+    col_best = best[np.where(block.index >= 0, block.index, 0)]
+    w = neighbour_weights(block.cosine, best[block.rows], col_best, vision_stats,
+                          config.sharpness)
+    return block_visual_deltas(train, node, block.rows, block.index, w, config.mode,
+                               n_nodes, fold_frames(span, config))
+
+
+def concat_deltas(parts: List[VisualDeltas]) -> VisualDeltas:
+    """Blocks of deltas joined in canonical order (by node pair, Δ, weight)."""
+    parts = list(parts)
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return VisualDeltas(z, z, np.zeros(0), z, z)
+    cat = [np.concatenate([getattr(p, f) for p in parts]) for f in VisualDeltas._fields]
+    d = VisualDeltas(*cat)
+    order = np.lexsort((d.anchor_frame, d.weight, d.delta, d.node_pair))
+    return VisualDeltas(*(a[order] for a in d))
+
+
+def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
+                      deltas: VisualDeltas, config: FusionConfig, span: int,
+                      vision_stats: Tuple[float, float], evidence: str) -> STModel:
+    """Random model, bandwidth and grid, and the STModel, from a set of deltas."""
+    grid0 = coarse_grid(span, config, nodes.size)
+    log("exact random model (coarse grid)")
+    rand0, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
+                                                 train.frame, config.mode, nodes.size, grid0)
+    grid, h, info = choose_grid(deltas, rand0, grid0, span, config, nodes.size,
+                                frame_step(train.frame))
+    log(f"bandwidth {h:.1f} frames, bin width {grid.width} frames, {grid.n_bins} bins; "
+        f"share of random-looking visual deltas {info.get('background_weight')}")
+    if grid == grid0:
+        rand = rand0
+    else:
+        rand, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
+                                                    train.frame, config.mode, nodes.size,
+                                                    grid)
+    return assemble_model(nodes, grid, deltas, rand, h, info, rinfo, config,
+                          len(train), vision_stats, evidence)
 
 
 def estimate_st_model(train: FeatureSet, config: FusionConfig,
@@ -111,31 +330,25 @@ def estimate_st_model(train: FeatureSet, config: FusionConfig,
     config = config.resolved().validate()
     span = span or frame_span(train)
     nodes = build_nodes(train.camera, train.sequence, config.mode)
-    node = nodes.lookup(train.camera, train.sequence, train.source)
+    node = nodes.lookup(train.camera, train.sequence)
     log(f"ST nodes ({config.mode}): {nodes.size}; train images: {len(train)}")
-    report = counter("visual neighbours")
-    pids, deltas = [], []
-    for start, stop in neighbours.row_blocks(len(train), row_block):
-        rows = np.arange(start, stop, dtype=np.int64)
-        idx = block_neighbours(train, rows, config.top_k)
-        p, d = block_visual_deltas(train, node, rows, idx, config.mode, nodes.size)
-        pids.append(p)
-        deltas.append(d)
-        report(stop, len(train))
-    pair_id, delta = histograms.sorted_deltas(np.concatenate(pids), np.concatenate(deltas))
-    grid0 = coarse_grid(span, config, nodes.size)
-    log("exact random model (coarse grid)")
-    rand0, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
-                                                 train.frame, config.mode, nodes.size, grid0)
-    grid, h, info = choose_grid(pair_id, delta, rand0, grid0, span, config, nodes.size)
-    log(f"bandwidth {h:.1f} frames, bin width {grid.width} frames, {grid.n_bins} bins; "
-        f"share of random-looking visual deltas {info.get('background_weight')}")
-    if grid == grid0:
-        rand = rand0
-    else:
-        rand, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
-                                                    train.frame, config.mode, nodes.size,
-                                                    grid)
     stats = vision.cosine_moments(train.features, train.camera)
-    return assemble_model(nodes, grid, pair_id, delta, rand, h, info, rinfo, config,
-                          len(train), stats)
+    deltas = visual_deltas(train, node, config, nodes.size, stats, span, row_block)
+    return model_from_deltas(train, nodes, node, deltas, config, span, stats,
+                             evidence_kind(config))
+
+
+def oracle_st_model(train: FeatureSet, config: FusionConfig,
+                    span: Optional[int] = None) -> STModel:
+    """The oracle-ST bound's model: the same estimation and scoring, with the
+    visual-neighbour deltas replaced by those of all true same-identity train pairs.
+    Benchmarks only: it reads train pids, which the ST model never uses."""
+    config = config.resolved().validate()
+    span = span or frame_span(train)
+    nodes = build_nodes(train.camera, train.sequence, config.mode)
+    node = nodes.lookup(train.camera, train.sequence)
+    stats = vision.cosine_moments(train.features, train.camera)
+    deltas = concat_deltas([true_pair_deltas(train, node, config.mode, nodes.size,
+                                             fold_frames(span, config))])
+    return model_from_deltas(train, nodes, node, deltas, config, span, stats,
+                             "true_pairs")

@@ -28,7 +28,9 @@ PLOT_FILE = "st_model.png"
 
 
 def check_inputs(train: FeatureSet, query: FeatureSet, gallery: FeatureSet) -> None:
-    """Same feature dimension everywhere; query/gallery carry pid for evaluation."""
+    """Same feature dimension everywhere; query/gallery carry pid for evaluation;
+    train spans at least two cameras. (Query/gallery cameras that train lacks are
+    allowed: their pairs get the neutral ST factor, see unseen_report.)"""
     d = train.features.shape[1]
     for fs in (query, gallery):
         if fs.features.shape[1] != d:
@@ -38,16 +40,32 @@ def check_inputs(train: FeatureSet, query: FeatureSet, gallery: FeatureSet) -> N
             raise FeatureFileError(f"{fs.source}: missing array pid (needed to evaluate "
                                    f"the query/gallery ranking)")
     known = np.unique(train.camera)
-    for fs in (query, gallery):
-        unknown = np.setdiff1d(np.unique(fs.camera), known)
-        if unknown.size:
-            raise FeatureFileError(
-                f"{fs.source}: camera(s) {', '.join(map(str, unknown))} never appear in "
-                f"the train split {train.source} (train cameras: "
-                f"{', '.join(map(str, known))}); the ST model cannot score them")
     if len(known) < 2:
         raise FeatureFileError(f"{train.source}: the train split has a single camera; "
                                f"an ST model needs pairs across cameras")
+
+
+def unseen_report(model: STModel, query: FeatureSet, gallery: FeatureSet,
+                  q_node: np.ndarray, g_node: np.ndarray) -> Dict:
+    """Counts of query/gallery images (and query × gallery pairs) in cameras or
+    nodes the train split never saw; logged as a warning when there are any."""
+    report = {"query": model.nodes.unseen(query.camera, query.sequence),
+              "gallery": model.nodes.unseen(gallery.camera, gallery.sequence)}
+    q_bad, g_bad = int((q_node < 0).sum()), int((g_node < 0).sum())
+    report["neutral_pairs"] = int(q_bad * len(gallery) + g_bad * len(query)
+                                  - q_bad * g_bad)
+    report["pairs"] = int(len(query) * len(gallery))
+    if q_bad or g_bad:
+        q, g = report["query"], report["gallery"]
+        log(f"WARNING: train ({model.params.get('train_images')} images) never saw "
+            f"camera(s) {sorted(set(q['unseen_cameras']) | set(g['unseen_cameras']))} "
+            f"or some (camera, sequence) nodes: query {q['images_unseen_camera']} images "
+            f"in unseen cameras + {q['images_unseen_node']} in unseen nodes "
+            f"({query.source}), gallery {g['images_unseen_camera']} + "
+            f"{g['images_unseen_node']} ({gallery.source}); their "
+            f"{report['neutral_pairs']} of {report['pairs']} query-gallery pairs get "
+            f"the neutral ST factor (vision decides)")
+    return report
 
 
 def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> STModel:
@@ -121,11 +139,13 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
 
 def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: FusionConfig,
          output_dir: str, beam_args: Optional[List[str]] = None, plot: bool = True,
-         ranking: bool = True) -> Dict:
+         ranking: bool = True, oracle_st: bool = False) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
-    OUT/st_model.png; returns the metrics dict.
+    OUT/st_model.png; returns the metrics dict. `oracle_st` (benchmarks; needs train
+    pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
+    true train identities (estimate.oracle_st_model), the bound to read fusion against.
     """
     t0 = time.monotonic()
     config = config.resolved().validate()
@@ -143,13 +163,9 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     tables = STTables.from_model(model)
     timing["st_model_s"] = time.monotonic() - t0
     nodes = model.nodes
-    # raises on unknown cameras, naming the file
-    q_node = nodes.lookup(query.camera, query.sequence, query.source)
-    g_node = nodes.lookup(gallery.camera, gallery.sequence, gallery.source)
-    unseen = {"query": int((q_node < 0).sum()), "gallery": int((g_node < 0).sum())}
-    if any(unseen.values()):
-        log(f"images in (camera, sequence) nodes unseen in train (ST factor neutral): "
-            f"{unseen}")
+    q_node = nodes.lookup(query.camera, query.sequence)
+    g_node = nodes.lookup(gallery.camera, gallery.sequence)
+    unseen = unseen_report(model, query, gallery, q_node, g_node)
     t1 = time.monotonic()
     log("evaluating vision")
     vis = evaluate(query, gallery, None, config)
@@ -158,6 +174,13 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     fus = evaluate(query, gallery, tables, config, q_node, g_node)
     log(f"fusion: {fus}")
     timing["evaluation_s"] = time.monotonic() - t1
+    oracle_metrics = None
+    if oracle_st:
+        log("oracle-ST bound: the same fusion, ST model from true train identities")
+        oracle = estimate.oracle_st_model(train, config, span)
+        oracle_metrics = evaluate(query, gallery, STTables.from_model(oracle), config,
+                                  q_node, g_node).as_dict()
+        log(f"fusion with the oracle ST model: {oracle_metrics}")
     if ranking and not beam_args:
         t2 = time.monotonic()
         write_ranking_in_memory(train, tables, config, output_dir)
@@ -172,10 +195,12 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
         "mode": config.mode, "fusion_rule": config.fusion,
         "config": config.as_dict(),
         "st_model": {k: v for k, v in model.header().items() if k != "bandwidth_curve"},
-        "unseen_node_images": unseen,
+        "unseen": unseen,
         "path": "beam" if beam_args else "in_memory",
         "timing": timing,
     }
+    if oracle_metrics is not None:
+        result["fusion_oracle_st"] = oracle_metrics
     with open(os.path.join(output_dir, METRICS_FILE), "w") as f:
         json.dump(result, f, indent=2, sort_keys=True, default=float)
     log(f"wrote {output_dir}/{METRICS_FILE} ({timing['total_s']:.1f} s)")

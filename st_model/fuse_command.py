@@ -45,13 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "rules (same-sequence pairs only, ±700-frame windows)")
     st.add_argument("--top-k", type=int, default=_DEFAULTS.top_k,
                     help="visual neighbours per train image (default %(default)s)")
+    st.add_argument("--sharpness", type=float, default=_DEFAULTS.sharpness,
+                    help="β of the soft neighbour weights exp(β·(z − best z)), z in "
+                         "random-pair standard deviations (default %(default)s); "
+                         "--hard-top-k: TFusion's weight 1 per neighbour")
+    st.add_argument("--hard-top-k", action="store_true",
+                    help="TFusion's visual model: every top-k neighbour counts 1 and no "
+                         "chance level is subtracted (always so in --mode tfusion)")
+    st.add_argument("--noise-threshold", type=float, default=_DEFAULTS.noise_threshold,
+                    help="λ: deviations of the neighbour histogram from its chance level "
+                         "within λ standard errors are dropped (default %(default)s)")
     st.add_argument("--bin-frames", type=int, default=_DEFAULTS.bin_frames,
                     help="widest histogram bin in frames; narrowed to half the "
                          "bandwidth when that is smaller (default %(default)s)")
     st.add_argument("--bandwidth", type=float, default=None,
                     help="Parzen σ in frames (default: leave-one-out choice on train)")
     st.add_argument("--kappa", type=float, default=_DEFAULTS.kappa,
-                    help="shrinkage n/(n+κ) of sparse node pairs (default %(default)s)")
+                    help="shrinkage n/(n+κ) of a node pair's log-ratio, n its effective "
+                         "number of deltas (default %(default)s)")
     st.add_argument("--prior-count", type=float, default=_DEFAULTS.prior_count,
                     help="random-model pseudo-count in P_st (default %(default)s)")
     st.add_argument("--frame-rate", type=float, default=None,
@@ -71,12 +82,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fu.add_argument("--no-ranking", action="store_true",
                     help="skip writing the fused train ranking")
     fu.add_argument("--no-plot", action="store_true", help="skip st_model.png")
+    fu.add_argument("--oracle-st", action="store_true",
+                    help="also report the oracle-ST bound: the same fusion with the ST "
+                         "model from true train identities (needs train pids)")
 
 
 def config_from_args(args: argparse.Namespace) -> FusionConfig:
     fusion = args.fusion or ("bayes" if args.mode == "tfusion" or args.alpha or args.beta
                              else "loglinear")
-    return FusionConfig(mode=args.mode, top_k=args.top_k, bin_frames=args.bin_frames,
+    return FusionConfig(mode=args.mode, top_k=args.top_k,
+                        sharpness=None if args.hard_top_k else args.sharpness,
+                        noise_threshold=args.noise_threshold, bin_frames=args.bin_frames,
                         bandwidth=args.bandwidth, kappa=args.kappa,
                         prior_count=args.prior_count, fusion=fusion, weight=args.weight,
                         alpha=args.alpha, beta=args.beta,
@@ -106,9 +122,12 @@ def run(args: argparse.Namespace) -> int:
     gallery = load_features(args.gallery, require_pid=True)
     result = fuse(train, query, gallery, config, args.output_dir,
                   beam_args=getattr(args, "beam_args", None) or None,
-                  plot=not args.no_plot, ranking=not args.no_ranking)
+                  plot=not args.no_plot, ranking=not args.no_ranking,
+                  oracle_st=args.oracle_st)
     v, f = result["vision"], result["fusion"]
     print(f"vision: rank-1 {v['rank1']:.2f} mAP {v['mAP']:.2f} | fusion ({config.mode}): "
-          f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | {v['queries']} queries | "
-          f"{args.output_dir}")
+          f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | "
+          + (f"oracle-ST bound: rank-1 {result['fusion_oracle_st']['rank1']:.2f} mAP "
+             f"{result['fusion_oracle_st']['mAP']:.2f} | " if args.oracle_st else "")
+          + f"{v['queries']} queries | {args.output_dir}")
     return 0

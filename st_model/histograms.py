@@ -53,33 +53,42 @@ def neighbour_pairs(neighbour_idx: np.ndarray, row_offset: int = 0
     return rows[ok], cols[ok]
 
 
+def reach_mask(i: np.ndarray, j: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
+               mode: str) -> np.ndarray:
+    """Which of the pairs (i, j) the ST model covers (nodes.in_reach)."""
+    return st_nodes.in_reach(camera[i], sequence[i], camera[j], sequence[j], mode)
+
+
 def pair_deltas(i: np.ndarray, j: np.ndarray, node: np.ndarray, frame: np.ndarray,
                 camera: np.ndarray, sequence: np.ndarray, mode: str, n_nodes: int
                 ) -> Tuple[np.ndarray, np.ndarray]:
-    """(pair id a*M+b, Δ = t_j − t_i) of the in-reach pairs among (i, j); M = nodes."""
-    ok = st_nodes.in_reach(camera[i], sequence[i], camera[j], sequence[j], mode)
+    """(node pair a*M+b, Δ = t_j − t_i) of the in-reach pairs among (i, j); M = nodes."""
+    ok = reach_mask(i, j, camera, sequence, mode)
     i, j = i[ok], j[ok]
     return node[i] * n_nodes + node[j], frame[j] - frame[i]
 
 
-def sorted_deltas(pair_id: np.ndarray, delta: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The delta multiset in canonical order (by pair, then delta)."""
-    order = np.lexsort((delta, pair_id))
-    return pair_id[order], delta[order]
-
-
-def count_histogram(pair_id: np.ndarray, delta: np.ndarray, n_nodes: int,
+def count_histogram(node_pair: np.ndarray, delta: np.ndarray, n_nodes: int,
                     grid: DeltaGrid) -> np.ndarray:
-    """Integer counts [M, M, B] of (pair, Δ) samples on the grid."""
-    flat = pair_id * grid.n_bins + grid.bin_of(delta)
+    """Integer counts [M, M, B] of (node pair, Δ) samples on the grid."""
+    flat = node_pair * grid.n_bins + grid.bin_of(delta)
     counts = np.bincount(flat, minlength=n_nodes * n_nodes * grid.n_bins)
     return counts.astype(np.int64).reshape(n_nodes, n_nodes, grid.n_bins)
 
 
+def weighted_histogram(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
+                       n_nodes: int, grid: DeltaGrid) -> np.ndarray:
+    """Sums of weights [M, M, B] of (node pair, Δ) samples on the grid (float64; the
+    samples come in canonical order, so the sums are reproducible to the bit)."""
+    flat = node_pair * grid.n_bins + grid.bin_of(delta)
+    sums = np.bincount(flat, weights=weight, minlength=n_nodes * n_nodes * grid.n_bins)
+    return sums.reshape(n_nodes, n_nodes, grid.n_bins)
+
+
 def diff_histogram(random_counts: np.ndarray, visual_counts: np.ndarray) -> np.ndarray:
-    """Counts of in-reach pairs ranked past the top-k (eq. 9's P_diff)."""
+    """(Weighted) counts of in-reach pairs ranked past the top-k (eq. 9's P_diff)."""
     diff = random_counts - visual_counts
-    if (diff < 0).any():
+    if (diff < -1e-9).any():
         raise ValueError("visual-model counts exceed the random model's: the random "
                          "model must cover every in-reach pair of the visual model")
     return diff

@@ -18,17 +18,12 @@ out of reach in ``tfusion`` mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
-from st_model.errors import InputError
 
 MODES: Tuple[str, ...] = ("camera_sequence", "tfusion")
-
-
-class UnknownCameraError(InputError):
-    """A query/gallery camera that the train split never saw."""
 
 
 @dataclass(frozen=True)
@@ -48,20 +43,12 @@ class NodeIndex:
             return [f"c{c}" for c in self.cameras]
         return [f"c{c}s{s}" for c, s in zip(self.cameras, self.sequences)]
 
-    def lookup(self, camera: np.ndarray, sequence: np.ndarray,
-               source: str = "<memory>") -> np.ndarray:
-        """Node id of each image; -1 for a known camera in an unseen sequence.
-
-        A camera the train split never saw raises UnknownCameraError naming `source`.
-        """
+    def lookup(self, camera: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+        """Node id of each image; -1 for a node the train split never saw (a camera
+        it lacks, or a known camera in a sequence it lacks): such pairs get the
+        neutral ST factor when scoring."""
         camera = np.asarray(camera, np.int64)
         sequence = np.asarray(sequence, np.int64)
-        unknown = np.setdiff1d(np.unique(camera), np.unique(self.cameras))
-        if unknown.size:
-            raise UnknownCameraError(
-                f"{source}: camera(s) {', '.join(map(str, unknown))} never appear in the "
-                f"train split (train cameras: {', '.join(map(str, np.unique(self.cameras)))}); "
-                f"the ST model cannot score them")
         seq = np.zeros_like(sequence) if self.mode == "tfusion" else sequence
         keys = self.cameras * (1 << 32) + self.sequences
         order = np.argsort(keys)
@@ -69,6 +56,15 @@ class NodeIndex:
         pos = np.clip(np.searchsorted(keys[order], q), 0, keys.size - 1)
         found = keys[order][pos] == q
         return np.where(found, order[pos], -1).astype(np.int64)
+
+    def unseen(self, camera: np.ndarray, sequence: np.ndarray) -> Dict[str, object]:
+        """Counts of images whose camera, or (camera, sequence) node, train lacks."""
+        camera = np.asarray(camera, np.int64)
+        new_cam = ~np.isin(camera, self.cameras)
+        new_node = (self.lookup(camera, sequence) < 0) & ~new_cam
+        return {"images_unseen_camera": int(new_cam.sum()),
+                "images_unseen_node": int(new_node.sum()),
+                "unseen_cameras": sorted(int(c) for c in np.unique(camera[new_cam]))}
 
 
 def build_nodes(camera: np.ndarray, sequence: np.ndarray, mode: str) -> NodeIndex:

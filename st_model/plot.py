@@ -11,6 +11,7 @@ import numpy as np
 
 from st_model import smoothing
 from st_model.features import FeatureSet
+from st_model.scoring import smoothed_evidence
 from st_model.st_artifact import STModel
 
 
@@ -53,9 +54,13 @@ def plot_st_model(model: STModel, train: FeatureSet, path: str,
     if model.nodes.mode == "tfusion":
         k = model.window_bins()
         smooth = lambda c: smoothing.box_smooth(c, k)  # noqa: E731
+        evidence = model.visual
+        smooth_est = smooth
     else:
         sigma = prm["bandwidth_frames"] / model.grid.width
         smooth = lambda c: smoothing.gaussian_smooth(c, sigma)  # noqa: E731
+        evidence = smoothed_evidence(model)[0]   # read against chance, smoothed
+        smooth_est = lambda c: c  # noqa: E731
     fps = float(prm.get("frame_rate", 25.0)) or 25.0
     n = len(cams)
     fig, axes = plt.subplots(n, n, figsize=(2.4 * n, 1.9 * n), squeeze=False)
@@ -67,7 +72,7 @@ def plot_st_model(model: STModel, train: FeatureSet, path: str,
             if ci == cj:
                 ax.axis("off")
                 continue
-            est = smooth(_pooled(model.visual, model, ci, cj))
+            est = smooth_est(_pooled(evidence, model, ci, cj))
             rnd = smooth(_pooled(model.random, model, ci, cj))
             tru = smooth(_true_counts(train, model, ci, cj))
             ref = est if est.sum() > 0 else tru

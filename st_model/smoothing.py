@@ -1,14 +1,16 @@
 """Parzen smoothing of ST histograms, its label-free bandwidth, and shrinkage.
 
 - Parzen (Gaussian) smoothing of binned counts: P̂(Δ) = Σ_j K_h(Δ − Δ_j) / n.
-- Bandwidth h chosen without labels by the leave-one-out log-likelihood of the
-  visual-neighbour deltas, each node pair's KDE mixed with that pair's random-model
-  density (the false neighbours among the top-k are spread like random pairs):
-      f_{−i}(Δ_i) = (Σ_{j≠i} K_h(Δ_i − Δ_j) + m · r_p(Δ_i)) / (n_p − 1 + m)
-  summed over all pairs p and deltas i; h = argmax over a geometric grid.
-- A node pair with at least PAIR_MIN_DELTAS deltas picks its own bandwidth by its
-  own LOO curve, or FLAT when the random model's own shape explains its deltas
-  better than any KDE (no temporal structure); sparser pairs use the pooled h.
+- Bandwidth h and background share c chosen without labels by the two-fold
+  cross-validated likelihood of the (weighted) visual-neighbour deltas under the
+  mixture (1 − c) · KDE_h + c · r_p, r_p the node pair's random-model density: the
+  false neighbours are spread like random pairs. Folds group deltas by the time
+  block of their anchor image, so the near-repeated deltas of one visit never
+  explain each other (plain leave-one-out collapses h to a frame on them).
+- A node pair with at least PAIR_MIN_DELTAS (weighted) deltas picks its own
+  bandwidth by its own curve, or FLAT when the random model's own shape explains
+  its deltas better than any KDE (no temporal structure); sparser pairs use the
+  pooled h.
 - Box smoothing (TFusion: the count of deltas within ±700 frames).
 - Shrinkage of a node pair's log-ratio toward 0 by n_p / (n_p + κ).
 """
@@ -81,74 +83,93 @@ def _eval_subset(n: int, size: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, size).round().astype(np.int64))
 
 
-BACKGROUND_WEIGHTS = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9,
-                               0.95, 0.98, 0.99, 1.0])
+# background shares c of the mixture (1 − c) · KDE + c · random (1 would leave no KDE)
+MIXTURE_WEIGHTS = np.concatenate([np.arange(0.0, 0.98, 0.02), [0.98, 0.99, 0.995, 0.998, 0.999]])
 
 
-def loo_densities(pair_id: np.ndarray, delta: np.ndarray, background: np.ndarray,
-                  candidates: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Leave-one-out KDE density of each evaluated visual delta, per bandwidth.
+def cv_densities(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
+                 fold: np.ndarray, background: np.ndarray, candidates: np.ndarray
+                 ) -> Tuple[np.ndarray, ...]:
+    """Cross-validated weighted KDE density of each evaluated visual delta, per bandwidth.
 
     Each node pair's deltas are evaluated at ≤ LOO_EVAL_POINTS evenly spread sorted
-    positions against all the pair's other deltas; returns (kde [E, H],
-    background [E], weight [E], n_p [E], pair id [E]) with weight = n_p / (evaluated points of
-    p), so weighted sums over E estimate sums over all deltas.
+    positions against the pair's deltas of the *other* fold:
+        f_h(Δ_e) = Σ_{j: fold_j ≠ fold_e} w_j K_h(Δ_e − Δ_j) / Σ_{j: fold_j ≠ fold_e} w_j.
+    Folds group deltas by the time block of the anchor image (estimate.delta_folds),
+    so the near-repeated deltas of one visit (several images a few frames apart)
+    never explain each other — plain leave-one-out collapses h to a frame on them.
+    Returns (kde [E, H], background [E], evaluation weight [E], other-fold weight
+    [E], node pair [E]); evaluation weights w_e · W_p / Σ_ev w_e make weighted sums
+    over E estimate weighted sums over all deltas.
     """
-    order = np.lexsort((delta, pair_id))
-    pair_id, delta, background = pair_id[order], delta[order], background[order]
-    _, starts, sizes = np.unique(pair_id, return_index=True, return_counts=True)
-    kdes, bgs, weights, counts, pids = [], [], [], [], []
-    for p, s, n in zip(pair_id[starts], starts, sizes):
-        if n < 2:
-            continue
+    order = np.lexsort((delta, node_pair))
+    node_pair, delta = node_pair[order], delta[order]
+    weight, fold, background = weight[order], fold[order], background[order]
+    _, starts, sizes = np.unique(node_pair, return_index=True, return_counts=True)
+    kdes, bgs, weights, others, pairs = [], [], [], [], []
+    for p, s, n in zip(node_pair[starts], starts, sizes):
         d = delta[s:s + n].astype(np.float64)
+        w, f = weight[s:s + n], fold[s:s + n]
         ev = _eval_subset(n, LOO_EVAL_POINTS)
+        other = f[None, :] != f[ev][:, None]                       # [e, n]
+        w_other = (other * w[None, :]).sum(axis=1)
+        keep = w_other > 0
+        if not keep.any():
+            continue
+        ev, other, w_other = ev[keep], other[keep], w_other[keep]
         diff = d[ev][:, None] - d[None, :]
+        wo = other * w[None, :]
         kde = np.empty((ev.size, candidates.size))
         for h_i, h in enumerate(candidates):
             k = np.exp(-0.5 * (diff / h) ** 2)
-            k[np.arange(ev.size), ev] = 0.0
-            kde[:, h_i] = k.sum(axis=1) / ((n - 1) * h * np.sqrt(2 * np.pi))
+            kde[:, h_i] = (k * wo).sum(axis=1) / (w_other * h * np.sqrt(2 * np.pi))
         kdes.append(kde)
         bgs.append(background[s:s + n][ev])
-        weights.append(np.full(ev.size, n / ev.size))
-        counts.append(np.full(ev.size, float(n)))
-        pids.append(np.full(ev.size, p, np.int64))
+        weights.append(w[ev] * w.sum() / max(w[ev].sum(), 1e-300))
+        others.append(w_other)
+        pairs.append(np.full(ev.size, p, np.int64))
     if not kdes:
         z = np.zeros(0)
         return np.zeros((0, candidates.size)), z, z, z, z.astype(np.int64)
     return (np.concatenate(kdes), np.concatenate(bgs), np.concatenate(weights),
-            np.concatenate(counts), np.concatenate(pids))
+            np.concatenate(others), np.concatenate(pairs))
 
 
-def choose_bandwidth(pair_id: np.ndarray, delta: np.ndarray, background: np.ndarray,
-                     candidates: np.ndarray, prior_count: float
+def choose_bandwidth(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
+                     fold: np.ndarray, background: np.ndarray, candidates: np.ndarray
                      ) -> Tuple[float, float, Dict[str, list]]:
-    """(h, c, curve), chosen by leave-one-out likelihood of the visual deltas:
+    """(h, c, curve), chosen by the cross-validated likelihood of the visual deltas
+    under the mixture of a KDE and the exact random background:
 
-    1. h maximises the LOO likelihood of each pair's KDE with a fixed random-model
-       pseudo-count m:  f(Δ_i) = (Σ_{j≠i} K_h(Δ_i − Δ_j) + m · r_p(Δ_i)) / (n_p − 1 + m);
-    2. given h, the background weight c maximises the LOO likelihood of the mixture
-       f(Δ) = (1 − c) · KDE_h(Δ) + c · r_p(Δ)  — a diagnostic reported with the
-       model: the share of visual neighbours whose deltas look like random pairs.
-    3. per node pair with ≥ PAIR_MIN_DELTAS deltas: the argmax of its own curve,
-       with FLAT (likelihood of r_p alone) as an option; others keep the pooled h.
-    Fixing m in step 1 (rather than fitting c jointly) keeps h away from the spikes
-    of tied deltas: one tracklet gives many near-equal deltas, and Market frames
-    come in steps of 25.
+    1. (h, c) maximise the weighted two-fold likelihood (cv_densities) of
+       f(Δ_e) = (1 − c) · KDE_h,other fold(Δ_e) + c · r_p(Δ_e)
+       pooled over node pairs p; c is the share of visual neighbours whose deltas
+       look like random pairs (reported with the model). With c free, the random
+       background explains the false neighbours, so h follows the true transits'
+       spread instead of widening to cover the background.
+    2. per node pair with ≥ PAIR_MIN_DELTAS (weighted) deltas: the argmax of its own
+       curve, with FLAT (likelihood of r_p alone) as an option; others keep the
+       pooled h.
     """
-    kde, bg, w, n, pid = loo_densities(pair_id, delta, background, candidates)
+    kde, bg, w, w_other, pair = cv_densities(node_pair, delta, weight, fold, background,
+                                             candidates)
     if w.size == 0:
         return float(candidates[len(candidates) // 2]), 1.0, {"candidates": [],
-                                                               "loo_log_likelihood": []}
-    f = (((n - 1)[:, None] * kde + prior_count * bg[:, None])
-         / (n - 1 + prior_count)[:, None])
-    ll = w[:, None] * np.log(np.maximum(f, 1e-300))          # [E, H]
+                                                               "cv_log_likelihood": []}
+    def mixture_ll(c: float) -> np.ndarray:
+        """[E, H] weighted log-likelihood of each point under background share c."""
+        return w[:, None] * np.log(np.maximum((1 - c) * kde + c * bg[:, None], 1e-300))
+
+    totals = np.stack([mixture_ll(c).sum(axis=0) for c in MIXTURE_WEIGHTS])   # [C, H]
+    best_c = np.argmax(totals, axis=0)                                         # [H]
+    h_i = int(np.argmax(totals.max(axis=0)))
+    # per-point log-likelihoods at each width's best share
+    ll = np.empty_like(kde)
+    for c_i in np.unique(best_c):
+        cols = best_c == c_i
+        ll[:, cols] = mixture_ll(MIXTURE_WEIGHTS[c_i])[:, cols]
     curve = [float(x) for x in ll.sum(axis=0)]
-    h_i = int(np.argmax(curve))
-    # per node pair with ≥ PAIR_MIN_DELTAS deltas: its own LOO choice among the
-    # candidates and FLAT (the random model's own shape); sparser pairs: pooled h
-    pairs, inv = np.unique(pid, return_inverse=True)
+    pairs, inv = np.unique(pair, return_inverse=True)
     per_pair = np.zeros((pairs.size, candidates.size))
     np.add.at(per_pair, inv, ll)
     flat = np.zeros(pairs.size)
@@ -159,22 +180,21 @@ def choose_bandwidth(pair_id: np.ndarray, delta: np.ndarray, background: np.ndar
     n_pair = np.zeros(pairs.size)
     np.add.at(n_pair, inv, w)
     pair_h = np.where(n_pair >= PAIR_MIN_DELTAS, own, candidates[h_i])
-    lls = [float((w * np.log(np.maximum((1 - c) * kde[:, h_i] + c * bg, 1e-300))).sum())
-           for c in BACKGROUND_WEIGHTS]
-    c = float(BACKGROUND_WEIGHTS[int(np.argmax(lls))])
+    c = float(MIXTURE_WEIGHTS[best_c[h_i]])
     return float(candidates[h_i]), c, {"candidates": [float(x) for x in candidates],
-                                       "loo_log_likelihood": curve,
-                                       "background_weights": BACKGROUND_WEIGHTS.tolist(),
-                                       "background_log_likelihood": lls,
+                                       "cv_log_likelihood": curve,
+                                       "background_weights": MIXTURE_WEIGHTS.tolist(),
+                                       "background_log_likelihood":
+                                           [float(x) for x in totals[:, h_i]],
                                        "pair_bandwidth": {str(int(p)): float(h) for p, h in
                                                           zip(pairs, pair_h)}}
 
 
-def background_density(random_counts: np.ndarray, grid: DeltaGrid, pair_id: np.ndarray,
+def background_density(random_counts: np.ndarray, grid: DeltaGrid, node_pair: np.ndarray,
                        delta: np.ndarray, n_nodes: int) -> np.ndarray:
-    """Random-model density per frame of each (pair, Δ): counts / (pair total · width)."""
+    """Random-model density per frame of each (node pair, Δ): counts / (total · width)."""
     flat = random_counts.reshape(n_nodes * n_nodes, grid.n_bins)
     totals = flat.sum(axis=1)
-    c = flat[pair_id, grid.bin_of(delta)]
-    t = totals[pair_id]
+    c = flat[node_pair, grid.bin_of(delta)]
+    t = totals[node_pair]
     return np.where(t > 0, c / np.maximum(t, 1) / grid.width, 0.0)

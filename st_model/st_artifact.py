@@ -1,16 +1,21 @@
 """The ST model artifact: histogram counts + a versioned JSON header, in one .npz.
 
-Arrays: `visual`, `random` int64 [M, M, B] (counts per ordered node pair and bin;
-the diff model is random − visual), `node_camera`, `node_sequence` int64 [M].
+Arrays (version 2): `visual` float64 [M, M, B] (summed neighbour weights per ordered
+node pair and bin), `visual_sq` float64 [M, M, B] (summed squared clump weights: the
+chance level's variance), `random` int64 [M, M, B] (all in-reach pairs; the diff
+model is random − visual), `node_camera`, `node_sequence` int64 [M].
 Header (JSON string array `header`): format version, mode, bin width and origin,
-frame rate, bandwidth and how it was chosen, κ, pseudo-count, floors, counts.
+frame rate, bandwidth and how it was chosen, κ, pseudo-count, floors, how the
+evidence is read (`evidence`), counts.
+Version 1 artifacts (integer top-k counts, no `visual_sq`) load as hard top-k
+evidence with unit weights.
 """
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -19,7 +24,8 @@ from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex
 
 FORMAT = "tfusion-st-model"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FILENAME = "st_model.npz"
 
 
@@ -28,9 +34,16 @@ class STModel:
     """Estimated ST histograms and the parameters that turn them into P_st / P_rand."""
     nodes: NodeIndex
     grid: DeltaGrid
-    visual: np.ndarray   # int64 [M, M, B]
+    visual: np.ndarray   # float64 [M, M, B] summed neighbour weights
     random: np.ndarray   # int64 [M, M, B]
     params: Dict[str, Any] = field(default_factory=dict)
+    visual_sq: Optional[np.ndarray] = None  # float64 [M, M, B]; None: unit weights
+
+    def __post_init__(self):
+        self.visual = np.asarray(self.visual, np.float64)
+        if self.visual_sq is None:
+            self.visual_sq = self.visual.copy()
+        self.visual_sq = np.asarray(self.visual_sq, np.float64)
 
     @property
     def diff(self) -> np.ndarray:
@@ -44,7 +57,7 @@ class STModel:
         return {"format": FORMAT, "version": VERSION, "mode": self.nodes.mode,
                 "nodes": self.nodes.labels(), "bin_frames": self.grid.width,
                 "bin_lo": self.grid.lo, "n_bins": self.grid.n_bins,
-                "visual_pairs": int(self.visual.sum()),
+                "visual_weight": float(self.visual.sum()),
                 "random_pairs": int(self.random.sum()), **self.params}
 
     def same_as(self, other: "STModel") -> bool:
@@ -53,6 +66,7 @@ class STModel:
                 and np.array_equal(self.nodes.cameras, other.nodes.cameras)
                 and np.array_equal(self.nodes.sequences, other.nodes.sequences)
                 and np.array_equal(self.visual, other.visual)
+                and np.array_equal(self.visual_sq, other.visual_sq)
                 and np.array_equal(self.random, other.random)
                 and json.dumps(self.params, sort_keys=True)
                 == json.dumps(other.params, sort_keys=True))
@@ -62,7 +76,8 @@ def save_st_model(model: STModel, path: str) -> str:
     """Write the artifact (path may be a folder: then FILENAME inside it)."""
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
-    np.savez_compressed(path, visual=model.visual, random=model.random,
+    np.savez_compressed(path, visual=model.visual, visual_sq=model.visual_sq,
+                        random=model.random,
                         node_camera=model.nodes.cameras,
                         node_sequence=model.nodes.sequences,
                         header=np.array(json.dumps(model.header(), sort_keys=True)))
@@ -77,15 +92,18 @@ def load_st_model(path: str) -> STModel:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             arrays = {k: z[k] for k in ("visual", "random", "node_camera", "node_sequence")}
+            arrays["visual_sq"] = z["visual_sq"] if "visual_sq" in z.files else None
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: not an ST model artifact ({e})") from None
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
+    if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
         raise InputError(f"{path}: unsupported ST model format "
                          f"{header.get('format')!r} v{header.get('version')!r}; "
-                         f"this code reads {FORMAT} v{VERSION}")
+                         f"this code reads {FORMAT} v{', v'.join(map(str, READABLE_VERSIONS))}")
     nodes = NodeIndex(header["mode"], arrays["node_camera"], arrays["node_sequence"])
     grid = DeltaGrid(int(header["bin_frames"]), int(header["bin_lo"]), int(header["n_bins"]))
     skip = {"format", "version", "mode", "nodes", "bin_frames", "bin_lo", "n_bins",
-            "visual_pairs", "random_pairs"}
+            "visual_pairs", "visual_weight", "random_pairs"}
     params = {k: v for k, v in header.items() if k not in skip}
-    return STModel(nodes, grid, arrays["visual"], arrays["random"], params)
+    params.setdefault("evidence", "visual")   # version 1: hard top-k counts
+    return STModel(nodes, grid, arrays["visual"], arrays["random"], params,
+                   arrays["visual_sq"])

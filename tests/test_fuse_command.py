@@ -131,7 +131,6 @@ def _tiny(tmp_path, name, **override):
     ("query", {"camera": np.ones(39, np.int64)}, "'camera' has shape (39,), expected [40]"),
     ("gallery", {"features": np.full((40, 4), np.nan, np.float32)}, "NaN/inf"),
     ("query", {"pid": None}, "missing array(s) pid"),
-    ("query", {"camera": np.full(40, 9)}, "camera(s) 9 never appear in the train split"),
     ("query", {"pid": np.arange(100, 140)}, "no valid queries"),
 ])
 def test_bad_inputs_stop_with_a_message_naming_the_file(tmp_path, capsys, split,
@@ -144,6 +143,27 @@ def test_bad_inputs_stop_with_a_message_naming_the_file(tmp_path, capsys, split,
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and f"{split}.npz" in err
+
+
+def test_unseen_query_and_gallery_cameras_fuse_with_a_neutral_factor_and_a_warning(
+        tmp_path, capsys):
+    cam = np.repeat([1, 2], 20)
+    cam[:5] = 9                        # 5 query images in a camera train never saw
+    gcam = np.repeat([1, 2], 20)
+    gcam[-3:] = 8                      # and 3 gallery images in another one
+    paths = {"train": _tiny(tmp_path, "train.npz"),
+             "query": _tiny(tmp_path, "query.npz", camera=cam),
+             "gallery": _tiny(tmp_path, "gallery.npz", camera=gcam)}
+    rc = main(["fuse", "--train", str(paths["train"]), "--query", str(paths["query"]),
+               "--gallery", str(paths["gallery"]), "--output-dir", str(tmp_path / "o"),
+               "--no-plot", "--no-ranking"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "WARNING" in err and "camera(s) [8, 9]" in err and "query.npz" in err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["unseen"]["query"]["images_unseen_camera"] == 5
+    assert m["unseen"]["gallery"]["images_unseen_camera"] == 3
+    assert m["unseen"]["neutral_pairs"] == 5 * 40 + 3 * 40 - 5 * 3
 
 
 def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():

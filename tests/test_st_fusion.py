@@ -30,11 +30,13 @@ def test_shrinkage():
                                [0, 0.5, 0.9])
 
 
-def _bandwidth(deltas_per_pair, span=20000, per_pair=False):
-    pid = np.concatenate([np.full(len(d), p) for p, d in enumerate(deltas_per_pair)])
+def _bandwidth(deltas_per_pair, span=20000, per_pair=False, folds=None):
+    node_pair = np.concatenate([np.full(len(d), p) for p, d in enumerate(deltas_per_pair)])
     d = np.concatenate(deltas_per_pair).astype(np.int64)
     bg = np.full(d.size, 1.0 / span)
-    h, c, info = smoothing.choose_bandwidth(pid, d, bg, smoothing.bandwidth_grid(1, 4000), 5.0)
+    fold = np.arange(d.size) % 2 if folds is None else folds
+    h, c, info = smoothing.choose_bandwidth(node_pair, d, np.ones(d.size), fold, bg,
+                                            smoothing.bandwidth_grid(1, 4000))
     return (h, c, info["pair_bandwidth"]) if per_pair else (h, c)
 
 
@@ -44,7 +46,7 @@ def test_loo_bandwidth_follows_the_spread_of_the_deltas():
     wide = [rng.normal(m, 600, 150).round() for m in (3000, 6000, 9000)]
     h_narrow, c_narrow = _bandwidth(narrow)
     h_wide, _ = _bandwidth(wide)
-    assert 3 <= h_narrow <= 30 < 200 <= h_wide <= 1500
+    assert 2 <= h_narrow <= 30 < 200 <= h_wide <= 1500
     # half of the deltas uniform (false neighbours): the background weight sees them
     mixed = [np.concatenate([a, rng.integers(-10000, 10000, 150)]) for a in narrow]
     _, c_mixed = _bandwidth(mixed)
@@ -110,6 +112,16 @@ def test_block_scorer_matches_manual_log_linear_and_bayes():
     ratio = [t.p_st[0, 2, 6] / t.p_rand[0, 2, 6], t.p_st[0, 2, 8] / t.p_rand[0, 2, 8], 1.0]
     ref = p_v * np.array(ratio)
     np.testing.assert_allclose(bay[0], ref, rtol=1e-5)
+
+
+def test_unseen_camera_queries_rank_by_vision_alone():
+    t = STTables.from_model(_tiny_model())
+    rng = np.random.default_rng(0)
+    q = make_feature_set(rng.standard_normal((2, 3)), [7, 7], [100, 900], [1, 1])
+    g = make_feature_set(rng.standard_normal((6, 3)), [1, 2, 2, 1, 7, 2],
+                         [115, 135, 300, 90, 100, 111], [1, 1, 1, 2, 1, 1])
+    s = BlockScorer(t, q, g, FusionConfig())(np.arange(2), np.arange(6))
+    np.testing.assert_allclose(s, (q.features @ g.features.T) / 0.5, rtol=1e-6)
 
 
 def test_tfusion_out_of_reach_pairs_score_zero():

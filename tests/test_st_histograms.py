@@ -4,7 +4,7 @@ import pytest
 
 from st_model import histograms, neighbours, random_model
 from st_model.histograms import make_grid
-from st_model.nodes import UnknownCameraError, build_nodes, in_reach
+from st_model.nodes import build_nodes, in_reach
 
 
 def _points(n, seed, cams=4, seqs=2, span=5000):
@@ -76,8 +76,8 @@ def test_diff_model_is_all_in_reach_pairs_past_the_top_k():
     idx, _ = neighbours.top_k(neighbours.visual_score_block(x, x, cam, cam, True),
                               120, 120, 5)
     i, j = histograms.neighbour_pairs(idx)
-    pid, d = histograms.pair_deltas(i, j, node, frame, cam, seq, mode, nodes.size)
-    visual = histograms.count_histogram(pid, d, nodes.size, grid)
+    node_pair, d = histograms.pair_deltas(i, j, node, frame, cam, seq, mode, nodes.size)
+    visual = histograms.count_histogram(node_pair, d, nodes.size, grid)
     rand, _ = random_model.random_histogram(node, cam, seq, frame, mode, nodes.size, grid)
     diff = histograms.diff_histogram(rand, visual)
     # brute force: every in-reach ordered pair that is not a top-k pair
@@ -99,7 +99,7 @@ def test_grid_bins_and_clipping():
     assert 0 < b[1] < b[2] < grid.n_bins - 1
 
 
-def test_nodes_modes_and_unknown_cameras():
+def test_nodes_modes_and_unseen_cameras():
     cam = np.array([1, 1, 2, 2])
     seq = np.array([1, 2, 1, 2])
     cs = build_nodes(cam, seq, "camera_sequence")
@@ -107,6 +107,8 @@ def test_nodes_modes_and_unknown_cameras():
     assert cs.size == 4 and tf.size == 2
     assert cs.labels() == ["c1s1", "c1s2", "c2s1", "c2s2"]
     assert cs.lookup(np.array([2, 1]), np.array([9, 2])).tolist() == [-1, 1]
-    with pytest.raises(UnknownCameraError, match="q.npz.*camera\\(s\\) 7"):
-        cs.lookup(np.array([7]), np.array([1]), source="q.npz")
+    # a camera train never saw is an unseen node too (neutral ST factor), counted
+    assert cs.lookup(np.array([7]), np.array([1])).tolist() == [-1]
+    assert cs.unseen(np.array([7, 7, 2, 1]), np.array([1, 1, 9, 2])) == {
+        "images_unseen_camera": 2, "images_unseen_node": 1, "unseen_cameras": [7]}
     assert not in_reach(1, 1, 2, 2, "tfusion") and in_reach(1, 1, 2, 2, "camera_sequence")

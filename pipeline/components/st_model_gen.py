@@ -53,4 +53,4 @@ def STModelGen(
     st_model.set_string_custom_property("nodes", json.dumps(header["nodes"]))
     st_model.set_float_custom_property("bin_frames", float(header["bin_frames"]))
     st_model.set_float_custom_property("frame_rate", float(config.frame_rate))
-    st_model.set_int_custom_property("visual_pairs", int(header["visual_pairs"]))
+    st_model.set_float_custom_property("visual_weight", float(header["visual_weight"]))
