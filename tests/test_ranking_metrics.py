@@ -75,7 +75,7 @@ def _world(noise, seed):
 
 @pytest.fixture(scope="module")
 def models():
-    return {"candidate": _world(1.4, 1), "baseline": _world(1.2, 2)}
+    return {"candidate": _world(2.0, 1), "baseline": _world(1.2, 2)}
 
 
 @pytest.fixture(scope="module")
