@@ -75,15 +75,28 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                                    "min_visits": 3, "images_per_visit": [2, 3],
                                    "detect_prob": 1.0, "gap_s": 5.0}),
     }},
-    # The default of `make demo`: a labeled source of ~150 ids, a target with a
-    # 6-camera network and a few thousand train / query / gallery images.
+    # The default of `make demo`. Source: a labeled domain shaped like the small real
+    # sources (CUHK01, VIPeR: many identities, a few images each): ~600 train ids of
+    # ~4.8 images over ~2 cameras, so that 400 pretraining steps of 16 ids x 4 images
+    # draw every identity ~10 times. Target: 6 cameras whose recording sessions
+    # follow nearly independent schedules (as Market-1501's, which cut 3-6 sequences
+    # of different lengths), people walking 3-12 visits; ~160 train ids, ~3,000
+    # train and ~3,300 query + gallery images, with Market-1501's per-identity
+    # statistics (synth/README.md, benchmarks/bench_synth_stats.py).
     "demo": {"domains": {
-        "source": _domain(style="street", identities=190, test_fraction=0.2,
-                          distractors=40, junk=20, clusters=40,
-                          network={"cameras": 6, "sessions": 2, "duration_s": 1800.0}),
-        "target": _domain(style="mall", identities=500, test_fraction=0.5,
-                          distractors=200, junk=100, clusters=60,
-                          network={"cameras": 6, "sessions": 3, "duration_s": 3600.0}),
+        "source": _domain(style="street", identities=670, test_fraction=0.1,
+                          distractors=20, junk=10, clusters=40,
+                          network={"cameras": 6, "sessions": 2, "duration_s": 1800.0,
+                                   "min_visits": 2, "max_visits": 3, "exit_prob": 0.5,
+                                   "images_per_visit": [1, 3], "detect_prob": 1.0}),
+        "target": _domain(style="mall", identities=290, test_fraction=0.5,
+                          distractors=200, junk=100, clusters=40,
+                          network={"cameras": 6, "sessions": 3, "duration_s": 7200.0,
+                                   "session_jitter_s": 2400.0, "renumber_prob": 0.0,
+                                   "one_way": 0.5, "extra_links": 3,
+                                   "revisit_prob": 0.05, "min_visits": 3,
+                                   "max_visits": 8, "exit_prob": 0.1,
+                                   "images_per_visit": [2, 5]}),
     }},
     # One image per real Market-1501 name (36,036 with the full lists).
     "market": {"domains": {"market": _domain(style="street", st="lists", clusters=120)}},

@@ -5,6 +5,7 @@ import pytest
 from synth.config import load_config, network_params
 from synth.network import (NetworkParams, build_network, simulate_sightings, walk)
 from synth.plan import choose_queries, plan_network_domain
+from synth.stats import transit_concentration
 
 
 @pytest.fixture(scope="module")
@@ -99,21 +100,11 @@ def test_some_cameras_number_their_sequences_later():
 
 def test_same_person_time_deltas_are_concentrated():
     """What TFusion's ST model learns: within a (camera, sequence) node pair, a
-    person's cross-camera time deltas are far more concentrated than random pairs'."""
+    person's cross-camera time deltas are far more concentrated than random pairs'
+    (each node pair has its own clock offset, so the window sits on its median)."""
     cfg = load_config("demo")["domains"]["target"]
     jobs = [j for j in plan_network_domain("target", cfg, seed=0).jobs
             if j.split == "train"]
-    pid = np.array([j.pid for j in jobs])
-    node = np.array([j.camera * 100 + j.sequence for j in jobs])
-    cam = np.array([j.camera for j in jobs])
-    frame = np.array([j.frame for j in jobs])
-    near_same, near_rand = [], []
-    for i in range(0, len(jobs), 3):
-        other = cam != cam[i]
-        for j_node in np.unique(node[other]):
-            m = node == j_node
-            d = np.abs(frame[m] - frame[i]) < 1000     # 40 s at 25 fps
-            same = pid[m] == pid[i]
-            near_same += list(d[same])
-            near_rand += list(d[~same])
-    assert np.mean(near_same) > 4 * np.mean(near_rand)
+    true_share, random_share = transit_concentration(jobs, window=1000)  # 40 s
+    assert true_share > 0.3
+    assert true_share > 10 * random_share
