@@ -58,10 +58,12 @@ def _reusable(folder: str, fp: Dict, fresh: bool, what: str) -> bool:
 
 def render_data(out: str, preset: str, seed: int, fresh: bool) -> Dict[str, str]:
     """SynthReID source and target domains in the Market layout; reused only when
-    rendered from the same preset and seed."""
+    rendered from the same preset (its resolved settings) and seed."""
+    from synth.config import load_config
     from synth.generate import generate
     data = os.path.join(out, "data")
-    fp = fingerprint.make(stage="synth", preset=preset, seed=seed)
+    fp = fingerprint.make(stage="synth", preset=preset, seed=seed,
+                          settings=load_config(preset))
     dirs = {d: os.path.join(data, d) for d in ("source", "target")}
     if _reusable(data, fp, fresh, "SynthReID images"):
         return dirs
