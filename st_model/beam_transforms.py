@@ -9,8 +9,11 @@ The launcher reads only the ST points (camera, frame, sequence) to plan the job.
 Units of work: tiles of the train × train blocked join (a row block against one
 column block; each row block's top-k visual neighbours and top-N fused neighbours
 are merged over its tiles with CombinePerKey, exactly as the in-memory scan), row
-blocks (visual deltas) and in-reach (camera, sequence) sub-node pairs (random model,
-each worker computing a sub-node's frame spectrum once for both passes). Side
+blocks (visual deltas, keyed by node pair and combined per pair with
+CombinePerKey; each pair's histograms on the chosen grid), and in-reach (camera,
+sequence) sub-node pairs (random model, each worker computing a sub-node's frame
+spectrum once for both passes). The bandwidth choice pools every pair's deltas
+(N · k entries) in one element. Side
 inputs are small: the cosine moments, each image's best cosine [N], the grids, the
 combined counts.
 """
@@ -201,6 +204,61 @@ def _block_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
                                  vstats, span)
 
 
+def _block_pair_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
+                       vstats: Tuple[float, float], path: str, cfg: FusionConfig,
+                       span: int):
+    """(node pair a·M+b, its deltas) of one row block, one element per node pair."""
+    d = _block_deltas(block, best, vstats, path, cfg, span)
+    pairs, inv = np.unique(d.node_pair, return_inverse=True)
+    inv = inv.reshape(-1)
+    return [(int(p), estimate.VisualDeltas(*(a[inv == i] for a in d)))
+            for i, p in enumerate(pairs)]
+
+
+def _pair_histograms(keyed, chosen):
+    """(node pair, grid, Σ w [B], Σ clump w² [B]) of one node pair's deltas on the
+    chosen grid (estimate.visual_histograms of the pair alone)."""
+    pair, d = keyed
+    grid, h, _ = chosen
+    vis, sq = estimate.visual_histograms(d._replace(node_pair=np.zeros_like(d.node_pair)),
+                                         1, grid, h)
+    return pair, grid, vis[0, 0], sq[0, 0]
+
+
+class _PlaceHistograms(beam.CombineFn):
+    """Node pairs' [B] histograms -> (visual, visual_sq) [M, M, B] (each pair's bins
+    placed once, zeros elsewhere: the sum is exact)."""
+
+    def __init__(self, n_nodes: int):
+        self.n_nodes = n_nodes
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, item):
+        pair, grid, vis, sq = item
+        if acc is None:
+            shape = (self.n_nodes, self.n_nodes, grid.n_bins)
+            acc = (np.zeros(shape), np.zeros(shape))
+        a, b = divmod(pair, self.n_nodes)
+        acc[0][a, b] = vis
+        acc[1][a, b] = sq
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = [a for a in accs if a is not None]
+        if not accs:
+            return None
+        vis, sq = accs[0][0].copy(), accs[0][1].copy()
+        for a in accs[1:]:
+            vis += a[0]
+            sq += a[1]
+        return vis, sq
+
+    def extract_output(self, acc):
+        return acc
+
+
 def _pair_counts(uv: Tuple[int, int], grid: DeltaGrid, path: str, mode: str):
     loaded = load_train(path)
     u, v = uv
@@ -244,9 +302,11 @@ class EstimateSTModel(beam.PTransform):
                                                  self.col_block)
                       | "NeighbourBlocks" >> beam.Map(_neighbour_block))
         best = candidates | "BestCosines" >> beam.CombineGlobally(_BestCosines(n))
-        deltas = (candidates
-                  | "VisualDeltas" >> beam.Map(_block_deltas, single(best), single(stats),
-                                               path, cfg, span)
+        pair_deltas = (candidates
+                       | "VisualDeltas" >> beam.FlatMap(_block_pair_deltas, single(best),
+                                                        single(stats), path, cfg, span)
+                       | "PairDeltas" >> beam.CombinePerKey(estimate.concat_deltas))
+        deltas = (pair_deltas | "Deltas" >> beam.Values()
                   | "AllDeltas" >> beam.CombineGlobally(estimate.concat_deltas))
         sub_pairs = pbegin | "SubNodePairs" >> beam.Create(list(plan.pairs))
         coarse = (sub_pairs
@@ -264,14 +324,20 @@ class EstimateSTModel(beam.PTransform):
                                             single(chosen))
                  | "Random" >> beam.CombineGlobally(_SumCounts(m)))
 
-        def assemble(ch, d, rand, vstats):
+        visual = (pair_deltas
+                  | "PairHistograms" >> beam.Map(_pair_histograms, single(chosen))
+                  | "VisualHistograms" >> beam.CombineGlobally(_PlaceHistograms(m)))
+
+        def assemble(ch, hists, rand, vstats):
             grid, h, info = ch
-            return estimate.assemble_model(nodes, grid, d, _zeros_if_none(rand, m, grid),
-                                           h, info, rinfo, cfg, n, vstats,
-                                           estimate.evidence_kind(cfg))
+            if hists is None:
+                hists = (np.zeros((m, m, grid.n_bins)), np.zeros((m, m, grid.n_bins)))
+            return estimate.assemble_model(nodes, grid, hists,
+                                           _zeros_if_none(rand, m, grid), h, info, rinfo,
+                                           cfg, n, vstats, estimate.evidence_kind(cfg))
 
         return chosen | "Assemble" >> beam.Map(
-            assemble, single(deltas), single(final), single(stats))
+            assemble, single(visual), single(final), single(stats))
 
 
 class _FusedTileTopN(beam.DoFn):

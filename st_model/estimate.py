@@ -11,8 +11,8 @@ The steps, each a function the Beam transforms (beam_transforms.py) call too:
 4. bandwidth and background share by the two-fold cross-validated likelihood of the
    weighted deltas under a KDE + random-background mixture, and the bin width the
    bandwidth implies (choose_grid);
-5. weighted visual histogram, its clump variance and the random counts on that
-   grid -> STModel (assemble_model). Scoring reads the visual histogram against
+5. weighted visual histogram, its clump variance (visual_histograms) and the
+   random counts on that grid -> STModel (assemble_model). Scoring reads the visual histogram against
    its chance level (chance.py), so false neighbours cancel out.
 The oracle-ST model (oracle_st_model, benchmarks only) runs steps 3-5 on all true
 same-identity train pairs instead.
@@ -251,18 +251,28 @@ def clump_square_histogram(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
                                          clump_w ** 2, n_nodes, grid)
 
 
-def assemble_model(nodes: NodeIndex, grid: DeltaGrid, deltas: VisualDeltas,
+def visual_histograms(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
+                      bandwidth: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(Σ w, Σ clump w²) [M, M, B] of the deltas on the final grid. Each node pair's
+    bins depend only on that pair's deltas (in canonical order), so the deltas of
+    one pair, given as node pair 0 of M = 1, give its [B] rows bit for bit."""
+    visual = histograms.weighted_histogram(deltas.node_pair, deltas.delta,
+                                           deltas.weight, n_nodes, grid)
+    visual_sq = clump_square_histogram(deltas, n_nodes, grid,
+                                       max(bandwidth, float(grid.width)))
+    return visual, visual_sq
+
+
+def assemble_model(nodes: NodeIndex, grid: DeltaGrid,
+                   visual: Tuple[np.ndarray, np.ndarray],
                    random_counts: np.ndarray, bandwidth: float, info: Dict,
                    random_info: Dict, config: FusionConfig, n_train: int,
                    vision_stats: Tuple[float, float], evidence: str) -> STModel:
-    """Weighted counts on the final grid + every parameter needed to score, as an
-    STModel. `evidence`: "visual_above_chance" (soft-weighted neighbours, their
-    chance level subtracted when scoring), "visual" (hard top-k, TFusion) or
-    "true_pairs" (oracle)."""
-    visual = histograms.weighted_histogram(deltas.node_pair, deltas.delta,
-                                           deltas.weight, nodes.size, grid)
-    visual_sq = clump_square_histogram(deltas, nodes.size, grid,
-                                       max(bandwidth, float(grid.width)))
+    """Weighted counts on the final grid (visual_histograms) + every parameter
+    needed to score, as an STModel. `evidence`: "visual_above_chance" (soft-weighted
+    neighbours, their chance level subtracted when scoring), "visual" (hard top-k,
+    TFusion) or "true_pairs" (oracle)."""
+    visual, visual_sq = visual
     histograms.diff_histogram(random_counts, visual)  # checks coverage
     params = {"bandwidth_frames": bandwidth, "kappa": config.kappa,
               "prior_count": config.prior_count, "floor": config.floor,
@@ -338,7 +348,8 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
         rand, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
                                                     train.frame, config.mode, nodes.size,
                                                     grid)
-    return assemble_model(nodes, grid, deltas, rand, h, info, rinfo, config,
+    return assemble_model(nodes, grid, visual_histograms(deltas, nodes.size, grid, h),
+                          rand, h, info, rinfo, config,
                           len(train), vision_stats, evidence)
 
 
