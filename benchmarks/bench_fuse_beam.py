@@ -9,8 +9,13 @@ over the child and all its descendants (the Beam worker processes): the peak of
 their summed RSS and the peak RSS of the largest single process. The two runs must
 write the same ST model, fused ranking and fused metrics (checked and printed).
 
+With --scale S (S > 1) it then fuses a synthetic S× train split (each Market train
+image repeated S times with fresh feature noise and its frame moved by a few
+frames, same camera and sequence) through the Beam path only, with --no-ranking:
+wall time and the largest single process's peak RSS (per-worker memory).
+
 usage: python benchmarks/bench_fuse_beam.py [--lists ../shared/data/market]
-           [--work DIR] [--noise 1.5] [--workers 2]
+           [--work DIR] [--noise 1.5] [--workers 2] [--scale 10]
 """
 import argparse
 import json
@@ -86,12 +91,40 @@ def run_fuse(feat: str, out: str, beam: list) -> dict:
             "peak_one_gb": peak_one / 1024 ** 2, "processes": procs, "metrics": m}
 
 
+def scaled_copy(feat: str, out: str, scale: int, seed: int = 0) -> int:
+    """feat/ with its train split repeated `scale` times (see the module doc)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    os.makedirs(out, exist_ok=True)
+    for split in ("query", "gallery"):
+        dst = os.path.join(out, f"{split}.npz")
+        if not os.path.exists(dst):
+            os.symlink(os.path.join(os.path.abspath(feat), f"{split}.npz"), dst)
+    with np.load(os.path.join(feat, "train.npz")) as z:
+        t = {k: z[k] for k in z.files}
+    n = len(t["camera"])
+    spread = 0.3 * t["features"].std()
+    rep = {k: np.concatenate([v] * scale) for k, v in t.items()
+           if k not in ("features", "name", "frame")}
+    rep["features"] = np.concatenate(
+        [t["features"] + (spread * rng.standard_normal(t["features"].shape)
+                          ).astype(np.float32) if i else t["features"]
+         for i in range(scale)])
+    rep["frame"] = np.concatenate([t["frame"] + (rng.integers(-5, 6, n) if i else 0)
+                                   for i in range(scale)]).clip(0)
+    rep["name"] = np.concatenate([np.char.add(t["name"].astype(str), f"#{i}")
+                                  for i in range(scale)])
+    np.savez(os.path.join(out, "train.npz"), **rep)
+    return n * scale
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lists", default=os.path.join(REPO, "..", "shared", "data", "market"))
     ap.add_argument("--work", default=None)
     ap.add_argument("--noise", type=float, default=1.5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scale", type=int, default=1)
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="bench_fuse_beam_")
     feat = os.path.join(work, f"market_noise{args.noise}")
@@ -124,6 +157,15 @@ def main() -> None:
                         for r in results.values()}) == 1
     print(f"identical ST model: {same_model}; identical fused ranking: {same_ranking}; "
           f"identical fused metrics: {same_metrics}")
+    if args.scale > 1:
+        big = os.path.join(work, f"market_noise{args.noise}_x{args.scale}")
+        n = scaled_copy(feat, big, args.scale)
+        r = run_fuse(big, os.path.join(work, "out_beam_scaled"), ["--no-ranking"] + beam)
+        f = r["metrics"]["fusion"]
+        print(f"{args.scale}x train ({n} images), Beam path, --no-ranking: wall "
+              f"{r['wall_s']:6.1f} s   peak RSS, all processes {r['peak_sum_gb']:5.2f} GB"
+              f"   largest process {r['peak_one_gb']:5.2f} GB ({r['processes']} "
+              f"processes)   fused rank-1 {f['rank1']:.1f} mAP {f['mAP']:.1f}", flush=True)
 
 
 if __name__ == "__main__":
