@@ -2,22 +2,85 @@
 
 They call exactly the functions of the in-memory path (estimate.py, random_model.py,
 fused_ranking.py) on the same blocks, so both paths give identical histograms and
-rankings. Units of work: row blocks of the train split (top-k visual neighbours,
-top-N fused neighbours) and in-reach (camera, sequence) sub-node pairs (random
-model). Small per-split arrays (features, ST points) travel with the transforms;
-everything quadratic is computed blockwise inside the workers.
+rankings. The train split reaches the workers as a file: the job graph carries its
+path (any Beam filesystem), and each worker process reads the file once
+(load_train) and derives its nodes, random-model plan and frame spectra there.
+The launcher reads only the ST points (camera, frame, sequence) to plan the job.
+Units of work: tiles of the train × train blocked join (a row block against one
+column block; each row block's top-k visual neighbours and top-N fused neighbours
+are merged over its tiles with CombinePerKey, exactly as the in-memory scan), row
+blocks (visual deltas, keyed by node pair and combined per pair with
+CombinePerKey; each pair's histograms on the chosen grid), and in-reach (camera,
+sequence) sub-node pairs (random model, each worker computing a sub-node's frame
+spectrum once for both passes). The bandwidth choice pools every pair's deltas
+(N · k entries) in one element. Side
+inputs are small: the cosine moments, each image's best cosine [N], the grids, the
+combined counts.
 """
 from __future__ import annotations
+
+import threading
+from typing import Dict, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
 
 from st_model import estimate, fused_ranking, neighbours, random_model, vision
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
+from st_model.features import FeatureSet, load_features, load_st_points
 from st_model.histograms import DeltaGrid
-from st_model.nodes import build_nodes
+from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
+
+
+class LoadedTrain:
+    """A train feature file as one worker process holds it, with what the steps
+    derive from it (per node mode): node ids, the random-model plan, spectra."""
+
+    def __init__(self, train: FeatureSet):
+        self.train = train
+        self._derived: Dict[Tuple, object] = {}
+        self._lock = threading.RLock()
+
+    def _get(self, key: Tuple, make):
+        with self._lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
+
+    def nodes(self, mode: str) -> Tuple[NodeIndex, np.ndarray]:
+        t = self.train
+
+        def make():
+            nodes = build_nodes(t.camera, t.sequence, mode)
+            return nodes, nodes.lookup(t.camera, t.sequence)
+        return self._get(("nodes", mode), make)
+
+    def plan(self, mode: str) -> random_model.RandomPlan:
+        t = self.train
+        return self._get(("plan", mode), lambda: random_model.random_plan(
+            self.nodes(mode)[1], t.camera, t.sequence, t.frame, mode))
+
+    def spectrum(self, mode: str, u: int) -> np.ndarray:
+        """Frame spectrum of sub-node u: computed once per worker, for both passes."""
+        return self._get(("spectrum", mode, u), lambda: self.plan(mode).spectrum(u))
+
+
+_LOADED: Dict[Tuple, LoadedTrain] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_train(path: str) -> LoadedTrain:
+    """The train split of `path`, read once per worker process (and again only when
+    the file changes: the key holds its size and modification time)."""
+    from st_model.files import file_metadata
+    meta = file_metadata(path)
+    key = (path, meta.size_in_bytes, meta.last_updated_in_seconds)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED.clear()   # one train split per process at a time
+            _LOADED[key] = LoadedTrain(load_features(path))
+        return _LOADED[key]
 
 
 class _SumCounts(beam.CombineFn):
@@ -48,6 +111,33 @@ class _SumCounts(beam.CombineFn):
         return acc
 
 
+class _MergeTopK(beam.CombineFn):
+    """Tiles (rows, index, score) of one row block -> its top-k over all of them
+    (neighbours.merge_top_k: exact in any order)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def create_accumulator(self):
+        return None
+
+    def _merge(self, parts):
+        parts = [p for p in parts if p is not None]
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        idx, score = neighbours.merge_top_k([(p[1], p[2]) for p in parts], self.k)
+        return parts[0][0], idx, score
+
+    def add_input(self, acc, tile):
+        return self._merge([acc, tile])
+
+    def merge_accumulators(self, accs):
+        return self._merge(accs)
+
+    def extract_output(self, acc):
+        return acc
+
+
 class _BestCosines(beam.CombineFn):
     """Neighbour blocks -> each image's best cosine [N] (estimate.best_cosines)."""
 
@@ -67,103 +157,237 @@ class _BestCosines(beam.CombineFn):
         return acc
 
 
-class EstimateSTModel(beam.PTransform):
-    """PBegin -> PCollection holding one STModel (visual, random and diff models)."""
+# ---------------------------------------------------------------- worker steps
+def _vision_stats(path: str) -> Tuple[float, float]:
+    t = load_train(path).train
+    return vision.cosine_moments(t.features, t.camera)
 
-    def __init__(self, train: FeatureSet, config: FusionConfig, span: int,
-                 row_block: int = neighbours.DEFAULT_ROW_BLOCK):
+
+def _tile_neighbours(tile, path: str, k: int, col_block: int):
+    """(row block start, (rows, index, cosine)) of one tile of the blocked join."""
+    b = estimate.tile_neighbours(load_train(path).train, tile, k, col_block)
+    return tile[0][0], (b.rows, b.index, b.cosine)
+
+
+class TopKJoin(beam.PTransform):
+    """Row blocks -> (row start, (rows, index, score)) per row block: top-k of each
+    row over all n columns, as tiles (row block × column block, neighbours.tiles)
+    searched by `tile_top_k` (a PTransform, or a function of the tile and `args`)
+    and merged per row block."""
+
+    def __init__(self, tile_top_k, k: int, n: int, col_block: int, *args):
         super().__init__()
-        self.train, self.config, self.span, self.row_block = train, config, span, row_block
+        self.tile_top_k, self.k, self.n, self.col_block = tile_top_k, k, n, col_block
+        self.args = args
+
+    def expand(self, blocks):
+        step = self.tile_top_k
+        if not isinstance(step, beam.PTransform):
+            step = beam.Map(step, *self.args)
+        return (blocks
+                | "Tiles" >> beam.FlatMap(neighbours.tiles, self.n, self.col_block)
+                | "Spread" >> beam.Reshuffle()
+                | "TileTopK" >> step
+                | "MergeTiles" >> beam.CombinePerKey(_MergeTopK(self.k)))
+
+
+def _neighbour_block(keyed) -> estimate.NeighbourBlock:
+    return estimate.NeighbourBlock(*keyed[1])
+
+
+def _block_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
+                  vstats: Tuple[float, float], path: str, cfg: FusionConfig, span: int
+                  ) -> estimate.VisualDeltas:
+    loaded = load_train(path)
+    nodes, node = loaded.nodes(cfg.mode)
+    return estimate.block_deltas(loaded.train, node, block, best, cfg, nodes.size,
+                                 vstats, span)
+
+
+def _block_pair_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
+                       vstats: Tuple[float, float], path: str, cfg: FusionConfig,
+                       span: int):
+    """(node pair a·M+b, its deltas) of one row block, one element per node pair."""
+    d = _block_deltas(block, best, vstats, path, cfg, span)
+    pairs, inv = np.unique(d.node_pair, return_inverse=True)
+    inv = inv.reshape(-1)
+    return [(int(p), estimate.VisualDeltas(*(a[inv == i] for a in d)))
+            for i, p in enumerate(pairs)]
+
+
+def _pair_histograms(keyed, chosen):
+    """(node pair, grid, Σ w [B], Σ clump w² [B]) of one node pair's deltas on the
+    chosen grid (estimate.visual_histograms of the pair alone)."""
+    pair, d = keyed
+    grid, h, _ = chosen
+    vis, sq = estimate.visual_histograms(d._replace(node_pair=np.zeros_like(d.node_pair)),
+                                         1, grid, h)
+    return pair, grid, vis[0, 0], sq[0, 0]
+
+
+class _PlaceHistograms(beam.CombineFn):
+    """Node pairs' [B] histograms -> (visual, visual_sq) [M, M, B] (each pair's bins
+    placed once, zeros elsewhere: the sum is exact)."""
+
+    def __init__(self, n_nodes: int):
+        self.n_nodes = n_nodes
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, item):
+        pair, grid, vis, sq = item
+        if acc is None:
+            shape = (self.n_nodes, self.n_nodes, grid.n_bins)
+            acc = (np.zeros(shape), np.zeros(shape))
+        a, b = divmod(pair, self.n_nodes)
+        acc[0][a, b] = vis
+        acc[1][a, b] = sq
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = [a for a in accs if a is not None]
+        if not accs:
+            return None
+        vis, sq = accs[0][0].copy(), accs[0][1].copy()
+        for a in accs[1:]:
+            vis += a[0]
+            sq += a[1]
+        return vis, sq
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _pair_counts(uv: Tuple[int, int], grid: DeltaGrid, path: str, mode: str):
+    loaded = load_train(path)
+    u, v = uv
+    return grid, random_model.sub_pair_counts(loaded.plan(mode), u, v, grid,
+                                              loaded.spectrum(mode, u),
+                                              loaded.spectrum(mode, v))
+
+
+def _zeros_if_none(counts: Optional[np.ndarray], m: int, grid: DeltaGrid) -> np.ndarray:
+    return np.zeros((m, m, grid.n_bins), np.int64) if counts is None else counts
+
+
+class EstimateSTModel(beam.PTransform):
+    """PBegin -> PCollection holding one STModel (visual, random and diff models),
+    estimated from the train feature file `train_path` (.npz, any Beam filesystem)."""
+
+    def __init__(self, train_path: str, config: FusionConfig, span: int,
+                 row_block: int = neighbours.DEFAULT_ROW_BLOCK,
+                 col_block: int = neighbours.DEFAULT_COL_BLOCK):
+        super().__init__()
+        self.train_path, self.config, self.span = train_path, config, span
+        self.row_block, self.col_block = row_block, col_block
 
     def expand(self, pbegin):
-        train, cfg = self.train, self.config.resolved().validate()
-        nodes = build_nodes(train.camera, train.sequence, cfg.mode)
-        node = nodes.lookup(train.camera, train.sequence)
-        m = nodes.size
-        plan = random_model.random_plan(node, train.camera, train.sequence, train.frame,
-                                        cfg.mode)
-        grid0 = estimate.coarse_grid(self.span, cfg, m)
-        step = estimate.frame_step(train.frame)
-        stats = (pbegin | "One" >> beam.Create([None])
-                 | "VisionStats" >> beam.Map(
-                     lambda _: vision.cosine_moments(train.features, train.camera)))
+        path, span, cfg = self.train_path, self.span, self.config.resolved().validate()
+        camera, frame, sequence = load_st_points(path)
+        nodes = build_nodes(camera, sequence, cfg.mode)
+        plan = random_model.random_plan(nodes.lookup(camera, sequence), camera, sequence,
+                                        frame, cfg.mode)
+        n, m, rinfo = len(camera), nodes.size, random_model.random_info(plan)
+        grid0 = estimate.coarse_grid(span, cfg, m)
+        step = estimate.frame_step(frame)
+        single = beam.pvalue.AsSingleton
 
-        def block_deltas(block, best, vstats):
-            return estimate.block_deltas(train, node, block, best, cfg, m, vstats,
-                                         self.span)
-
+        stats = (pbegin | "TrainFile" >> beam.Create([path])
+                 | "VisionStats" >> beam.Map(_vision_stats))
         candidates = (pbegin
-                      | "RowBlocks" >> beam.Create(
-                          neighbours.row_blocks(len(train), self.row_block))
-                      | "Neighbours" >> beam.Map(
-                          lambda b: estimate.block_neighbours(train, b, cfg.top_k)))
-        best = (candidates
-                | "BestCosines" >> beam.CombineGlobally(_BestCosines(len(train))))
-        deltas = (candidates
-                  | "VisualDeltas" >> beam.Map(block_deltas, beam.pvalue.AsSingleton(best),
-                                               beam.pvalue.AsSingleton(stats))
+                      | "RowBlocks" >> beam.Create(neighbours.row_blocks(n, self.row_block))
+                      | "Neighbours" >> TopKJoin(_tile_neighbours, cfg.top_k, n,
+                                                 self.col_block, path, cfg.top_k,
+                                                 self.col_block)
+                      | "NeighbourBlocks" >> beam.Map(_neighbour_block))
+        best = candidates | "BestCosines" >> beam.CombineGlobally(_BestCosines(n))
+        pair_deltas = (candidates
+                       | "VisualDeltas" >> beam.FlatMap(_block_pair_deltas, single(best),
+                                                        single(stats), path, cfg, span)
+                       | "PairDeltas" >> beam.CombinePerKey(estimate.concat_deltas))
+        deltas = (pair_deltas | "Deltas" >> beam.Values()
                   | "AllDeltas" >> beam.CombineGlobally(estimate.concat_deltas))
         sub_pairs = pbegin | "SubNodePairs" >> beam.Create(list(plan.pairs))
-
-        def pair_counts(uv, grid: DeltaGrid):
-            return grid, random_model.sub_pair_counts(plan, uv[0], uv[1], grid)
-
         coarse = (sub_pairs
-                  | "CoarsePairCounts" >> beam.Map(pair_counts, grid0)
+                  | "CoarsePairCounts" >> beam.Map(_pair_counts, grid0, path, cfg.mode)
                   | "CoarseRandom" >> beam.CombineGlobally(_SumCounts(m)))
 
         def grid_of(d, coarse_counts):
-            if coarse_counts is None:
-                coarse_counts = np.zeros((m, m, grid0.n_bins), np.int64)
-            return estimate.choose_grid(d, coarse_counts, grid0, self.span, cfg, m, step)
+            return estimate.choose_grid(d, _zeros_if_none(coarse_counts, m, grid0),
+                                        grid0, span, cfg, m, step)
 
-        chosen = deltas | "ChooseGrid" >> beam.Map(grid_of, beam.pvalue.AsSingleton(coarse))
+        chosen = deltas | "ChooseGrid" >> beam.Map(grid_of, single(coarse))
         final = (sub_pairs
-                 | "PairCounts" >> beam.Map(lambda uv, ch: pair_counts(uv, ch[0]),
-                                            beam.pvalue.AsSingleton(chosen))
+                 | "PairCounts" >> beam.Map(lambda uv, ch: _pair_counts(uv, ch[0], path,
+                                                                        cfg.mode),
+                                            single(chosen))
                  | "Random" >> beam.CombineGlobally(_SumCounts(m)))
 
-        def assemble(ch, d, rand, vstats):
+        visual = (pair_deltas
+                  | "PairHistograms" >> beam.Map(_pair_histograms, single(chosen))
+                  | "VisualHistograms" >> beam.CombineGlobally(_PlaceHistograms(m)))
+
+        def assemble(ch, hists, rand, vstats):
             grid, h, info = ch
-            if rand is None:
-                rand = np.zeros((m, m, grid.n_bins), np.int64)
-            return estimate.assemble_model(nodes, grid, d, rand, h, info,
-                                           random_model.random_info(plan), cfg,
-                                           len(train), vstats, estimate.evidence_kind(cfg))
+            if hists is None:
+                hists = (np.zeros((m, m, grid.n_bins)), np.zeros((m, m, grid.n_bins)))
+            return estimate.assemble_model(nodes, grid, hists,
+                                           _zeros_if_none(rand, m, grid), h, info, rinfo,
+                                           cfg, n, vstats, estimate.evidence_kind(cfg))
 
         return chosen | "Assemble" >> beam.Map(
-            assemble, beam.pvalue.AsSingleton(deltas), beam.pvalue.AsSingleton(final),
-            beam.pvalue.AsSingleton(stats))
+            assemble, single(visual), single(final), single(stats))
+
+
+class _FusedTileTopN(beam.DoFn):
+    """Tile -> (row start, (rows, index, fused score)): its rows' top-N fused
+    neighbours among the tile's columns (fused_ranking.fused_top_n_rows)."""
+
+    def __init__(self, train_path: str, config: FusionConfig):
+        self.train_path, self.config = train_path, config
+        self._scorer = None
+
+    def process(self, tile, model: STModel):
+        from st_model.scoring import BlockScorer, STTables
+        train = load_train(self.train_path).train
+        if self._scorer is None or self._scorer.g is not train:
+            self._scorer = BlockScorer(STTables.from_model(model), train, train,
+                                       self.config)
+        rows = np.arange(tile[0][0], tile[0][1], dtype=np.int64)
+        idx, sc = fused_ranking.fused_top_n_rows(self._scorer, rows,
+                                                 self.config.ranking_top_n,
+                                                 tile[1][1] - tile[1][0], cols=tile[1])
+        yield tile[0][0], (rows, idx, sc)
+
+
+def _ranking_records(keyed, path: str):
+    rows, idx, sc = keyed[1]
+    names = load_train(path).train.names
+    return [fused_ranking.serialize_record(r)
+            for r in fused_ranking.ranking_records(names, rows, idx, sc)]
 
 
 class WriteFusedRanking(beam.PTransform):
-    """PCollection[STModel] (one) -> fused train ranking TFRecords under out_dir."""
+    """PCollection[STModel] (one) -> fused train ranking TFRecords under out_dir, for
+    the train feature file `train_path` (any Beam filesystem)."""
 
-    def __init__(self, train: FeatureSet, config: FusionConfig, out_dir: str,
-                 row_block: int = neighbours.DEFAULT_ROW_BLOCK, shards: int = 1):
+    def __init__(self, train_path: str, config: FusionConfig, out_dir: str,
+                 row_block: int = neighbours.DEFAULT_ROW_BLOCK, shards: int = 1,
+                 col_block: int = neighbours.DEFAULT_COL_BLOCK):
         super().__init__()
-        self.train, self.config, self.out_dir = train, config, out_dir
-        self.row_block, self.shards = row_block, shards
+        self.train_path, self.config, self.out_dir = train_path, config, out_dir
+        self.row_block, self.shards, self.col_block = row_block, shards, col_block
 
     def expand(self, model_pc):
-        from st_model.scoring import BlockScorer, STTables
-        train, cfg = self.train, self.config.resolved()
-        cache = {}
-
-        def block_records(block, model: STModel):
-            if "scorer" not in cache:
-                cache["scorer"] = BlockScorer(STTables.from_model(model), train, train, cfg)
-            rows = np.arange(block[0], block[1], dtype=np.int64)
-            idx, sc = fused_ranking.fused_top_n_rows(cache["scorer"], rows,
-                                                     cfg.ranking_top_n)
-            return [fused_ranking.serialize_record(r) for r in
-                    fused_ranking.ranking_records(train.names, rows, idx, sc)]
-
-        import os
+        path, cfg = self.train_path, self.config.resolved()
+        n = len(load_st_points(path)[0])
+        tile_top_n = beam.ParDo(_FusedTileTopN(path, cfg), beam.pvalue.AsSingleton(model_pc))
         return (model_pc.pipeline
-                | "RankBlocks" >> beam.Create(neighbours.row_blocks(len(train), self.row_block))
-                | "FusedTopN" >> beam.FlatMap(block_records, beam.pvalue.AsSingleton(model_pc))
+                | "RankBlocks" >> beam.Create(neighbours.row_blocks(n, self.row_block))
+                | "FusedTopN" >> TopKJoin(tile_top_n, cfg.ranking_top_n, n, self.col_block)
+                | "Records" >> beam.FlatMap(_ranking_records, path)
                 | "Write" >> beam.io.WriteToTFRecord(
-                    os.path.join(self.out_dir, fused_ranking.PREFIX),
+                    fused_ranking.ranking_prefix(self.out_dir),
                     file_name_suffix=fused_ranking.SUFFIX, num_shards=self.shards,
                     compression_type=beam.io.filesystem.CompressionTypes.GZIP))

@@ -11,8 +11,8 @@ The steps, each a function the Beam transforms (beam_transforms.py) call too:
 4. bandwidth and background share by the two-fold cross-validated likelihood of the
    weighted deltas under a KDE + random-background mixture, and the bin width the
    bandwidth implies (choose_grid);
-5. weighted visual histogram, its clump variance and the random counts on that
-   grid -> STModel (assemble_model). Scoring reads the visual histogram against
+5. weighted visual histogram, its clump variance (visual_histograms) and the
+   random counts on that grid -> STModel (assemble_model). Scoring reads the visual histogram against
    its chance level (chance.py), so false neighbours cancel out.
 The oracle-ST model (oracle_st_model, benchmarks only) runs steps 3-5 on all true
 same-identity train pairs instead.
@@ -90,13 +90,31 @@ class NeighbourBlock(NamedTuple):
     cosine: np.ndarray   # float64 [R, k], best first; -inf = none
 
 
-def block_neighbours(train: FeatureSet, block: Tuple[int, int], k: int) -> NeighbourBlock:
+def block_neighbours(train: FeatureSet, block: Tuple[int, int], k: int,
+                     col_block: int = neighbours.DEFAULT_COL_BLOCK) -> NeighbourBlock:
     """Top-k visual neighbours (other cameras) of the train rows block[0]:block[1]."""
-    rows = np.arange(block[0], block[1], dtype=np.int64)
+    return tile_neighbours(train, (block, (0, len(train))), k, col_block)
+
+
+def tile_neighbours(train: FeatureSet, tile: Tuple[Tuple[int, int], Tuple[int, int]],
+                    k: int, col_block: int = neighbours.DEFAULT_COL_BLOCK
+                    ) -> NeighbourBlock:
+    """Top-k visual neighbours of a row block among one column block only (a tile of
+    the blocked join, neighbours.tiles); merge_neighbours of a row block's tiles is
+    its block_neighbours, bit for bit."""
+    (r0, r1), (c0, c1) = tile
+    rows = np.arange(r0, r1, dtype=np.int64)
     score = neighbours.visual_score_block(train.features, train.features,
                                           train.camera, train.camera, self_pairs=True)
-    idx, cos = neighbours.top_k_rows(score, rows, len(train), k)
+    idx, cos = neighbours.top_k_rows(score, rows, c1, k, col_block, col_start=c0)
     return NeighbourBlock(rows, idx, cos)
+
+
+def merge_neighbours(parts: List[NeighbourBlock], k: int) -> NeighbourBlock:
+    """One row block's top-k over the tiles it was searched in (any order)."""
+    parts = list(parts)
+    idx, cos = neighbours.merge_top_k([(p.index, p.cosine) for p in parts], k)
+    return NeighbourBlock(parts[0].rows, idx, cos)
 
 
 def best_cosines(blocks: List[NeighbourBlock], n: int) -> np.ndarray:
@@ -233,18 +251,28 @@ def clump_square_histogram(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
                                          clump_w ** 2, n_nodes, grid)
 
 
-def assemble_model(nodes: NodeIndex, grid: DeltaGrid, deltas: VisualDeltas,
+def visual_histograms(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
+                      bandwidth: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(Σ w, Σ clump w²) [M, M, B] of the deltas on the final grid. Each node pair's
+    bins depend only on that pair's deltas (in canonical order), so the deltas of
+    one pair, given as node pair 0 of M = 1, give its [B] rows bit for bit."""
+    visual = histograms.weighted_histogram(deltas.node_pair, deltas.delta,
+                                           deltas.weight, n_nodes, grid)
+    visual_sq = clump_square_histogram(deltas, n_nodes, grid,
+                                       max(bandwidth, float(grid.width)))
+    return visual, visual_sq
+
+
+def assemble_model(nodes: NodeIndex, grid: DeltaGrid,
+                   visual: Tuple[np.ndarray, np.ndarray],
                    random_counts: np.ndarray, bandwidth: float, info: Dict,
                    random_info: Dict, config: FusionConfig, n_train: int,
                    vision_stats: Tuple[float, float], evidence: str) -> STModel:
-    """Weighted counts on the final grid + every parameter needed to score, as an
-    STModel. `evidence`: "visual_above_chance" (soft-weighted neighbours, their
-    chance level subtracted when scoring), "visual" (hard top-k, TFusion) or
-    "true_pairs" (oracle)."""
-    visual = histograms.weighted_histogram(deltas.node_pair, deltas.delta,
-                                           deltas.weight, nodes.size, grid)
-    visual_sq = clump_square_histogram(deltas, nodes.size, grid,
-                                       max(bandwidth, float(grid.width)))
+    """Weighted counts on the final grid (visual_histograms) + every parameter
+    needed to score, as an STModel. `evidence`: "visual_above_chance" (soft-weighted
+    neighbours, their chance level subtracted when scoring), "visual" (hard top-k,
+    TFusion) or "true_pairs" (oracle)."""
+    visual, visual_sq = visual
     histograms.diff_histogram(random_counts, visual)  # checks coverage
     params = {"bandwidth_frames": bandwidth, "kappa": config.kappa,
               "prior_count": config.prior_count, "floor": config.floor,
@@ -265,13 +293,14 @@ def evidence_kind(config: FusionConfig) -> str:
 
 def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
                   n_nodes: int, vision_stats: Tuple[float, float], span: int,
-                  row_block: int = neighbours.DEFAULT_ROW_BLOCK) -> VisualDeltas:
+                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
+                  col_block: int = neighbours.DEFAULT_COL_BLOCK) -> VisualDeltas:
     """The soft-weighted visual-neighbour deltas of the whole train split, in
     canonical order (the Beam path computes the same blocks in parallel)."""
     report = counter("visual neighbours")
     blocks = []
     for start, stop in neighbours.row_blocks(len(train), row_block):
-        blocks.append(block_neighbours(train, (start, stop), config.top_k))
+        blocks.append(block_neighbours(train, (start, stop), config.top_k, col_block))
         report(stop, len(train))
     best = best_cosines(blocks, len(train))
     return concat_deltas([block_deltas(train, node, b, best, config, n_nodes,
@@ -319,13 +348,15 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
         rand, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
                                                     train.frame, config.mode, nodes.size,
                                                     grid)
-    return assemble_model(nodes, grid, deltas, rand, h, info, rinfo, config,
+    return assemble_model(nodes, grid, visual_histograms(deltas, nodes.size, grid, h),
+                          rand, h, info, rinfo, config,
                           len(train), vision_stats, evidence)
 
 
 def estimate_st_model(train: FeatureSet, config: FusionConfig,
                       span: Optional[int] = None,
-                      row_block: int = neighbours.DEFAULT_ROW_BLOCK) -> STModel:
+                      row_block: int = neighbours.DEFAULT_ROW_BLOCK,
+                      col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """The whole estimation in memory (the Beam path gives the identical model)."""
     config = config.resolved().validate()
     span = span or frame_span(train)
@@ -333,7 +364,8 @@ def estimate_st_model(train: FeatureSet, config: FusionConfig,
     node = nodes.lookup(train.camera, train.sequence)
     log(f"ST nodes ({config.mode}): {nodes.size}; train images: {len(train)}")
     stats = vision.cosine_moments(train.features, train.camera)
-    deltas = visual_deltas(train, node, config, nodes.size, stats, span, row_block)
+    deltas = visual_deltas(train, node, config, nodes.size, stats, span, row_block,
+                           col_block)
     return model_from_deltas(train, nodes, node, deltas, config, span, stats,
                              evidence_kind(config))
 

@@ -5,12 +5,14 @@ Two execution paths with identical artifacts (they call the same math):
 - in memory (default): numpy/scipy in this process, blockwise so memory stays flat;
 - Beam: when `beam_args` is given (any pipeline option, e.g. `--runner=DataflowRunner`
   or `--runner=DirectRunner`), ST estimation and the fused train ranking run as one
-  Beam pipeline (beam_transforms.py); evaluation then runs here on the ST artifact.
+  Beam pipeline (beam_transforms.py) whose workers read the train feature file;
+  evaluation then runs here on the ST artifact.
+Every output goes through Beam's FileSystems (st_model/files.py): OUTPUT may be a
+local folder, `gs://…` or any registered Beam filesystem.
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Dict, List, Optional
 
@@ -18,13 +20,16 @@ import numpy as np
 
 from st_model import estimate, fused_ranking, metrics, neighbours
 from st_model.config import FusionConfig
-from st_model.features import FeatureFileError, FeatureSet
+from st_model.features import FeatureFileError, FeatureSet, save_features
+from st_model.files import make_folder, write_file
 from st_model.progress import counter, log
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
+from st_model.tracks import join_path
 
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "st_model.png"
+STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
 
 
 def check_inputs(train: FeatureSet, query: FeatureSet, gallery: FeatureSet) -> None:
@@ -72,32 +77,64 @@ def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> ST
     return estimate.estimate_st_model(train, config, span)
 
 
-def run_beam(train: FeatureSet, config: FusionConfig, span: int, output_dir: str,
-             beam_args: List[str], ranking: bool = True) -> STModel:
+def build_st_job(p, train_path: str, config: FusionConfig, span: int, output_dir: str,
+                 ranking: bool = True, col_block: int = neighbours.DEFAULT_COL_BLOCK
+                 ) -> str:
+    """Add the ST job to Beam pipeline `p`: the ST model estimated from the train
+    feature file, saved to OUTPUT/st_model.npz, and the fused train ranking (tiles
+    of col_block train columns). Only paths and small parameters enter the job
+    graph. Returns the model's path."""
+    import apache_beam as beam
+
+    from st_model.beam_transforms import EstimateSTModel, WriteFusedRanking
+    path = join_path(output_dir, FILENAME)
+    model = p | "EstimateSTModel" >> EstimateSTModel(train_path, config, span,
+                                                     col_block=col_block)
+    _ = model | "SaveSTModel" >> beam.Map(save_st_model, path)
+    if ranking:
+        _ = model | "FusedRanking" >> WriteFusedRanking(train_path, config, output_dir,
+                                                        col_block=col_block)
+    return path
+
+
+def run_beam(train_path: str, config: FusionConfig, span: int, output_dir: str,
+             beam_args: List[str], ranking: bool = True,
+             col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from st_model.beam_transforms import EstimateSTModel, WriteFusedRanking
-    path = os.path.join(output_dir, FILENAME)
     log(f"Beam pipeline: {' '.join(beam_args)}")
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        model = p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
-        _ = model | "SaveSTModel" >> beam.Map(save_st_model, path)
-        if ranking:
-            _ = model | "FusedRanking" >> WriteFusedRanking(train, config, output_dir)
+        path = build_st_job(p, train_path, config, span, output_dir, ranking, col_block)
     return load_st_model(path)
 
 
+def estimate_with_beam(train: FeatureSet, train_path: Optional[str], config: FusionConfig,
+                       span: int, output_dir: str, beam_args: List[str],
+                       ranking: bool) -> STModel:
+    """The Beam path on `train_path` (the file `train` was loaded from); without one,
+    `train` is first staged as OUTPUT/STAGED_TRAIN for the workers and removed after."""
+    if train_path is not None:
+        return run_beam(train_path, config, span, output_dir, beam_args, ranking)
+    from apache_beam.io.filesystems import FileSystems
+    staged = save_features(train, join_path(output_dir, STAGED_TRAIN))
+    try:
+        return run_beam(staged, config, span, output_dir, beam_args, ranking)
+    finally:
+        FileSystems.delete([staged])
+
+
 def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionConfig,
-                            output_dir: str) -> List[str]:
+                            output_dir: str,
+                            col_block: int = neighbours.DEFAULT_COL_BLOCK) -> List[str]:
     scorer = BlockScorer(tables, train, train, config)
     report = counter("fused train ranking")
 
     def records():
         for start, stop in neighbours.row_blocks(len(train)):
             rows = np.arange(start, stop, dtype=np.int64)
-            idx, sc = fused_ranking.fused_top_n_rows(scorer, rows, config.ranking_top_n)
+            idx, sc = fused_ranking.fused_top_n_rows(scorer, rows, config.ranking_top_n,
+                                                     col_block)
             yield from fused_ranking.ranking_records(train.names, rows, idx, sc)
             report(stop, len(train))
     return fused_ranking.write_ranking(output_dir, records())
@@ -139,24 +176,27 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
 
 def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: FusionConfig,
          output_dir: str, beam_args: Optional[List[str]] = None, plot: bool = True,
-         ranking: bool = True, oracle_st: bool = False) -> Dict:
+         ranking: bool = True, oracle_st: bool = False,
+         train_path: Optional[str] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
-    OUT/st_model.png; returns the metrics dict. `oracle_st` (benchmarks; needs train
+    OUT/st_model.png; returns the metrics dict. `train_path`: the feature file
+    `train` was loaded from (load_features), which the Beam path's workers read. `oracle_st` (benchmarks; needs train
     pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
     true train identities (estimate.oracle_st_model), the bound to read fusion against.
     """
     t0 = time.monotonic()
     config = config.resolved().validate()
     check_inputs(train, query, gallery)
-    os.makedirs(output_dir, exist_ok=True)
+    make_folder(output_dir)
     if fused_ranking.remove_ranking(output_dir):
         log(f"removed the fused ranking of an earlier run in {output_dir}")
     span = estimate.frame_span(train, query, gallery)
     timing = {}
     if beam_args:
-        model = run_beam(train, config, span, output_dir, beam_args, ranking)
+        model = estimate_with_beam(train, train_path, config, span, output_dir,
+                                   beam_args, ranking)
     else:
         model = estimate_in_memory(train, config, span)
         save_st_model(model, output_dir)
@@ -187,7 +227,7 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
         from st_model.plot import plot_st_model
-        plot_st_model(model, train, os.path.join(output_dir, PLOT_FILE))
+        plot_st_model(model, train, join_path(output_dir, PLOT_FILE))
     timing["total_s"] = time.monotonic() - t0
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
@@ -201,7 +241,7 @@ def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: Fusi
     }
     if oracle_metrics is not None:
         result["fusion_oracle_st"] = oracle_metrics
-    with open(os.path.join(output_dir, METRICS_FILE), "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True, default=float)
+    write_file(join_path(output_dir, METRICS_FILE),
+               json.dumps(result, indent=2, sort_keys=True, default=float).encode())
     log(f"wrote {output_dir}/{METRICS_FILE} ({timing['total_s']:.1f} s)")
     return result

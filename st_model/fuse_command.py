@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     result = fuse(train, query, gallery, config, args.output_dir,
                   beam_args=getattr(args, "beam_args", None) or None,
                   plot=not args.no_plot, ranking=not args.no_ranking,
-                  oracle_st=args.oracle_st)
+                  oracle_st=args.oracle_st, train_path=args.train)
     v, f = result["vision"], result["fusion"]
     print(f"vision: rank-1 {v['rank1']:.2f} mAP {v['mAP']:.2f} | fusion ({config.mode}): "
           f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | "

@@ -12,30 +12,33 @@ schema. TensorFlow is imported only inside the functions that build or read tf.E
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from st_model import neighbours
 from st_model.errors import InputError, op_error_text
 from st_model.scoring import BlockScorer
+from st_model.tracks import join_path
 
 PREFIX = "fused_ranking"
 SUFFIX = ".tfrecord.gz"
 
 
 def fused_top_n_rows(scorer: BlockScorer, rows: np.ndarray, n: int,
-                     col_block: int = neighbours.DEFAULT_COL_BLOCK
+                     col_block: int = neighbours.DEFAULT_COL_BLOCK,
+                     cols: Optional[Tuple[int, int]] = None
                      ) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-n fused neighbours (train × train, self excluded) of the given rows."""
+    """Top-n fused neighbours (train × train, self excluded) of the given rows, among
+    all train images or the column block `cols` (a tile: neighbours.merge_top_k)."""
     def score(r: np.ndarray, c: np.ndarray) -> np.ndarray:
         s = np.asarray(scorer(r, c), np.float64)
         s[r[:, None] == c[None, :]] = -np.inf
         return s
-    return neighbours.top_k_rows(score, rows, len(scorer.g), n, col_block)
+    start, stop = cols or (0, len(scorer.g))
+    return neighbours.top_k_rows(score, rows, stop, n, col_block, col_start=start)
 
 
 def ranking_records(names: np.ndarray, rows: np.ndarray, idx: np.ndarray,
@@ -60,29 +63,34 @@ def serialize_record(record: Tuple[str, List[str], List[float]]) -> bytes:
 
 
 def shard_path(out_dir: str, shard: int, shards: int) -> str:
-    return os.path.join(out_dir, f"{PREFIX}-{shard:05d}-of-{shards:05d}{SUFFIX}")
+    return join_path(out_dir, f"{PREFIX}-{shard:05d}-of-{shards:05d}{SUFFIX}")
+
+
+def ranking_prefix(out_dir: str) -> str:
+    """The file prefix Beam's WriteToTFRecord writes the shards under."""
+    return join_path(out_dir, PREFIX)
 
 
 def remove_ranking(out_dir: str) -> int:
     """Delete the ranking files of an earlier run in `out_dir` (a new run may write
     another number of shards, and the reader takes every file); returns the count."""
-    stale = glob.glob(os.path.join(out_dir, f"{PREFIX}-*{SUFFIX}"))
-    for path in stale:
-        os.remove(path)
-    return len(stale)
+    from st_model.files import remove_files
+    return len(remove_files(out_dir, PREFIX + "-", SUFFIX))
 
 
 def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[float]]],
                   shards: int = 1) -> List[str]:
-    """Write records round-robin into `shards` GZIP TFRecord files; returns the paths."""
-    import tensorflow as tf  # lazily: only the writer needs it
-    os.makedirs(out_dir, exist_ok=True)
+    """Write records round-robin into `shards` GZIP TFRecord files (through Beam's
+    FileSystems and its TFRecord framing, as WriteToTFRecord does); returns the paths."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.io.tfrecordio import _TFRecordUtil
     paths = [shard_path(out_dir, s, shards) for s in range(shards)]
-    opts = tf.io.TFRecordOptions(compression_type="GZIP")
-    writers = [tf.io.TFRecordWriter(p, opts) for p in paths]
+    writers = [FileSystems.create(p, compression_type=CompressionTypes.GZIP)
+               for p in paths]
     try:
         for i, rec in enumerate(records):
-            writers[i % shards].write(serialize_record(rec))
+            _TFRecordUtil.write_record(writers[i % shards], serialize_record(rec))
     finally:
         for w in writers:
             w.close()

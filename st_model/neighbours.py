@@ -60,15 +60,18 @@ def _candidates(s: np.ndarray, cols: np.ndarray, thresh: np.ndarray
 
 
 def top_k_rows(score_block: ScoreBlock, rows: np.ndarray, n_cols: int, k: int,
-               col_block: int = DEFAULT_COL_BLOCK) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k columns of the given rows: (index int64 [R, k], score float [R, k])."""
+               col_block: int = DEFAULT_COL_BLOCK, col_start: int = 0
+               ) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k columns col_start..n_cols-1 of the given rows: (index int64 [R, k],
+    score float [R, k]); col_start > 0 searches one tile of a blocked join
+    (merge_top_k of a row's tiles gives its top-k over all columns)."""
     r = rows.shape[0]
     best_i = np.full((r, k), -1, np.int64)
     best_s = np.full((r, k), -np.inf, np.float64)
-    for start in range(0, n_cols, col_block):
+    for start in range(col_start, n_cols, col_block):
         cols = np.arange(start, min(start + col_block, n_cols), dtype=np.int64)
         s = np.asarray(score_block(rows, cols), np.float64)
-        if start == 0:
+        if start == col_start:
             best_i, best_s = _merge_top_k(
                 np.concatenate([best_i, np.broadcast_to(cols, s.shape)], axis=1),
                 np.concatenate([best_s, s], axis=1), k)
@@ -81,6 +84,17 @@ def top_k_rows(score_block: ScoreBlock, rows: np.ndarray, n_cols: int, k: int,
             np.concatenate([best_s[sel], cand_s], axis=1), k)
     best_i = np.where(np.isfinite(best_s), best_i, -1)
     return best_i, best_s
+
+
+def merge_top_k(parts, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k of the same rows over several (index, score) results of top_k_rows on
+    disjoint column ranges. Exact, in any order of the parts: the top-k follow one
+    total order (score desc, index asc), and equal column blocks score bit for bit
+    alike in every path."""
+    parts = list(parts)
+    idx, score = _merge_top_k(np.concatenate([p[0] for p in parts], axis=1),
+                              np.concatenate([p[1] for p in parts], axis=1), k)
+    return np.where(np.isfinite(score), idx, -1), score
 
 
 def top_k(score_block: ScoreBlock, n_rows: int, n_cols: int, k: int,
@@ -100,6 +114,12 @@ def top_k(score_block: ScoreBlock, n_rows: int, n_cols: int, k: int,
 def row_blocks(n_rows: int, row_block: int = DEFAULT_ROW_BLOCK):
     """(start, stop) of each row block — the unit of work of the Beam transforms."""
     return [(s, min(s + row_block, n_rows)) for s in range(0, n_rows, row_block)]
+
+
+def tiles(row_block: Tuple[int, int], n_cols: int, col_block: int = DEFAULT_COL_BLOCK):
+    """((row start, row stop), (col start, col stop)) of one row block's tiles: the
+    column blocks top_k_rows scans, so every path scores the same blocks."""
+    return [(row_block, c) for c in row_blocks(n_cols, col_block)]
 
 
 def visual_score_block(x_rows: np.ndarray, x_cols: np.ndarray, cam_rows: np.ndarray,

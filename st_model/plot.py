@@ -44,7 +44,8 @@ def _true_counts(train: FeatureSet, model: STModel, ci: int, cj: int) -> np.ndar
 
 def plot_st_model(model: STModel, train: FeatureSet, path: str,
                   max_cameras: int = 8) -> str:
-    """Write the per-camera-pair figure to `path` (PNG) and return the path."""
+    """Write the per-camera-pair figure to `path` (PNG, any Beam filesystem) and
+    return the path."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -96,6 +97,9 @@ def plot_st_model(model: STModel, train: FeatureSet, path: str,
     fig.suptitle(f"ST model ({model.nodes.mode}): P(Δ | camera pair), Δ in seconds; "
                  f"bin {model.grid.width} frames", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from st_model.files import write_with
+    try:
+        write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path

@@ -13,7 +13,6 @@ evidence with unit weights.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -72,28 +71,34 @@ class STModel:
                 == json.dumps(other.params, sort_keys=True))
 
 
+def artifact_path(path: str) -> str:
+    """`path` itself for a file name ending in .npz, else FILENAME inside the folder."""
+    from st_model.files import is_folder_path
+    from st_model.tracks import join_path
+    return join_path(path, FILENAME) if is_folder_path(path, ".npz") else path
+
+
 def save_st_model(model: STModel, path: str) -> str:
-    """Write the artifact (path may be a folder: then FILENAME inside it)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, FILENAME)
-    np.savez_compressed(path, visual=model.visual, visual_sq=model.visual_sq,
-                        random=model.random,
-                        node_camera=model.nodes.cameras,
-                        node_sequence=model.nodes.sequences,
-                        header=np.array(json.dumps(model.header(), sort_keys=True)))
-    return path
+    """Write the artifact (path may be a folder: then FILENAME inside it), local or
+    on any Beam filesystem."""
+    from st_model.files import write_with
+    path = artifact_path(path)
+    arrays = dict(visual=model.visual, visual_sq=model.visual_sq, random=model.random,
+                  node_camera=model.nodes.cameras, node_sequence=model.nodes.sequences,
+                  header=np.array(json.dumps(model.header(), sort_keys=True)))
+    return write_with(path, lambda buf: np.savez_compressed(buf, **arrays))
 
 
 def load_st_model(path: str) -> STModel:
     """Read an artifact written by save_st_model; errors name the file."""
-    if os.path.isdir(path):
-        path = os.path.join(path, FILENAME)
+    from st_model.files import open_file
+    path = artifact_path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_file(path) as f, np.load(f, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             arrays = {k: z[k] for k in ("visual", "random", "node_camera", "node_sequence")}
             arrays["visual_sq"] = z["visual_sq"] if "visual_sq" in z.files else None
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError) as e:
         raise InputError(f"{path}: not an ST model artifact ({e})") from None
     if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
         raise InputError(f"{path}: unsupported ST model format "

@@ -177,7 +177,7 @@ def join_path(root: str, *parts: str) -> str:
     return FileSystems.join(root, *parts)
 
 
-def _glob_escape(path: str) -> str:
+def glob_escape(path: str) -> str:
     """`path` with Beam's glob characters matched literally."""
     return re.sub(r"([*?\[])", r"[\1]", path)
 
@@ -186,7 +186,7 @@ def list_files(folder: str, recursive: bool = False) -> list:
     """FileMetadata (path, size_in_bytes, last_updated_in_seconds) of the files in
     `folder` (and its sub-folders when `recursive`), sorted by path; [] when none."""
     from apache_beam.io.filesystems import FileSystems
-    pattern = join_path(_glob_escape(folder.rstrip("/")), "**" if recursive else "*")
+    pattern = join_path(glob_escape(folder.rstrip("/")), "**" if recursive else "*")
     found = FileSystems.match([pattern])[0].metadata_list
     return sorted(found, key=lambda m: m.path)
 
@@ -196,7 +196,7 @@ def is_folder(path: str) -> bool:
     from apache_beam.io.filesystems import FileSystems
     if not is_remote(path):
         return os.path.isdir(path)
-    pattern = join_path(_glob_escape(path.rstrip("/")), "**")
+    pattern = join_path(glob_escape(path.rstrip("/")), "**")
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
 
 

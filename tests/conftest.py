@@ -24,3 +24,19 @@ def market_lists() -> str:
         pytest.skip(f"real Market-1501 name lists not found in {d} "
                     f"(set {MARKET_LISTS_ENV} to their folder)")
     return d
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """The folder behind `tfusiontest://` (tests/scheme_filesystem.py); the working
+    directory is an empty folder, so a path handed to os / open() instead of
+    FileSystems leaves a trace there."""
+    import scheme_filesystem
+    root = tmp_path / "store"
+    root.mkdir()
+    monkeypatch.setenv(scheme_filesystem.ROOT_ENV, str(root))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield root
+    assert os.listdir(cwd) == [], "a tfusiontest:// path was used as a local path"

@@ -36,21 +36,6 @@ def test_two_worker_processes_write_the_in_memory_examples(tmp_path):
 
 
 # ------------------------------------------------------------ a non-local filesystem
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """The folder behind `tfusiontest://`; the working directory is an empty folder,
-    so a path handed to os / open() instead of FileSystems leaves a trace there."""
-    import scheme_filesystem
-    root = tmp_path / "store"
-    root.mkdir()
-    monkeypatch.setenv(scheme_filesystem.ROOT_ENV, str(root))
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield root
-    assert os.listdir(cwd) == [], "a tfusiontest:// path was used as a local path"
-
-
 def test_dataset_and_examples_on_another_filesystem(store, tmp_path):
     build_folder(str(store / "ds"), MARKET)
     (store / "ds" / "query" / "Thumbs.db").write_bytes(b"x")

@@ -1,21 +1,27 @@
-"""The Beam transforms (DirectRunner) give exactly the in-memory ST model."""
+"""The Beam transforms give exactly the in-memory ST model and fused ranking: in one
+process, and with two separate worker processes that read the train file."""
 import numpy as np
 import pytest
 
 apache_beam = pytest.importorskip("apache_beam")
 
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from apache_beam.testing.util import assert_that  # noqa: E402
 
 from st_model.beam_transforms import EstimateSTModel  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
 from st_model.estimate import estimate_st_model, frame_span  # noqa: E402
-from st_model.features import make_feature_set  # noqa: E402
+from st_model.features import load_features, save_features  # noqa: E402
 
-OPTIONS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
-           "--direct_num_workers=1"]
+IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+              "--direct_num_workers=1"]
+TWO_PROCESSES = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                 "--direct_num_workers=2"]
 
 
-def _train(n=300, seed=0):
+def write_train(path, n=300, seed=0):
+    """A small train split with identities that move between cameras, as raw arrays
+    (load_features normalises them) in an .npz file."""
     rng = np.random.default_rng(seed)
     pid = rng.integers(1, 40, n)
     cam = rng.integers(1, 4, n)
@@ -23,23 +29,81 @@ def _train(n=300, seed=0):
     proto = rng.standard_normal((40, 16))
     x = proto[pid] + 0.8 * rng.standard_normal((n, 16))
     frame = pid * 300 + cam * 40 + rng.integers(0, 30, n)
-    return make_feature_set(x, cam, frame, seq, pid)
+    np.savez(path, features=x.astype(np.float32), camera=cam, frame=frame, sequence=seq,
+             pid=pid, name=np.array([f"img{i:04d}" for i in range(n)]))
+    return str(path)
 
 
 @pytest.mark.parametrize("mode", ["camera_sequence", "tfusion"])
-def test_beam_estimate_equals_in_memory(mode):
-    from apache_beam.options.pipeline_options import PipelineOptions
-    train = _train()
+def test_beam_estimate_equals_in_memory(mode, tmp_path):
+    path = write_train(tmp_path / "train.npz")
+    train = load_features(path)
     config = FusionConfig(mode=mode, top_k=4)
     span = frame_span(train)
-    # small row blocks: several Beam elements, same math per block
-    expected = estimate_st_model(train, config, span, row_block=64)
+    # small row and column blocks: several tiles per row block, merged per row
+    expected = estimate_st_model(train, config, span, row_block=64, col_block=48)
     assert expected.visual.sum() > 0
 
     def check(models):
         assert len(models) == 1
         assert models[0].same_as(expected)
 
-    with apache_beam.Pipeline(options=PipelineOptions(OPTIONS)) as p:
-        model = p | EstimateSTModel(train, config, span, row_block=64)
+    with apache_beam.Pipeline(options=PipelineOptions(IN_PROCESS)) as p:
+        model = p | EstimateSTModel(path, config, span, row_block=64, col_block=48)
         assert_that(model, check)
+
+
+def test_saved_features_load_back_bit_for_bit(tmp_path):
+    train = load_features(write_train(tmp_path / "raw.npz"))
+    back = load_features(save_features(train, str(tmp_path / "staged.npz")))
+    assert np.array_equal(back.features, train.features)
+    assert all(np.array_equal(getattr(back, k), getattr(train, k))
+               for k in ("camera", "frame", "sequence", "pid", "name"))
+
+
+def test_tiles_merged_in_any_order_give_the_full_scan_with_its_tie_order():
+    """Top-k per row over column tiles, merged in any order = the one-pass scan,
+    incl. ties (lower index first) and rows with fewer than k candidates."""
+    from st_model import neighbours
+    rng = np.random.default_rng(5)
+    n, k = 90, 7
+    s = np.round(rng.standard_normal((n, n)), 1)        # many tied scores
+    s[rng.random((n, n)) < 0.3] = -np.inf               # excluded pairs
+    s[3, :] = -np.inf
+    s[3, [10, 50]] = 0.5                                 # a row with 2 candidates
+    score = lambda r, c: s[np.ix_(r, c)]  # noqa: E731
+    rows = np.arange(20, 40)
+    full = neighbours.top_k_rows(score, rows, n, k, col_block=n)
+    parts = [neighbours.top_k_rows(score, rows, c1, k, 16, col_start=c0)
+             for (_, (c0, c1)) in neighbours.tiles((20, 40), n, 16)]
+    assert len(parts) == 6
+    for order in (parts, parts[::-1], parts[2:] + parts[:2]):
+        idx, sc = neighbours.merge_top_k(order, k)
+        assert np.array_equal(idx, full[0]) and np.array_equal(sc, full[1])
+    assert (full[0][:, 0] >= 0).all() and (full[1] == full[1].max(axis=1)[:, None]).any()
+    row3 = neighbours.top_k_rows(score, np.array([3]), n, k, col_block=n)
+    idx, sc = neighbours.merge_top_k(
+        [neighbours.top_k_rows(score, np.array([3]), c1, k, 16, col_start=c0)
+         for (_, (c0, c1)) in neighbours.tiles((3, 4), n, 16)], k)
+    assert idx[0].tolist() == [10, 50, -1, -1, -1, -1, -1]
+    assert np.array_equal(idx, row3[0])
+
+
+def test_two_worker_processes_give_the_in_memory_model_and_ranking(tmp_path):
+    """fuse's Beam job on the DirectRunner with 2 separate worker processes: the
+    same ST model and fused ranking as the in-memory path, bit for bit."""
+    from st_model.fuse import run_beam, write_ranking_in_memory
+    from st_model.fused_ranking import read_ranking
+    from st_model.scoring import STTables
+    path = write_train(tmp_path / "train.npz", n=400, seed=3)
+    train = load_features(path)
+    config = FusionConfig(top_k=4, ranking_top_n=10).resolved()
+    span = frame_span(train)
+    expected = estimate_st_model(train, config, span, col_block=100)
+    write_ranking_in_memory(train, STTables.from_model(expected), config,
+                            str(tmp_path / "mem"), col_block=100)
+    model = run_beam(path, config, span, str(tmp_path / "beam"), TWO_PROCESSES,
+                     col_block=100)
+    assert model.visual.sum() > 0 and model.same_as(expected)
+    mem, beam = read_ranking(str(tmp_path / "mem")), read_ranking(str(tmp_path / "beam"))
+    assert len(mem) == len(train) and beam == mem

@@ -8,7 +8,7 @@ import apache_beam as beam
 from tfx import v1 as tfx
 
 from pipeline.artifacts import Features, FusedRanking, STModel
-from pipeline.components.st_model_gen import fusion_inputs
+from pipeline.components.st_model_gen import fusion_config_of, split_path
 from st_model.progress import log
 
 
@@ -22,13 +22,17 @@ def FusedRanker(
 ) -> None:
     """Write the fused top-N ranking of every train image."""
     from st_model.beam_transforms import WriteFusedRanking
+    from st_model.features import load_st_points
     from st_model.st_artifact import load_st_model
-    config, (train, _, _) = fusion_inputs(features.uri, fusion_config, "FusedRanker")
-    model = load_st_model(st_model.uri)
-    log(f"FusedRanker: top-{config.ranking_top_n} fused neighbours of {len(train)} "
+    config = fusion_config_of(fusion_config, "FusedRanker")
+    train_path = split_path(features.uri, "train")
+    n_train = len(load_st_points(train_path)[0])
+    log(f"FusedRanker: top-{config.ranking_top_n} fused neighbours of {n_train} "
         "train images")
     with beam_pipeline as p:
-        _ = (p | "STModel" >> beam.Create([model])
-             | "FusedRanking" >> WriteFusedRanking(train, config, fused_ranking.uri))
-    fused_ranking.set_int_custom_property("anchors", len(train))
+        # the model's path travels in the job graph; a worker reads the artifact
+        _ = (p | "STModelPath" >> beam.Create([st_model.uri])
+             | "LoadSTModel" >> beam.Map(load_st_model)
+             | "FusedRanking" >> WriteFusedRanking(train_path, config, fused_ranking.uri))
+    fused_ranking.set_int_custom_property("anchors", n_train)
     fused_ranking.set_int_custom_property("top_n", config.ranking_top_n)

@@ -5,7 +5,6 @@ and diff models and the data-chosen smoothing — on the pipeline's Beam runner,
 writes st_model.npz and its plot st_model.png into the artifact.
 """
 import json
-import os
 
 import apache_beam as beam
 from tfx import v1 as tfx
@@ -14,18 +13,28 @@ from pipeline.artifacts import Features, STModel
 from st_model.progress import log
 
 
+def split_path(features_uri: str, split: str) -> str:
+    """The feature file of one split of a Features artifact."""
+    from st_model.tracks import join_path
+    return join_path(features_uri, f"{split}.npz")
+
+
 def load_split_features(features_uri: str):
     """(train, query, gallery) FeatureSets of a Features artifact."""
     from st_model.features import load_features
-    return tuple(load_features(os.path.join(features_uri, f"{s}.npz"))
+    return tuple(load_features(split_path(features_uri, s))
                  for s in ("train", "query", "gallery"))
+
+
+def fusion_config_of(fusion_config: str, component: str):
+    """The FusionConfig of a fusion component's `fusion_config` parameter (JSON)."""
+    from st_model.config import FusionConfig
+    return FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
 
 
 def fusion_inputs(features_uri: str, fusion_config: str, component: str):
     """(FusionConfig, (train, query, gallery)) of a fusion component's parameters."""
-    from st_model.config import FusionConfig
-    config = FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
-    return config, load_split_features(features_uri)
+    return fusion_config_of(fusion_config, component), load_split_features(features_uri)
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -42,13 +51,15 @@ def STModelGen(
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
     config, (train, query, gallery) = fusion_inputs(features.uri, fusion_config, "STModelGen")
     span = estimate.frame_span(train, query, gallery)
-    path = os.path.join(st_model.uri, FILENAME)
+    from st_model.tracks import join_path
+    path = join_path(st_model.uri, FILENAME)
     log(f"STModelGen: {len(train)} train images from {features.uri}")
     with beam_pipeline as p:
-        _ = (p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
+        _ = (p | "EstimateSTModel" >> EstimateSTModel(split_path(features.uri, "train"),
+                                                      config, span)
              | "Save" >> beam.Map(save_st_model, path))
     model = load_st_model(path)
-    plot_st_model(model, train, os.path.join(st_model.uri, "st_model.png"))
+    plot_st_model(model, train, join_path(st_model.uri, "st_model.png"))
     header = model.header()
     st_model.set_string_custom_property("nodes", json.dumps(header["nodes"]))
     st_model.set_float_custom_property("bin_frames", float(header["bin_frames"]))
