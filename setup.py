@@ -29,7 +29,7 @@ setup(
     version="0.1.0",
     description="Unsupervised cross-dataset person re-identification (TFusion) on TFX",
     python_requires=">=3.9",
-    packages=["pipeline", "pipeline.components", "trainer", "trainer.module",
+    packages=["pipeline", "pipeline.commands", "pipeline.components", "trainer", "trainer.module",
               "st_model", "schemas", "synth"],
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=REQUIRES,

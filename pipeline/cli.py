@@ -22,23 +22,23 @@ from st_model.errors import InputError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "ingest": ("pipeline.ingest_command",
+    "ingest": ("pipeline.commands.ingest",
                "read a re-ID dataset folder into tf.Examples (train/query/gallery)"),
-    "synth": ("synth.command",
+    "synth": ("pipeline.commands.synth",
               "render a SynthReID dataset in the Market-1501 folder layout"),
-    "fuse": ("st_model.fuse_command",
+    "fuse": ("pipeline.commands.fuse",
              "build the ST model from features and fuse it with vision; evaluate"),
-    "pretrain": ("trainer.pretrain_command",
+    "pretrain": ("pipeline.commands.pretrain",
                  "train a ResNet with identity labels on a source dataset"),
-    "embed": ("trainer.embed_command",
+    "embed": ("pipeline.commands.embed",
               "embed a dataset with a trained model into feature .npz files"),
-    "transfer": ("trainer.transfer_command",
+    "transfer": ("pipeline.commands.transfer",
                  "RankNet transfer on the target from a fused ranking"),
-    "run": ("pipeline.run_command",
+    "run": ("pipeline.commands.run",
             "run the TFX pipeline (ingest, pretrain, TFusion rounds, TFMA gates, push)"),
-    "lineage": ("pipeline.lineage_command",
+    "lineage": ("pipeline.commands.lineage",
                 "print the ML Metadata lineage of the latest pushed model of a run"),
-    "demo": ("pipeline.demo",
+    "demo": ("pipeline.commands.demo",
              "run the loop without TFX orchestration on an embedded SynthReID default"),
 }
 

@@ -127,7 +127,7 @@ def test_expected_failure_from_a_real_process_is_one_line(tmp_path):
 
 
 def test_an_unexpected_exception_keeps_its_traceback(monkeypatch):
-    from st_model import fuse_command
+    from pipeline.commands import fuse as fuse_command
 
     def broken(args):
         raise RuntimeError("a bug")

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from pipeline import demo, fingerprint
+from pipeline import fingerprint
+from pipeline.commands import demo
 
 pytest.importorskip("apache_beam")
 

@@ -170,7 +170,7 @@ def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
     import argparse
 
     from pipeline.cli import parse_command_line
-    from st_model import fuse_command
+    from pipeline.commands import fuse as fuse_command
     args, module = parse_command_line(
         ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
          "--alpha", "0.2", "--", "--runner=X"])

@@ -67,7 +67,7 @@ def tiny_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run") / "tiny")
     run_until_done(out, "STModelGen_r0")
     killed = {n: node_states(out, n) for n in BEFORE_KILL}
-    from pipeline.run_command import run_pipeline
+    from pipeline.commands.run import run_pipeline
     summary = run_pipeline(tiny_config(), out)
     return out, summary, killed
 
@@ -82,7 +82,7 @@ def test_killed_run_resumes_without_redoing_finished_components(tiny_run):
 
 
 def test_every_component_succeeded(tiny_run):
-    from pipeline.run_command import build
+    from pipeline.commands.run import build
     out, _, _ = tiny_run
     pipeline = build(tiny_config(), out)
     ids = [c.id for c in pipeline.components]
@@ -148,7 +148,7 @@ def test_lineage_reaches_both_example_sets(tiny_run, capsys):
 
 def test_degraded_candidate_is_not_blessed_nor_pushed(tiny_run):
     from pipeline import lineage
-    from pipeline.run_command import run_pipeline
+    from pipeline.commands.run import run_pipeline
     out, first, _ = tiny_run
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
     pushed_before = lineage.latest_pushed_model(store).id

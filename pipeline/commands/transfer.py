@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainer import cli_args
+from pipeline.commands import training_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,25 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--reciprocal-k", type=int, default=0,
                    help="draw i only among near neighbours that hold the anchor in their own "
                         "fused top-k (k-reciprocal; 0 = off)")
-    cli_args.add_training_arguments(parser, steps=500, lr=1e-4)
+    training_args.add_training_arguments(parser, steps=500, lr=1e-4)
 
 
 def run(args: argparse.Namespace) -> int:
     from trainer import data, ranknet
     from trainer.config import RankNetConfig
-    values = cli_args.training_values(args)
+    values = training_args.training_values(args)
     values.update(batch_triplets=args.batch_triplets, near_ranks=tuple(args.near_ranks),
                   far_ranks=tuple(args.far_ranks), temperature=args.temperature,
                   freeze_fraction=args.freeze_fraction,
                   same_camera_pairs=args.same_camera_pairs, reciprocal_k=args.reciprocal_k)
     config = RankNetConfig.from_dict(values, where="tfusion transfer")
-    cli_args.check_output(args)
+    training_args.check_output(args)
     files = data.split_files(args.examples, "train")
     summary = ranknet.transfer(files, args.ranking, args.base_model, config,
-                               export_dir=args.output, run_dir=cli_args.run_dir(args))
+                               export_dir=args.output, run_dir=training_args.run_dir(args))
     print(f"RankNet transfer: {summary['steps']} steps in {summary['minutes']:.1f} min "
           f"({summary['images_per_s']:.1f} images/s), {summary['triplets']} triples; "
           f"model: {args.output}")
     if not args.no_eval:
-        cli_args.report_evaluation(args.output, args.examples, "transferred model")
+        training_args.report_evaluation(args.output, args.examples, "transferred model")
     return 0

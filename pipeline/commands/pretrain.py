@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainer import cli_args
+from pipeline.commands import training_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,26 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--verification", action="store_true",
                    help="add TFusion's pair-verification head (initialises RankNet)")
     o.add_argument("--verification-weight", type=float, default=1.0)
-    cli_args.add_training_arguments(parser, steps=1000, lr=1e-3)
+    training_args.add_training_arguments(parser, steps=1000, lr=1e-3)
 
 
 def run(args: argparse.Namespace) -> int:
     from trainer import data, pretrain
     from trainer.config import PretrainConfig
-    values = cli_args.training_values(args)
+    values = training_args.training_values(args)
     values.update(backbone=args.backbone, height=args.height, width=args.width,
                   base_width=args.base_width, weights=args.weights,
                   p=args.ids_per_batch, k=args.images_per_id,
                   label_smoothing=args.label_smoothing, verification=args.verification,
                   verification_weight=args.verification_weight)
     config = PretrainConfig.from_dict(values, where="tfusion pretrain")
-    cli_args.check_output(args)
+    training_args.check_output(args)
     files = data.split_files(args.examples, "train")
     summary = pretrain.pretrain(files, config, export_dir=args.output,
-                                run_dir=cli_args.run_dir(args), init_model=args.init_model)
+                                run_dir=training_args.run_dir(args), init_model=args.init_model)
     print(f"pretrained {summary['steps']} steps in {summary['minutes']:.1f} min "
           f"({summary['images_per_s']:.1f} images/s) on {summary['images']} images of "
           f"{summary['identities']} identities; model: {args.output}")
     if not args.no_eval:
-        cli_args.report_evaluation(args.output, args.examples, "pretrained model")
+        training_args.report_evaluation(args.output, args.examples, "pretrained model")
     return 0

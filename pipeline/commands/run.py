@@ -107,7 +107,7 @@ def prepare_data(config: RunConfig, out: str) -> Dict[str, str]:
     """The source and target folders: given, or the preset rendered into OUTPUT/data."""
     if config.source_dir:
         return {"source": config.source_dir, "target": config.target_dir}
-    from pipeline.demo import render_data
+    from pipeline.commands.demo import render_data
     return render_data(out, config.preset, config.seed, fresh=False)
 
 
