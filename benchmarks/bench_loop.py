@@ -105,8 +105,9 @@ def main() -> int:
     v0 = np.array([table[s][0]["vision"] for s in args.seeds])
     f0 = np.array([table[s][0]["fused"] for s in args.seeds])
     o0 = np.array([table[s][0]["oracle_rank1"] for s in args.seeds])
-    print(f"round 0: fused / vision x{(f0 / v0).mean():.2f}; fused / oracle-ST "
-          f"{100 * (f0 / o0).mean():.0f} %")
+    print(f"round 0: fused / vision x{(f0 / v0).mean():.2f} (mean of the per-seed ratios); "
+          f"mean fused / mean oracle-ST {100 * f0.mean() / o0.mean():.1f} % (mean of the "
+          f"per-seed ratios {100 * (f0 / o0).mean():.1f} %)")
     for k in range(1, args.rounds + 1):
         dv = np.array([table[s][k]["vision"] - table[s][k - 1]["vision"] for s in args.seeds])
         df = np.array([table[s][k]["fused"] - table[s][k - 1]["fused"] for s in args.seeds])

@@ -106,8 +106,8 @@ class RunConfig:
 PRESETS: Dict[str, Dict[str, Any]] = {
     "tiny": {"preset": "tiny", "pretrain_steps": 40, "transfer_steps": 20,
              "min_fused_rank1": 5.0, "max_fused_rank1_drop": 5.0},
-    "demo": {"preset": "demo", "pretrain_steps": 400, "transfer_steps": 300,
-             "min_fused_rank1": 10.0, "max_fused_rank1_drop": 2.0},
+    "demo": {"preset": "demo", "rounds": 2, "pretrain_steps": 400, "transfer_steps": 300,
+             "min_fused_rank1": 30.0, "max_fused_rank1_drop": 2.0},
 }
 
 
