@@ -18,8 +18,9 @@ def compile_ir(tmp_path, *extra):
     from synth.generate import generate
     data = generate("tiny", str(tmp_path / "data"), seed=0).dataset_dirs
     out = str(tmp_path / "run")
-    assert main(["run", "--source", data["source"], "--target", data["target"],
-                 "--output-dir", out, "--compile-only", *extra]) == 0
+    assert main(["run", "--preset", "tiny", "--source", data["source"],
+                 "--target", data["target"], "--output-dir", out, "--compile-only",
+                 *extra]) == 0
     with open(os.path.join(out, "pipeline_ir.json")) as f:
         return json.load(f)
 
