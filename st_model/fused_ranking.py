@@ -136,6 +136,17 @@ def _feature_values(example) -> Dict[str, list]:
     return out
 
 
+def read_records(path: str, where: str) -> List[bytes]:
+    """Every record of one GZIP TFRecord file; RankingError starting with `where` when
+    the file is not one (or is truncated)."""
+    import tensorflow as tf  # lazily
+    try:
+        return list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
+    except tf.errors.OpError as e:
+        raise RankingError(f"{where} is not a readable GZIP TFRecord file "
+                           f"({op_error_text(e)})") from None
+
+
 def read_fused_ranking(uri: str) -> FusedRanking:
     """The one reader of the fused ranking artifact: every record is checked against
     schemas/fused_ranking.pbtxt, scores must descend and anchors must be distinct;
@@ -150,12 +161,7 @@ def read_fused_ranking(uri: str) -> FusedRanking:
     files = ranking_files(uri)
     for path in files:
         where = f"fused ranking artifact {uri}: {path}"
-        try:
-            records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
-        except tf.errors.OpError as e:
-            raise RankingError(f"{where} is not a readable GZIP TFRecord file "
-                               f"({op_error_text(e)})") from None
-        for n, raw in enumerate(records):
+        for n, raw in enumerate(read_records(path, where)):
             try:
                 values = _feature_values(tf.train.Example.FromString(raw))
             except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and kin

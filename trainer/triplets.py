@@ -31,17 +31,6 @@ from trainer import runtime
 import tensorflow as tf
 
 
-def gzip_examples(path: str, what: str) -> List:
-    """The feature maps of every tf.Example in one GZIP TFRecord file; a file that is
-    not one (or is truncated) raises RankingError starting with `what`."""
-    try:
-        records = list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
-    except tf.errors.OpError as e:
-        raise RankingError(f"{what} is not a readable GZIP TFRecord file "
-                           f"({e.message.splitlines()[0]})") from None
-    return [tf.train.Example.FromString(raw).features.feature for raw in records]
-
-
 def read_fused_ranking(uri: str) -> FusedRanking:
     """Read and check the fused ranking artifact (st_model.fused_ranking, the one reader)."""
     return fused_ranking.read_fused_ranking(uri)
@@ -228,7 +217,8 @@ def read_triplet_examples(files: List[str]) -> TripletTable:
     rows: List[List[int]] = []
     target: List[float] = []
     for path in files:
-        for n, f in enumerate(gzip_examples(path, f"triplets file {path}")):
+        for n, raw in enumerate(fused_ranking.read_records(path, f"triplets file {path}")):
+            f = tf.train.Example.FromString(raw).features.feature
             missing = [k for k in ["target"] + [f"{r}_{x}" for r in TRIPLET_ROLES
                                                 for x in ("name", "image")] if k not in f]
             if missing:
