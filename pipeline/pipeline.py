@@ -107,12 +107,8 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
 def eval_config(config: RunConfig, gated: bool):
     """The ranking metrics; gates (absolute bound, no regression vs the latest blessed
     model) only on the last round — earlier rounds are measured, never blessed."""
-    cfg = ranking_eval_config(config.min_fused_rank1, config.max_fused_rank1_drop,
-                              with_baseline=gated)
-    if not gated:
-        for metric in cfg.metrics_specs[0].metrics:
-            metric.ClearField("threshold")
-    return cfg
+    return ranking_eval_config(config.min_fused_rank1, config.max_fused_rank1_drop,
+                               with_baseline=gated, gated=gated)
 
 
 def ranknet_values(config: RunConfig) -> dict:

@@ -156,7 +156,7 @@ METRIC_NAMES = tuple(c.default_name() for c in METRIC_CLASSES)
 
 
 def ranking_eval_config(min_fused_rank1: float, max_fused_rank1_drop: float,
-                        with_baseline: bool) -> tfma.EvalConfig:
+                        with_baseline: bool, gated: bool = True) -> tfma.EvalConfig:
     """EvalConfig of the ranking gates on the evaluation examples' `prediction`.
 
     Model specs in materialized_prediction mode: "candidate" and, with_baseline,
@@ -165,6 +165,8 @@ def ranking_eval_config(min_fused_rank1: float, max_fused_rank1_drop: float,
     fused_rank1 >= -max_fused_rank1_drop (points). The candidate spec is named even
     alone, so TFMA never adds a baseline copy of it; the TFX Evaluator drops the
     baseline spec and the change threshold when no baseline model is given.
+    Without `gated` the metrics carry no threshold, so the Evaluator measures and
+    never blesses.
     """
     if not 0.0 <= min_fused_rank1 <= 100.0 or max_fused_rank1_drop < 0.0:
         raise ValueError(f"gates: min_fused_rank1 must lie in [0, 100] and "
@@ -177,7 +179,7 @@ def ranking_eval_config(min_fused_rank1: float, max_fused_rank1_drop: float,
     configs = []
     for cls in METRIC_CLASSES:
         cfg = tfma.MetricConfig(class_name=cls.__name__, module=MODULE)
-        if cls.default_name() == FUSED_RANK1:
+        if gated and cls.default_name() == FUSED_RANK1:
             cfg.threshold.value_threshold.lower_bound.value = min_fused_rank1
             if with_baseline:
                 change = cfg.threshold.change_threshold
