@@ -11,16 +11,18 @@ from pipeline import lineage
 METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP")
 
 
-def tfma_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[str, float]:
-    """{metric name: value} of one model on the overall slice of a TFMA result."""
+def tfma_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """{model name: {metric name: value}} on the overall slice of a TFMA result (the
+    candidate's spec is unnamed when the Evaluator ran it alone)."""
     import tensorflow_model_analysis as tfma
-    out: Dict[str, float] = {}
+    out: Dict[str, Dict[str, float]] = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
         if per_slice.slice_key.single_slice_keys:
             continue
         for kv in per_slice.metric_keys_and_values:
-            if kv.key.model_name in ("", model_name) and not kv.key.is_diff:
-                out[kv.key.name] = kv.value.double_value.value
+            if not kv.key.is_diff:
+                model = out.setdefault(kv.key.model_name or "candidate", {})
+                model[kv.key.name] = kv.value.double_value.value
     return out
 
 
@@ -42,6 +44,7 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
     name = config.name
     rounds: List[Dict] = []
+    gate = None
     for r in range(config.rounds + 1):
         evaluation = lineage.latest_outputs(store, name, f"Evaluator_r{r}")
         eval_examples = lineage.latest_outputs(store, name, f"RankingEvalGen_r{r}")
@@ -49,7 +52,13 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
         feats = lineage.latest_outputs(store, name, f"Embedder_r{r}")
         if not evaluation:
             continue
-        m = tfma_metrics(evaluation["evaluation"][0].uri)
+        models = tfma_metrics(evaluation["evaluation"][0].uri)
+        m = models.get("candidate", {})
+        if r == config.rounds:
+            gate = gate_decision(evaluation["evaluation"][0].uri, evaluation["blessing"][0])
+            gate.update(candidate=m, baseline=models.get("baseline"),
+                        min_fused_rank1=config.min_fused_rank1,
+                        max_fused_rank1_drop=config.max_fused_rank1_drop)
         local = {}
         if eval_examples:
             with open(os.path.join(eval_examples["eval_examples"][0].uri, "metrics.json")) as f:
@@ -68,9 +77,6 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
             "st_plot": os.path.join(st["st_model"][0].uri, "st_model.png") if st else None,
             "features": feats["features"][0].uri if feats else None,
         })
-    last = f"Evaluator_r{config.rounds}"
-    ev = lineage.latest_outputs(store, name, last)
-    gate = gate_decision(ev["evaluation"][0].uri, ev["blessing"][0]) if ev else None
     pushed = lineage.latest_outputs(store, name, "Pusher").get("pushed_model", [])
     push = None
     if pushed:
@@ -79,12 +85,6 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
                 "destination": p["pushed_destination"].string_value
                 if "pushed_destination" in p else None}
     target = lineage.latest_outputs(store, name, "ReidExampleGen_target").get("examples")
-    if gate and ev:
-        gate["candidate"] = tfma_metrics(ev["evaluation"][0].uri, "candidate")
-        gate["baseline"] = (tfma_metrics(ev["evaluation"][0].uri, "baseline")
-                            if gate["baseline_model"] else None)
-        gate["min_fused_rank1"] = config.min_fused_rank1
-        gate["max_fused_rank1_drop"] = config.max_fused_rank1_drop
     return {"out": out, "pipeline": name, "config": config.to_dict(), "rounds": rounds,
             "gate": gate, "push": push, "metadata": os.path.join(out, "metadata.sqlite"),
             "target_examples": target[0].uri if target else None,

@@ -47,18 +47,18 @@ def ServingBundle(
     import tensorflow as tf
 
     from st_model.st_artifact import load_st_model
-    from trainer.export import Embedder, resolve_model_dir
+    from trainer.export import base_model_spec, resolve_model_dir
     src = resolve_model_dir(model.uri)
     serving = os.path.join(bundle.uri, "Format-Serving")
     copy_tree(src, serving)
     copy_tree(st_model.uri, bundle_st_model_dir(serving))
     header = load_st_model(st_model.uri).header()
-    embedder = Embedder(serving)
+    spec = base_model_spec(serving)
     manifest = {
         "format": "tfusion-serving-bundle", "version": 1,
         "embedding_signatures": ["serving_default (serialized tf.Example with 'image')",
                                  "embed_image_bytes (encoded JPEG/PNG)"],
-        "input_size": [embedder.height, embedder.width],
+        "input_size": [spec.height, spec.width],
         "st_model": f"{ST_DIR}/st_model.npz",
         "st_nodes": header["nodes"], "node_mode": header["mode"],
         "frame_rate": header.get("frame_rate"), "bin_frames": header["bin_frames"],
