@@ -8,11 +8,10 @@ Data come either from dataset folders (`source_dir`, `target_dir`, any layout th
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from st_model.errors import InputError
+from st_model.errors import InputError, read_json_object
 
 RUNNERS = ("local", "dataflow")
 
@@ -60,15 +59,7 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> "RunConfig":
-        try:
-            with open(path) as f:
-                values = json.load(f)
-        except OSError as e:
-            raise RunConfigError(f"{path}: cannot read the run config ({e.strerror})") from None
-        except json.JSONDecodeError as e:
-            raise RunConfigError(f"{path}: not JSON ({e})") from None
-        if not isinstance(values, dict):
-            raise RunConfigError(f"{path}: expected a JSON object of run settings")
+        values = read_json_object(path, "run config", RunConfigError)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, path)
 

@@ -28,3 +28,19 @@ def check_output_dir(path: str, what: str = "output folder") -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise InputError(f"{path}: {what} is an existing file, not a folder")
     return path
+
+
+def read_json_object(path: str, what: str, error: type = InputError) -> dict:
+    """The JSON object in file `path` (a settings file); `error` names the file and
+    says whether it could not be read, is not JSON, or holds no object."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise error(f"{path}: the {what} must be a JSON object")
+    return values

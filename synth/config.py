@@ -15,12 +15,11 @@ from `DOMAIN_DEFAULTS`). Bad values stop with a `ConfigError` naming the key.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import fields
 from typing import Any, Dict, Optional
 
-from st_model.errors import InputError
+from st_model.errors import InputError, read_json_object
 from synth.network import NetworkParams
 from synth.styles import STYLES
 
@@ -201,15 +200,7 @@ def load_config(preset: str, config_path: Optional[str] = None,
     cfg = copy.deepcopy(TOP_DEFAULTS)
     cfg.update(copy.deepcopy(PRESETS[preset]))
     if config_path:
-        try:
-            with open(config_path, encoding="utf-8") as f:
-                over = json.load(f)
-        except OSError as e:
-            raise ConfigError(f"{config_path}: cannot read config file: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{config_path}: not valid JSON: {e}") from None
-        if not isinstance(over, dict):
-            raise ConfigError(f"{config_path}: the config must be a JSON object")
+        over = read_json_object(config_path, "SynthReID config", ConfigError)
         try:
             _merge(cfg, over, "")
         except ConfigError as e:

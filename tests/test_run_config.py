@@ -46,7 +46,7 @@ def test_config_that_is_not_json(tmp_path, capsys):
     path = tmp_path / "run.json"
     path.write_text("rounds: 2\n")
     assert main(["run", "--config", str(path), "--compile-only"]) == 2
-    assert f"{path}: not JSON" in capsys.readouterr().err
+    assert f"{path}: not valid JSON" in capsys.readouterr().err
 
 
 def test_lineage_without_a_run_is_a_one_line_error(tmp_path, capsys):
