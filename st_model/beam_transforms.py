@@ -1,44 +1,51 @@
 """The ST model and the fused train ranking as Beam PTransforms.
 
-They call exactly the functions of the in-memory path (estimate.py, random_model.py,
-fused_ranking.py) on the same blocks, so both paths give identical histograms and
-rankings. The train split reaches the workers as a file: the job graph carries its
-path (any Beam filesystem), and each worker process reads the file once
-(load_train) and derives its nodes, random-model plan and frame spectra there.
-The launcher reads only the ST points (camera, frame, sequence) to plan the job.
-Units of work: tiles of the train × train blocked join (a row block against one
-column block; each row block's top-k visual neighbours and top-N fused neighbours
-are merged over its tiles with CombinePerKey, exactly as the in-memory scan), row
-blocks (visual deltas, keyed by node pair and combined per pair with
-CombinePerKey; each pair's histograms on the chosen grid), and in-reach (camera,
-sequence) sub-node pairs (random model, each worker computing a sub-node's frame
-spectrum once for both passes). The bandwidth choice pools every pair's deltas
-(N · k entries) in one element. Side
-inputs are small: the cosine moments, each image's best cosine [N], the grids, the
-combined counts.
+They call exactly the functions of the in-memory path (estimate.py, vision.py,
+random_model.py, smoothing.py, fused_ranking.py) on the same blocks, so both paths
+give identical histograms and rankings. The train split reaches the workers as
+files: the job graph carries its path and shard layout (TrainFile), and a worker
+reads the row blocks each unit of work needs (features.FeatureRows: a one-file set
+is a single shard, a folder of row shards is read shard by shard, a few kept), plus
+the ST points and names of all N images (small columns, once per process). The
+launcher reads only the ST columns to plan the job.
+Units of work: row blocks of the fixed-point cosine sums (vision.cosine_sums,
+summed exactly in any order); tiles of the train × train blocked join (a row block
+against one column block; each row block's top-k visual neighbours and top-N fused
+neighbours are merged over its tiles with CombinePerKey, exactly as the in-memory
+scan); row blocks of visual deltas, keyed by node pair and combined per pair with
+CombinePerKey, each pair's cross-validation terms and its histograms on the chosen
+grid; in-reach (camera, sequence) sub-node pairs (random model, each worker
+computing a sub-node's frame spectrum once for both passes). The bandwidth choice
+and the assembly work on combined statistics (≤ 64 points per node pair, [M, M, B]
+counts). Side inputs are small: the cosine moments, each image's best cosine [N],
+the grids, the combined counts.
 """
 from __future__ import annotations
 
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 
-from st_model import estimate, fused_ranking, neighbours, random_model, vision
+from st_model import estimate, fused_ranking, neighbours, random_model, smoothing, vision
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet, load_features, load_st_points
+from st_model.features import (FeatureRows, FeatureSet, Shard, STPoints, layout_names,
+                               layout_points, shard_layout)
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
 
 
-class LoadedTrain:
-    """A train feature file as one worker process holds it, with what the steps
-    derive from it (per node mode): node ids, the random-model plan, spectra."""
+class TrainOnWorker:
+    """The train split as one worker process holds it: rows read by shard
+    (features.FeatureRows: the shards a tile needs, a few kept), the ST points and
+    (for the ranking) names of all N images, and what the steps derive from the
+    points per node mode: node ids, the random-model plan, sub-node spectra."""
 
-    def __init__(self, train: FeatureSet):
-        self.train = train
+    def __init__(self, layout: Sequence[Shard], source: str):
+        self.layout, self.source = list(layout), source
+        self.reader = FeatureRows(self.layout, source)
         self._derived: Dict[Tuple, object] = {}
         self._lock = threading.RLock()
 
@@ -48,16 +55,26 @@ class LoadedTrain:
                 self._derived[key] = make()
             return self._derived[key]
 
-    def nodes(self, mode: str) -> Tuple[NodeIndex, np.ndarray]:
-        t = self.train
+    def rows(self, block: Tuple[int, int]) -> FeatureSet:
+        return self.reader.rows(*block)
 
+    @property
+    def points(self) -> STPoints:
+        return self._get(("points",), lambda: layout_points(self.layout, self.source))
+
+    @property
+    def names(self) -> np.ndarray:
+        return self._get(("names",), lambda: layout_names(self.layout, self.source))
+
+    def nodes(self, mode: str) -> Tuple[NodeIndex, np.ndarray]:
         def make():
+            t = self.points
             nodes = build_nodes(t.camera, t.sequence, mode)
             return nodes, nodes.lookup(t.camera, t.sequence)
         return self._get(("nodes", mode), make)
 
     def plan(self, mode: str) -> random_model.RandomPlan:
-        t = self.train
+        t = self.points
         return self._get(("plan", mode), lambda: random_model.random_plan(
             self.nodes(mode)[1], t.camera, t.sequence, t.frame, mode))
 
@@ -66,21 +83,30 @@ class LoadedTrain:
         return self._get(("spectrum", mode, u), lambda: self.plan(mode).spectrum(u))
 
 
-_LOADED: Dict[Tuple, LoadedTrain] = {}
+class TrainFile(NamedTuple):
+    """What the job graph carries of the train split: its path and shard layout
+    (paths, row ranges, sizes and modification times), never its arrays."""
+    source: str
+    layout: Tuple[Shard, ...]
+
+    def load(self) -> TrainOnWorker:
+        """This worker process's TrainOnWorker (one train split held at a time)."""
+        with _LOAD_LOCK:
+            if self not in _LOADED:
+                _LOADED.clear()
+                _LOADED[self] = TrainOnWorker(self.layout, self.source)
+            return _LOADED[self]
+
+
+_LOADED: Dict[TrainFile, TrainOnWorker] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_train(path: str) -> LoadedTrain:
-    """The train split of `path`, read once per worker process (and again only when
-    the file changes: the key holds its size and modification time)."""
-    from st_model.files import file_metadata
-    meta = file_metadata(path)
-    key = (path, meta.size_in_bytes, meta.last_updated_in_seconds)
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            _LOADED.clear()   # one train split per process at a time
-            _LOADED[key] = LoadedTrain(load_features(path))
-        return _LOADED[key]
+def plan_train(path: str) -> Tuple[TrainFile, STPoints]:
+    """The train split's TrainFile and ST points, as the launcher reads them (ST
+    columns only)."""
+    layout, points = shard_layout(path)
+    return TrainFile(path, tuple(layout)), points
 
 
 class _SumCounts(beam.CombineFn):
@@ -158,14 +184,36 @@ class _BestCosines(beam.CombineFn):
 
 
 # ---------------------------------------------------------------- worker steps
-def _vision_stats(path: str) -> Tuple[float, float]:
-    t = load_train(path).train
-    return vision.cosine_moments(t.features, t.camera)
+def _cosine_sums(block: Tuple[int, int], train: TrainFile, cameras: np.ndarray):
+    rows = train.load().rows(block)
+    return vision.cosine_sums(rows.features, rows.camera, cameras)
 
 
-def _tile_neighbours(tile, path: str, k: int, col_block: int):
-    """(row block start, (rows, index, cosine)) of one tile of the blocked join."""
-    b = estimate.tile_neighbours(load_train(path).train, tile, k, col_block)
+class _AddCosineSums(beam.CombineFn):
+    """Σ of the row blocks' fixed-point CosineSums (exact in any order)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, item):
+        return vision.add_cosine_sums(acc, item)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for a in accs:
+            out = vision.add_cosine_sums(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return vision.moments_of_sums(acc)
+
+
+def _tile_neighbours(tile, train: TrainFile, k: int, col_block: int):
+    """(row block start, (rows, index, cosine)) of one tile of the blocked join: the
+    worker reads the tile's row and column blocks only."""
+    loaded = train.load()
+    b = estimate.tile_neighbours(loaded.rows(tile[0]), loaded.rows(tile[1]), tile, k,
+                                 col_block, offsets=(tile[0][0], tile[1][0]))
     return tile[0][0], (b.rows, b.index, b.cosine)
 
 
@@ -195,20 +243,14 @@ def _neighbour_block(keyed) -> estimate.NeighbourBlock:
     return estimate.NeighbourBlock(*keyed[1])
 
 
-def _block_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
-                  vstats: Tuple[float, float], path: str, cfg: FusionConfig, span: int
-                  ) -> estimate.VisualDeltas:
-    loaded = load_train(path)
-    nodes, node = loaded.nodes(cfg.mode)
-    return estimate.block_deltas(loaded.train, node, block, best, cfg, nodes.size,
-                                 vstats, span)
-
-
 def _block_pair_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
-                       vstats: Tuple[float, float], path: str, cfg: FusionConfig,
+                       vstats: Tuple[float, float], train: TrainFile, cfg: FusionConfig,
                        span: int):
     """(node pair a·M+b, its deltas) of one row block, one element per node pair."""
-    d = _block_deltas(block, best, vstats, path, cfg, span)
+    loaded = train.load()
+    nodes, node = loaded.nodes(cfg.mode)
+    d = estimate.block_deltas(loaded.points, node, block, best, cfg, nodes.size, vstats,
+                              span)
     pairs, inv = np.unique(d.node_pair, return_inverse=True)
     inv = inv.reshape(-1)
     return [(int(p), estimate.VisualDeltas(*(a[inv == i] for a in d)))
@@ -259,8 +301,15 @@ class _PlaceHistograms(beam.CombineFn):
         return acc
 
 
-def _pair_counts(uv: Tuple[int, int], grid: DeltaGrid, path: str, mode: str):
-    loaded = load_train(path)
+def _pair_cv_terms(keyed, coarse: Optional[np.ndarray], grid0: DeltaGrid, m: int,
+                   candidates: np.ndarray):
+    """One node pair's cross-validation terms (estimate.cv_terms of its deltas)."""
+    return estimate.cv_terms(keyed[1], _zeros_if_none(coarse, m, grid0), grid0, m,
+                             candidates)
+
+
+def _pair_counts(uv: Tuple[int, int], grid: DeltaGrid, train: TrainFile, mode: str):
+    loaded = train.load()
     u, v = uv
     return grid, random_model.sub_pair_counts(loaded.plan(mode), u, v, grid,
                                               loaded.spectrum(mode, u),
@@ -273,7 +322,8 @@ def _zeros_if_none(counts: Optional[np.ndarray], m: int, grid: DeltaGrid) -> np.
 
 class EstimateSTModel(beam.PTransform):
     """PBegin -> PCollection holding one STModel (visual, random and diff models),
-    estimated from the train feature file `train_path` (.npz, any Beam filesystem)."""
+    estimated from the train features at `train_path` (an .npz file or a folder of
+    row shards, any Beam filesystem)."""
 
     def __init__(self, train_path: str, config: FusionConfig, span: int,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
@@ -283,43 +333,53 @@ class EstimateSTModel(beam.PTransform):
         self.row_block, self.col_block = row_block, col_block
 
     def expand(self, pbegin):
-        path, span, cfg = self.train_path, self.span, self.config.resolved().validate()
-        camera, frame, sequence = load_st_points(path)
-        nodes = build_nodes(camera, sequence, cfg.mode)
-        plan = random_model.random_plan(nodes.lookup(camera, sequence), camera, sequence,
-                                        frame, cfg.mode)
-        n, m, rinfo = len(camera), nodes.size, random_model.random_info(plan)
+        span, cfg = self.span, self.config.resolved().validate()
+        train, points = plan_train(self.train_path)
+        nodes = build_nodes(points.camera, points.sequence, cfg.mode)
+        plan = random_model.random_plan(nodes.lookup(points.camera, points.sequence),
+                                        points.camera, points.sequence, points.frame,
+                                        cfg.mode)
+        n, m, rinfo = len(points), nodes.size, random_model.random_info(plan)
         grid0 = estimate.coarse_grid(span, cfg, m)
-        step = estimate.frame_step(frame)
+        step = estimate.frame_step(points.frame)
         single = beam.pvalue.AsSingleton
 
-        stats = (pbegin | "TrainFile" >> beam.Create([path])
-                 | "VisionStats" >> beam.Map(_vision_stats))
+        stats = (pbegin
+                 | "MomentBlocks" >> beam.Create(neighbours.row_blocks(n,
+                                                                       vision.MOMENT_BLOCK))
+                 | "CosineSums" >> beam.Map(_cosine_sums, train, np.unique(points.camera))
+                 | "VisionStats" >> beam.CombineGlobally(_AddCosineSums()))
         candidates = (pbegin
                       | "RowBlocks" >> beam.Create(neighbours.row_blocks(n, self.row_block))
                       | "Neighbours" >> TopKJoin(_tile_neighbours, cfg.top_k, n,
-                                                 self.col_block, path, cfg.top_k,
+                                                 self.col_block, train, cfg.top_k,
                                                  self.col_block)
                       | "NeighbourBlocks" >> beam.Map(_neighbour_block))
         best = candidates | "BestCosines" >> beam.CombineGlobally(_BestCosines(n))
         pair_deltas = (candidates
                        | "VisualDeltas" >> beam.FlatMap(_block_pair_deltas, single(best),
-                                                        single(stats), path, cfg, span)
+                                                        single(stats), train, cfg, span)
                        | "PairDeltas" >> beam.CombinePerKey(estimate.concat_deltas))
-        deltas = (pair_deltas | "Deltas" >> beam.Values()
-                  | "AllDeltas" >> beam.CombineGlobally(estimate.concat_deltas))
         sub_pairs = pbegin | "SubNodePairs" >> beam.Create(list(plan.pairs))
         coarse = (sub_pairs
-                  | "CoarsePairCounts" >> beam.Map(_pair_counts, grid0, path, cfg.mode)
+                  | "CoarsePairCounts" >> beam.Map(_pair_counts, grid0, train, cfg.mode)
                   | "CoarseRandom" >> beam.CombineGlobally(_SumCounts(m)))
+        if estimate.needs_cv(cfg):
+            cands = estimate.bandwidth_candidates(span, step)
+            cv = (pair_deltas
+                  | "PairCVTerms" >> beam.Map(_pair_cv_terms, single(coarse), grid0, m,
+                                              cands)
+                  | "CVTerms" >> beam.combiners.ToList()
+                  | "JoinCVTerms" >> beam.Map(smoothing.join_cv_terms, cands.size))
+        else:
+            cv = pbegin | "NoCV" >> beam.Create([None])
 
-        def grid_of(d, coarse_counts):
-            return estimate.choose_grid(d, _zeros_if_none(coarse_counts, m, grid0),
-                                        grid0, span, cfg, m, step)
+        def grid_of(terms):
+            return estimate.choose_grid(terms, grid0, span, cfg, m, step)
 
-        chosen = deltas | "ChooseGrid" >> beam.Map(grid_of, single(coarse))
+        chosen = cv | "ChooseGrid" >> beam.Map(grid_of)
         final = (sub_pairs
-                 | "PairCounts" >> beam.Map(lambda uv, ch: _pair_counts(uv, ch[0], path,
+                 | "PairCounts" >> beam.Map(lambda uv, ch: _pair_counts(uv, ch[0], train,
                                                                         cfg.mode),
                                             single(chosen))
                  | "Random" >> beam.CombineGlobally(_SumCounts(m)))
@@ -342,35 +402,38 @@ class EstimateSTModel(beam.PTransform):
 
 class _FusedTileTopN(beam.DoFn):
     """Tile -> (row start, (rows, index, fused score)): its rows' top-N fused
-    neighbours among the tile's columns (fused_ranking.fused_top_n_rows)."""
+    neighbours among the tile's columns (fused_ranking.fused_top_n_rows), from the
+    tile's row and column blocks only."""
 
-    def __init__(self, train_path: str, config: FusionConfig):
-        self.train_path, self.config = train_path, config
-        self._scorer = None
+    def __init__(self, train: TrainFile, config: FusionConfig):
+        self.train, self.config = train, config
+        self._tables = None
 
     def process(self, tile, model: STModel):
         from st_model.scoring import BlockScorer, STTables
-        train = load_train(self.train_path).train
-        if self._scorer is None or self._scorer.g is not train:
-            self._scorer = BlockScorer(STTables.from_model(model), train, train,
-                                       self.config)
+        if self._tables is None or self._tables.model is not model:
+            self._tables = STTables.from_model(model)
+        loaded = self.train.load()
+        scorer = BlockScorer(self._tables, loaded.rows(tile[0]), loaded.rows(tile[1]),
+                             self.config)
         rows = np.arange(tile[0][0], tile[0][1], dtype=np.int64)
-        idx, sc = fused_ranking.fused_top_n_rows(self._scorer, rows,
-                                                 self.config.ranking_top_n,
-                                                 tile[1][1] - tile[1][0], cols=tile[1])
+        idx, sc = fused_ranking.fused_top_n_rows(scorer, rows, self.config.ranking_top_n,
+                                                 tile[1][1] - tile[1][0], cols=tile[1],
+                                                 offsets=(tile[0][0], tile[1][0]))
         yield tile[0][0], (rows, idx, sc)
 
 
-def _ranking_records(keyed, path: str):
+def _ranking_records(keyed, train: TrainFile):
     rows, idx, sc = keyed[1]
-    names = load_train(path).train.names
+    names = train.load().names
     return [fused_ranking.serialize_record(r)
             for r in fused_ranking.ranking_records(names, rows, idx, sc)]
 
 
 class WriteFusedRanking(beam.PTransform):
     """PCollection[STModel] (one) -> fused train ranking TFRecords under out_dir, for
-    the train feature file `train_path` (any Beam filesystem)."""
+    the train features at `train_path` (an .npz file or a folder of row shards, any
+    Beam filesystem)."""
 
     def __init__(self, train_path: str, config: FusionConfig, out_dir: str,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK, shards: int = 1,
@@ -380,13 +443,15 @@ class WriteFusedRanking(beam.PTransform):
         self.row_block, self.shards, self.col_block = row_block, shards, col_block
 
     def expand(self, model_pc):
-        path, cfg = self.train_path, self.config.resolved()
-        n = len(load_st_points(path)[0])
-        tile_top_n = beam.ParDo(_FusedTileTopN(path, cfg), beam.pvalue.AsSingleton(model_pc))
+        cfg = self.config.resolved()
+        train, points = plan_train(self.train_path)
+        n = len(points)
+        tile_top_n = beam.ParDo(_FusedTileTopN(train, cfg),
+                                beam.pvalue.AsSingleton(model_pc))
         return (model_pc.pipeline
                 | "RankBlocks" >> beam.Create(neighbours.row_blocks(n, self.row_block))
                 | "FusedTopN" >> TopKJoin(tile_top_n, cfg.ranking_top_n, n, self.col_block)
-                | "Records" >> beam.FlatMap(_ranking_records, path)
+                | "Records" >> beam.FlatMap(_ranking_records, train)
                 | "Write" >> beam.io.WriteToTFRecord(
                     fused_ranking.ranking_prefix(self.out_dir),
                     file_name_suffix=fused_ranking.SUFFIX, num_shards=self.shards,

@@ -19,13 +19,13 @@ same-identity train pairs instead.
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from st_model import histograms, neighbours, random_model, smoothing, vision
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
+from st_model.features import FeatureSet, STPoints
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.progress import counter, log
@@ -93,19 +93,23 @@ class NeighbourBlock(NamedTuple):
 def block_neighbours(train: FeatureSet, block: Tuple[int, int], k: int,
                      col_block: int = neighbours.DEFAULT_COL_BLOCK) -> NeighbourBlock:
     """Top-k visual neighbours (other cameras) of the train rows block[0]:block[1]."""
-    return tile_neighbours(train, (block, (0, len(train))), k, col_block)
+    return tile_neighbours(train, train, (block, (0, len(train))), k, col_block)
 
 
-def tile_neighbours(train: FeatureSet, tile: Tuple[Tuple[int, int], Tuple[int, int]],
-                    k: int, col_block: int = neighbours.DEFAULT_COL_BLOCK
-                    ) -> NeighbourBlock:
+def tile_neighbours(row_set: FeatureSet, col_set: FeatureSet,
+                    tile: Tuple[Tuple[int, int], Tuple[int, int]], k: int,
+                    col_block: int = neighbours.DEFAULT_COL_BLOCK,
+                    offsets: Tuple[int, int] = (0, 0)) -> NeighbourBlock:
     """Top-k visual neighbours of a row block among one column block only (a tile of
     the blocked join, neighbours.tiles); merge_neighbours of a row block's tiles is
-    its block_neighbours, bit for bit."""
+    its block_neighbours, bit for bit. row_set / col_set hold the train rows from
+    offsets[0] / offsets[1] on (the whole split, or just the tile's rows as a worker
+    reads them: FeatureRows)."""
     (r0, r1), (c0, c1) = tile
     rows = np.arange(r0, r1, dtype=np.int64)
-    score = neighbours.visual_score_block(train.features, train.features,
-                                          train.camera, train.camera, self_pairs=True)
+    score = neighbours.visual_score_block(row_set.features, col_set.features,
+                                          row_set.camera, col_set.camera, self_pairs=True,
+                                          offsets=offsets)
     idx, cos = neighbours.top_k_rows(score, rows, c1, k, col_block, col_start=c0)
     return NeighbourBlock(rows, idx, cos)
 
@@ -163,7 +167,8 @@ def delta_folds(node: np.ndarray, frame: np.ndarray, block_frames: int) -> np.nd
     return (node + frame // max(1, int(block_frames))) % 2
 
 
-def block_visual_deltas(train: FeatureSet, node: np.ndarray, rows: np.ndarray,
+def block_visual_deltas(train: Union[FeatureSet, STPoints], node: np.ndarray,
+                        rows: np.ndarray,
                         idx: np.ndarray, weight: np.ndarray, mode: str, n_nodes: int,
                         fold_frames: int) -> VisualDeltas:
     """(node pair a·M+b, Δ, weight, fold) of the in-reach (row, neighbour) pairs of a
@@ -203,15 +208,37 @@ def true_pair_deltas(train: FeatureSet, node: np.ndarray, mode: str, n_nodes: in
                         train.frame[i])
 
 
-def choose_grid(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGrid,
-                span: int, config: FusionConfig, n_nodes: int, step: int = 1
+def needs_cv(config: FusionConfig) -> bool:
+    """Whether the bandwidth is chosen by cross-validation (not tfusion, not fixed)."""
+    return config.mode != "tfusion" and config.bandwidth is None
+
+
+def bandwidth_candidates(span: int, step: int = 1) -> np.ndarray:
+    """Widths tried: max(MIN_BANDWIDTH, step / 2) (step: frame_step of the train
+    frames) to span / MAX_BANDWIDTH_DIVISOR."""
+    return smoothing.bandwidth_grid(max(MIN_BANDWIDTH, step / 2),
+                                    max(2.0, span / MAX_BANDWIDTH_DIVISOR))
+
+
+def cv_terms(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGrid,
+             n_nodes: int, candidates: np.ndarray) -> smoothing.CVTerms:
+    """The cross-validation terms (smoothing.cv_densities) of the deltas of one or
+    more node pairs against their random background on the coarse grid: the Beam
+    path computes them per node pair and joins them (smoothing.join_cv_terms)."""
+    bg = smoothing.background_density(coarse_random, grid0, deltas.node_pair,
+                                      deltas.delta, n_nodes)
+    return smoothing.cv_densities(deltas.node_pair, deltas.delta, deltas.weight,
+                                  deltas.fold, bg, candidates)
+
+
+def choose_grid(cv: Optional[smoothing.CVTerms], grid0: DeltaGrid, span: int,
+                config: FusionConfig, n_nodes: int, step: int = 1
                 ) -> Tuple[DeltaGrid, float, Dict]:
     """Bandwidth h (frames) and the grid it implies (bin width ≈ h/2, ≤ bin_frames).
 
     h is the pooled cross-validated likelihood choice (smoothing.choose_bandwidth)
-    among widths from max(MIN_BANDWIDTH, step / 2) (step: frame_step of the train
-    frames) to span / MAX_BANDWIDTH_DIVISOR unless fixed in the config; tfusion mode
-    keeps bin_frames and its box.
+    on the node pairs' terms `cv` (cv_terms, over bandwidth_candidates(span, step))
+    unless fixed in the config; tfusion mode keeps bin_frames and its box.
     """
     if config.mode == "tfusion":
         return grid0, 0.0, {"bandwidth_rule": "tfusion box window",
@@ -219,12 +246,7 @@ def choose_grid(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGri
     if config.bandwidth is not None:
         h, info = float(config.bandwidth), {"bandwidth_rule": "fixed"}
     else:
-        bg = smoothing.background_density(coarse_random, grid0, deltas.node_pair,
-                                          deltas.delta, n_nodes)
-        cands = smoothing.bandwidth_grid(max(MIN_BANDWIDTH, step / 2),
-                                         max(2.0, span / MAX_BANDWIDTH_DIVISOR))
-        h, c, curve = smoothing.choose_bandwidth(deltas.node_pair, deltas.delta,
-                                                 deltas.weight, deltas.fold, bg, cands)
+        h, c, curve = smoothing.choose_bandwidth(cv, bandwidth_candidates(span, step))
         info = {"bandwidth_rule": "pooled two-fold cross-validated likelihood of "
                                   "visual deltas", "frame_step": step,
                 "background_weight": c, "bandwidth_curve": curve}
@@ -307,7 +329,8 @@ def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
                                        vision_stats, span) for b in blocks])
 
 
-def block_deltas(train: FeatureSet, node: np.ndarray, block: NeighbourBlock,
+def block_deltas(train: Union[FeatureSet, STPoints], node: np.ndarray,
+                 block: NeighbourBlock,
                  best: np.ndarray, config: FusionConfig, n_nodes: int,
                  vision_stats: Tuple[float, float], span: int) -> VisualDeltas:
     """Weights and deltas of one block of neighbours (best: best_cosines)."""
@@ -338,8 +361,10 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
     log("exact random model (coarse grid)")
     rand0, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
                                                  train.frame, config.mode, nodes.size, grid0)
-    grid, h, info = choose_grid(deltas, rand0, grid0, span, config, nodes.size,
-                                frame_step(train.frame))
+    step = frame_step(train.frame)
+    cv = (cv_terms(deltas, rand0, grid0, nodes.size, bandwidth_candidates(span, step))
+          if needs_cv(config) else None)
+    grid, h, info = choose_grid(cv, grid0, span, config, nodes.size, step)
     log(f"bandwidth {h:.1f} frames, bin width {grid.width} frames, {grid.n_bins} bins; "
         f"share of random-looking visual deltas {info.get('background_weight')}")
     if grid == grid0:

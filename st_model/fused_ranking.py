@@ -29,12 +29,16 @@ SUFFIX = ".tfrecord.gz"
 
 def fused_top_n_rows(scorer: BlockScorer, rows: np.ndarray, n: int,
                      col_block: int = neighbours.DEFAULT_COL_BLOCK,
-                     cols: Optional[Tuple[int, int]] = None
-                     ) -> Tuple[np.ndarray, np.ndarray]:
+                     cols: Optional[Tuple[int, int]] = None,
+                     offsets: Tuple[int, int] = (0, 0)) -> Tuple[np.ndarray, np.ndarray]:
     """Top-n fused neighbours (train × train, self excluded) of the given rows, among
-    all train images or the column block `cols` (a tile: neighbours.merge_top_k)."""
+    all train images or the column block `cols` (a tile: neighbours.merge_top_k).
+    The scorer's query / gallery sets hold the train rows from offsets[0] /
+    offsets[1] on (the whole split, or a tile's rows as a worker reads them)."""
+    r0, c0 = offsets
+
     def score(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        s = np.asarray(scorer(r, c), np.float64)
+        s = np.asarray(scorer(r - r0, c - c0), np.float64)
         s[r[:, None] == c[None, :]] = -np.inf
         return s
     start, stop = cols or (0, len(scorer.g))

@@ -123,14 +123,19 @@ def tiles(row_block: Tuple[int, int], n_cols: int, col_block: int = DEFAULT_COL_
 
 
 def visual_score_block(x_rows: np.ndarray, x_cols: np.ndarray, cam_rows: np.ndarray,
-                       cam_cols: np.ndarray, self_pairs: bool) -> ScoreBlock:
+                       cam_cols: np.ndarray, self_pairs: bool,
+                       offsets: Tuple[int, int] = (0, 0)) -> ScoreBlock:
     """Cosine similarity (rows of x are unit vectors), -inf for same-camera pairs.
 
     With `self_pairs=True` rows and columns index the same set (train vs train).
+    x_rows / x_cols hold the rows and columns from offsets[0] / offsets[1] on (a
+    part of the set, as a worker reads it); the score takes global indices.
     """
+    r0, c0 = offsets
+
     def score(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        s = x_rows[rows] @ x_cols[cols].T
+        s = x_rows[rows - r0] @ x_cols[cols - c0].T
         s = s.astype(np.float64)
-        s[cam_rows[rows][:, None] == cam_cols[cols][None, :]] = -np.inf
+        s[cam_rows[rows - r0][:, None] == cam_cols[cols - c0][None, :]] = -np.inf
         return s
     return score

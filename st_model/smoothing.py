@@ -16,7 +16,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -87,58 +87,81 @@ def _eval_subset(n: int, size: int) -> np.ndarray:
 MIXTURE_WEIGHTS = np.concatenate([np.arange(0.0, 0.98, 0.02), [0.98, 0.99, 0.995, 0.998, 0.999]])
 
 
-def cv_densities(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
-                 fold: np.ndarray, background: np.ndarray, candidates: np.ndarray
-                 ) -> Tuple[np.ndarray, ...]:
-    """Cross-validated weighted KDE density of each evaluated visual delta, per bandwidth.
+class CVTerms(NamedTuple):
+    """One node pair's cross-validation terms (pair_cv_terms), or several pairs'
+    concatenated in node-pair order: kde [E, H], background [E], evaluation weight
+    [E], other-fold weight [E], node pair [E]."""
+    kde: np.ndarray
+    background: np.ndarray
+    weight: np.ndarray
+    other: np.ndarray
+    pair: np.ndarray
 
-    Each node pair's deltas are evaluated at ≤ LOO_EVAL_POINTS evenly spread sorted
-    positions against the pair's deltas of the *other* fold:
+
+def pair_cv_terms(pair: int, delta: np.ndarray, weight: np.ndarray, fold: np.ndarray,
+                  background: np.ndarray, candidates: np.ndarray) -> Optional[CVTerms]:
+    """Cross-validated weighted KDE density of one node pair's evaluated deltas, per
+    bandwidth (None when no delta has any in the other fold).
+
+    The pair's deltas (sorted by Δ, stably) are evaluated at ≤ LOO_EVAL_POINTS evenly
+    spread sorted positions against the pair's deltas of the *other* fold:
         f_h(Δ_e) = Σ_{j: fold_j ≠ fold_e} w_j K_h(Δ_e − Δ_j) / Σ_{j: fold_j ≠ fold_e} w_j.
     Folds group deltas by the time block of the anchor image (estimate.delta_folds),
     so the near-repeated deltas of one visit (several images a few frames apart)
     never explain each other — plain leave-one-out collapses h to a frame on them.
-    Returns (kde [E, H], background [E], evaluation weight [E], other-fold weight
-    [E], node pair [E]); evaluation weights w_e · W_p / Σ_ev w_e make weighted sums
-    over E estimate weighted sums over all deltas.
+    Evaluation weights w_e · W_p / Σ_ev w_e make weighted sums over the evaluated
+    points estimate weighted sums over all the pair's deltas.
     """
-    order = np.lexsort((delta, node_pair))
-    node_pair, delta = node_pair[order], delta[order]
-    weight, fold, background = weight[order], fold[order], background[order]
-    _, starts, sizes = np.unique(node_pair, return_index=True, return_counts=True)
-    kdes, bgs, weights, others, pairs = [], [], [], [], []
-    for p, s, n in zip(node_pair[starts], starts, sizes):
-        d = delta[s:s + n].astype(np.float64)
-        w, f = weight[s:s + n], fold[s:s + n]
-        ev = _eval_subset(n, LOO_EVAL_POINTS)
-        other = f[None, :] != f[ev][:, None]                       # [e, n]
-        w_other = (other * w[None, :]).sum(axis=1)
-        keep = w_other > 0
-        if not keep.any():
-            continue
-        ev, other, w_other = ev[keep], other[keep], w_other[keep]
-        diff = d[ev][:, None] - d[None, :]
-        wo = other * w[None, :]
-        kde = np.empty((ev.size, candidates.size))
-        for h_i, h in enumerate(candidates):
-            k = np.exp(-0.5 * (diff / h) ** 2)
-            kde[:, h_i] = (k * wo).sum(axis=1) / (w_other * h * np.sqrt(2 * np.pi))
-        kdes.append(kde)
-        bgs.append(background[s:s + n][ev])
-        weights.append(w[ev] * w.sum() / max(w[ev].sum(), 1e-300))
-        others.append(w_other)
-        pairs.append(np.full(ev.size, p, np.int64))
-    if not kdes:
+    order = np.argsort(delta, kind="stable")
+    d = delta[order].astype(np.float64)
+    w, f, bg = weight[order], fold[order], background[order]
+    n = d.size
+    ev = _eval_subset(n, LOO_EVAL_POINTS)
+    other = f[None, :] != f[ev][:, None]                       # [e, n]
+    w_other = (other * w[None, :]).sum(axis=1)
+    keep = w_other > 0
+    if not keep.any():
+        return None
+    ev, other, w_other = ev[keep], other[keep], w_other[keep]
+    diff = d[ev][:, None] - d[None, :]
+    wo = other * w[None, :]
+    kde = np.empty((ev.size, candidates.size))
+    for h_i, h in enumerate(candidates):
+        k = np.exp(-0.5 * (diff / h) ** 2)
+        kde[:, h_i] = (k * wo).sum(axis=1) / (w_other * h * np.sqrt(2 * np.pi))
+    return CVTerms(kde, bg[ev], w[ev] * w.sum() / max(w[ev].sum(), 1e-300), w_other,
+                   np.full(ev.size, pair, np.int64))
+
+
+def join_cv_terms(parts, n_candidates: int) -> CVTerms:
+    """Several pairs' CVTerms (None or empty ones skipped) concatenated in node-pair
+    order."""
+    parts = sorted((p for p in parts if p is not None and p.pair.size),
+                   key=lambda t: int(t.pair[0]))
+    if not parts:
         z = np.zeros(0)
-        return np.zeros((0, candidates.size)), z, z, z, z.astype(np.int64)
-    return (np.concatenate(kdes), np.concatenate(bgs), np.concatenate(weights),
-            np.concatenate(others), np.concatenate(pairs))
+        return CVTerms(np.zeros((0, n_candidates)), z, z, z, z.astype(np.int64))
+    return CVTerms(*(np.concatenate([getattr(p, k) for p in parts])
+                     for k in CVTerms._fields))
 
 
-def choose_bandwidth(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
-                     fold: np.ndarray, background: np.ndarray, candidates: np.ndarray
+def cv_densities(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
+                 fold: np.ndarray, background: np.ndarray, candidates: np.ndarray
+                 ) -> CVTerms:
+    """pair_cv_terms of every node pair, joined (join_cv_terms)."""
+    order = np.argsort(node_pair, kind="stable")
+    node_pair = node_pair[order]
+    _, starts, sizes = np.unique(node_pair, return_index=True, return_counts=True)
+    return join_cv_terms(
+        [pair_cv_terms(int(node_pair[s]), delta[order[s:s + n]], weight[order[s:s + n]],
+                       fold[order[s:s + n]], background[order[s:s + n]], candidates)
+         for s, n in zip(starts, sizes)], candidates.size)
+
+
+def choose_bandwidth(terms: CVTerms, candidates: np.ndarray
                      ) -> Tuple[float, float, Dict[str, list]]:
-    """(h, c, curve), chosen by the cross-validated likelihood of the visual deltas
+    """(h, c, curve) from the node pairs' cross-validation terms (cv_densities or
+    join_cv_terms), chosen by the cross-validated likelihood of the visual deltas
     under the mixture of a KDE and the exact random background:
 
     1. (h, c) maximise the weighted two-fold likelihood (cv_densities) of
@@ -151,8 +174,7 @@ def choose_bandwidth(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarra
        curve, with FLAT (likelihood of r_p alone) as an option; others keep the
        pooled h.
     """
-    kde, bg, w, w_other, pair = cv_densities(node_pair, delta, weight, fold, background,
-                                             candidates)
+    kde, bg, w, w_other, pair = terms
     if w.size == 0:
         return float(candidates[len(candidates) // 2]), 1.0, {"candidates": [],
                                                                "cv_log_likelihood": []}

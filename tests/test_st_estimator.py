@@ -105,11 +105,11 @@ def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():
     node_pair = np.zeros(delta.size, np.int64)
     bg = np.full(delta.size, 1e-5)
     cands = smoothing.bandwidth_grid(1, 4000)
-    h_cv, _, _ = smoothing.choose_bandwidth(node_pair, delta.astype(np.int64),
-                                            np.ones(delta.size), fold, bg, cands)
-    h_loo, _, _ = smoothing.choose_bandwidth(node_pair, delta.astype(np.int64),
-                                             np.ones(delta.size), np.arange(delta.size) % 2,
-                                             bg, cands)
+    def choose(folds):
+        return smoothing.choose_bandwidth(smoothing.cv_densities(
+            node_pair, delta.astype(np.int64), np.ones(delta.size), folds, bg, cands),
+            cands)[0]
+    h_cv, h_loo = choose(fold), choose(np.arange(delta.size) % 2)
     assert 15 <= h_cv <= 120          # the spread of the visits (σ 60)
     assert h_loo < 4                  # alternating folds see the repeats: collapse
 

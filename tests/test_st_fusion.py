@@ -35,8 +35,9 @@ def _bandwidth(deltas_per_pair, span=20000, per_pair=False, folds=None):
     d = np.concatenate(deltas_per_pair).astype(np.int64)
     bg = np.full(d.size, 1.0 / span)
     fold = np.arange(d.size) % 2 if folds is None else folds
-    h, c, info = smoothing.choose_bandwidth(node_pair, d, np.ones(d.size), fold, bg,
-                                            smoothing.bandwidth_grid(1, 4000))
+    cands = smoothing.bandwidth_grid(1, 4000)
+    h, c, info = smoothing.choose_bandwidth(
+        smoothing.cv_densities(node_pair, d, np.ones(d.size), fold, bg, cands), cands)
     return (h, c, info["pair_bandwidth"]) if per_pair else (h, c)
 
 
