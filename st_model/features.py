@@ -45,6 +45,14 @@ class FeatureSet:
         return int(self.features.shape[0])
 
     @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def first_name(self) -> Optional[str]:
+        return None if self.name is None or not len(self.name) else str(self.name[0])
+
+    @property
     def names(self) -> np.ndarray:
         """Image names; `source#index` when the file carries none."""
         if self.name is not None:
@@ -323,6 +331,51 @@ def layout_names(layout: Sequence[Shard], source: str) -> np.ndarray:
         out.append(np.asarray(data["name"]).astype(str) if "name" in data
                    else default_names(source, sh.start, sh.stop))
     return np.concatenate(out)
+
+
+@dataclass
+class FeatureHeader:
+    """What a launcher needs of a feature set whose features only the Beam workers
+    read: its ST points, feature dimension, first image name and source."""
+    points: STPoints
+    dim: int
+    first_name: Optional[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    camera = property(lambda self: self.points.camera)
+    frame = property(lambda self: self.points.frame)
+    sequence = property(lambda self: self.points.sequence)
+    pid = property(lambda self: self.points.pid)
+
+
+def _npy_shape(path: str, key: str) -> Tuple[int, ...]:
+    """Shape of array `key` of an .npz file, from its .npy header (no data read)."""
+    from st_model.files import open_file
+    with open_file(path) as f, zipfile.ZipFile(f) as z, z.open(f"{key}.npy") as a:
+        version = np.lib.format.read_magic(a)
+        return tuple(np.lib.format._read_array_header(a, version)[0])
+
+
+def read_header(path: str) -> FeatureHeader:
+    """The FeatureHeader of a feature file or shard folder (ST columns, the .npy
+    header of the features and the first name: never the feature matrix)."""
+    files = [f for f, _, _ in shard_files(path)]
+    points = _join_points([_st_columns(f) for f in files], path)
+    try:
+        dims = {_npy_shape(f, "features")[1:] for f in files}
+    except KeyError:
+        raise FeatureFileError(f"{path}: missing array features") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable header is reported alike
+        raise FeatureFileError(f"{path}: not a readable .npz file ({e})") from None
+    if len(dims) != 1 or len(next(iter(dims))) != 1:
+        raise FeatureFileError(f"{path}: 'features' must be [N, D] with one D in every "
+                               f"shard, got {sorted(dims)}")
+    names = _read_npz(files[0], ("name",)).get("name")
+    first = None if names is None or not len(names) else str(np.asarray(names)[0])
+    return FeatureHeader(points, int(next(iter(dims))[0]), first, path)
 
 
 def _arrays(fs: FeatureSet) -> Dict[str, np.ndarray]:

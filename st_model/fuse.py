@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
 from st_model import estimate, fused_ranking, metrics, neighbours
 from st_model.config import FusionConfig
-from st_model.features import FeatureFileError, FeatureSet, save_features
+from st_model.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
 from st_model.files import make_folder, write_file
 from st_model.progress import counter, log
 from st_model.scoring import BlockScorer, STTables
@@ -32,15 +32,16 @@ PLOT_FILE = "st_model.png"
 STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
 
 
-def check_inputs(train: FeatureSet, query: FeatureSet, gallery: FeatureSet) -> None:
+def check_inputs(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
+                 gallery: FeatureSet) -> None:
     """Same feature dimension everywhere; query/gallery carry pid for evaluation;
     train spans at least two cameras. (Query/gallery cameras that train lacks are
     allowed: their pairs get the neutral ST factor, see unseen_report.)"""
-    d = train.features.shape[1]
+    d = train.dim
     for fs in (query, gallery):
-        if fs.features.shape[1] != d:
+        if fs.dim != d:
             raise FeatureFileError(f"{fs.source}: features have dimension "
-                                   f"{fs.features.shape[1]}, but {train.source} has {d}")
+                                   f"{fs.dim}, but {train.source} has {d}")
         if fs.pid is None:
             raise FeatureFileError(f"{fs.source}: missing array pid (needed to evaluate "
                                    f"the query/gallery ranking)")
@@ -174,16 +175,17 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
                                               q_node, g_node))
 
 
-def fuse(train: FeatureSet, query: FeatureSet, gallery: FeatureSet, config: FusionConfig,
-         output_dir: str, beam_args: Optional[List[str]] = None, plot: bool = True,
-         ranking: bool = True, oracle_st: bool = False,
+def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: FeatureSet,
+         config: FusionConfig, output_dir: str, beam_args: Optional[List[str]] = None,
+         plot: bool = True, ranking: bool = True, oracle_st: bool = False,
          train_path: Optional[str] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
-    OUT/st_model.png; returns the metrics dict. `train_path`: the feature file
-    `train` was loaded from (load_features), which the Beam path's workers read. `oracle_st` (benchmarks; needs train
-    pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
+    OUT/st_model.png; returns the metrics dict. `train_path`: the feature file or
+    shard folder `train` was read from, which the Beam path's workers read; with
+    the Beam path `train` may be its FeatureHeader only (the launcher never holds
+    the train features). `oracle_st` (benchmarks; needs train pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
     true train identities (estimate.oracle_st_model), the bound to read fusion against.
     """
     t0 = time.monotonic()

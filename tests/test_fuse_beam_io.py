@@ -57,11 +57,25 @@ def test_fuse_reads_and_writes_another_filesystem(store):
     assert a.visual.sum() > 0 and a.same_as(load_st_model("tfusiontest://beam"))
     ranking = read_ranking(str(store / "mem"))
     assert len(ranking) == len(train) and ranking == read_ranking(str(store / "beam"))
+    # the train split as row shards on that filesystem, the launcher holding its
+    # header only: listed, planned and read by the workers there
+    from st_model.features import read_header, save_feature_shards
+    save_feature_shards(train, "tfusiontest://in/train_shards", 128)
+    assert len(list((store / "in" / "train_shards").iterdir())) == 3
+    shards = fuse(read_header("tfusiontest://in/train_shards"), query, gallery, config,
+                  "tfusiontest://shards", beam_args=IN_PROCESS,
+                  train_path="tfusiontest://in/train_shards")
+    assert shards["fusion"] == mem["fusion"]
+    assert a.same_as(load_st_model("tfusiontest://shards"))
+    assert read_ranking(str(store / "shards")) == ranking
 
 
-def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(tmp_path):
+@pytest.mark.parametrize("storage", ["file", "shards"])
+def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(
+        tmp_path, storage):
     """fuse's Beam job built for Dataflow (nothing runs, no cloud is contacted) over
-    13k × 2048 float32 train features (106 MB): the graph holds the file's path."""
+    13k × 2048 float32 train features (106 MB), one file or 13 row shards: the graph
+    holds paths and row ranges."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -70,10 +84,19 @@ def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(tm
     from st_model.fuse import build_st_job
     n, d = 13_000, 2048
     rng = np.random.default_rng(0)
-    path = str(tmp_path / "train.npz")
-    np.savez(path, features=rng.standard_normal((n, d), dtype=np.float32),
-             camera=rng.integers(1, 7, n), frame=rng.integers(0, 200_000, n),
-             sequence=rng.integers(1, 7, n))
+    arrays = dict(features=rng.standard_normal((n, d), dtype=np.float32),
+                  camera=rng.integers(1, 7, n), frame=rng.integers(0, 200_000, n),
+                  sequence=rng.integers(1, 7, n))
+    if storage == "file":
+        path = str(tmp_path / "train.npz")
+        np.savez(path, **arrays)
+    else:
+        from st_model.features import shard_name
+        path = str(tmp_path / "train")
+        (tmp_path / "train").mkdir()
+        for i in range(13):
+            np.savez(f"{path}/{shard_name(i, 13)}",
+                     **{k: v[i * 1000:(i + 1) * 1000] for k, v in arrays.items()})
     frames = load_st_points(path)[1]
     span = int(frames.max() - frames.min())
     p = beam.Pipeline(options=PipelineOptions(beam_args(DATAFLOW + ["--dry_run=True"])))

@@ -65,11 +65,18 @@ def _args(d, out, *extra):
 
 @pytest.fixture(scope="module")
 def fused(market_slice, tmp_path_factory):
-    """The same slice fused in memory and through Beam's DirectRunner."""
+    """The same slice fused in memory and through Beam's DirectRunner, the latter
+    with the train split as a folder of row shards (the launcher reads its header
+    only; the workers read the rows)."""
+    from st_model.features import load_features, save_feature_shards
     mem = tmp_path_factory.mktemp("in_memory")
     beam = tmp_path_factory.mktemp("beam")
     assert main(_args(market_slice, mem)) == 0
-    assert main(_args(market_slice, beam, "--no-plot", "--", *BEAM)) == 0
+    shards = str(tmp_path_factory.mktemp("train_shards"))
+    save_feature_shards(load_features(str(market_slice / "train.npz")), shards, 300)
+    args = _args(market_slice, beam, "--", *BEAM)
+    args[args.index("--train") + 1] = shards
+    assert main(args) == 0
     return mem, beam
 
 
@@ -101,6 +108,8 @@ def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
     mm = json.loads((mem / "metrics.json").read_text())
     mb = json.loads((beam / "metrics.json").read_text())
     assert mm["fusion"] == mb["fusion"] and mb["path"] == "beam"
+    assert mm["config"]["frame_rate"] == mb["config"]["frame_rate"]
+    assert (beam / "st_model.png").read_bytes() == (mem / "st_model.png").read_bytes()
 
 
 def test_tfusion_mode_runs_and_reports_its_rules(market_slice, tmp_path):

@@ -34,10 +34,31 @@ def write_train(path, n=300, seed=0):
     return str(path)
 
 
-@pytest.mark.parametrize("mode", ["camera_sequence", "tfusion"])
-def test_beam_estimate_equals_in_memory(mode, tmp_path):
+def as_shards(path, shard_rows):
+    """The feature file at `path` rewritten as a folder of row shards beside it."""
+    from st_model.features import save_feature_shards
+    folder = str(path).replace(".npz", "_shards")
+    save_feature_shards(load_features(str(path)), folder, shard_rows)
+    return folder
+
+
+@pytest.mark.parametrize("mode, storage", [("camera_sequence", "file"),
+                                           ("tfusion", "file"),
+                                           ("camera_sequence", "shards")])
+def test_beam_estimate_equals_in_memory(mode, storage, tmp_path, monkeypatch):
     path = write_train(tmp_path / "train.npz")
     train = load_features(path)
+    if storage == "shards":
+        # shards that do not line up with the row / column blocks; no step of the
+        # job may load the whole split (only single shards)
+        path = as_shards(path, 37)
+        from st_model import features
+        real = features.load_features
+
+        def shard_only(p, **kw):
+            assert p != path, "a step loaded the whole train split"
+            return real(p, **kw)
+        monkeypatch.setattr(features, "load_features", shard_only)
     config = FusionConfig(mode=mode, top_k=4)
     span = frame_span(train)
     # small row and column blocks: several tiles per row block, merged per row
@@ -89,9 +110,11 @@ def test_tiles_merged_in_any_order_give_the_full_scan_with_its_tie_order():
     assert np.array_equal(idx, row3[0])
 
 
-def test_two_worker_processes_give_the_in_memory_model_and_ranking(tmp_path):
-    """fuse's Beam job on the DirectRunner with 2 separate worker processes: the
-    same ST model and fused ranking as the in-memory path, bit for bit."""
+@pytest.mark.parametrize("storage", ["file", "shards"])
+def test_two_worker_processes_give_the_in_memory_model_and_ranking(storage, tmp_path):
+    """fuse's Beam job on the DirectRunner with 2 separate worker processes, on a
+    feature file or a folder of row shards: the same ST model and fused ranking as
+    the in-memory path, bit for bit."""
     from st_model.fuse import run_beam, write_ranking_in_memory
     from st_model.fused_ranking import read_ranking
     from st_model.scoring import STTables
@@ -102,6 +125,8 @@ def test_two_worker_processes_give_the_in_memory_model_and_ranking(tmp_path):
     expected = estimate_st_model(train, config, span, col_block=100)
     write_ranking_in_memory(train, STTables.from_model(expected), config,
                             str(tmp_path / "mem"), col_block=100)
+    if storage == "shards":
+        path = as_shards(path, 64)
     model = run_beam(path, config, span, str(tmp_path / "beam"), TWO_PROCESSES,
                      col_block=100)
     assert model.visual.sum() > 0 and model.same_as(expected)

@@ -35,9 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Unknown arguments are Beam pipeline options; giving any runs the "
                      "Beam path (default: in memory).")
     io = parser.add_argument_group("inputs and outputs")
-    io.add_argument("--train", required=True, help="train split features (.npz)")
-    io.add_argument("--query", required=True, help="query split features (.npz, with pid)")
-    io.add_argument("--gallery", required=True, help="gallery split features (.npz, with pid)")
+    io.add_argument("--train", required=True,
+                    help="train split features (.npz, or a folder of row shards "
+                         "features-SSSSS-of-NNNNN.npz: what Beam workers read block by "
+                         "block)")
+    io.add_argument("--query", required=True,
+                    help="query split features (.npz or shard folder, with pid)")
+    io.add_argument("--gallery", required=True,
+                    help="gallery split features (.npz or shard folder, with pid)")
     io.add_argument("--output-dir", required=True, help="folder for metrics and artifacts")
     st = parser.add_argument_group("ST model")
     st.add_argument("--mode", choices=MODES, default=_DEFAULTS.mode,
@@ -111,17 +116,20 @@ def frame_rate_of(names) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from st_model.errors import check_output_dir
-    from st_model.features import load_features
+    from st_model.features import load_features, read_header
     from st_model.fuse import fuse
     config = config_from_args(args).validate()
     check_output_dir(args.output_dir)
-    train = load_features(args.train)
-    if args.frame_rate is None and train.name is not None:
-        config = replace(config, frame_rate=frame_rate_of(train.name))
+    beam_args = getattr(args, "beam_args", None) or None
+    # the Beam path's workers read the train features; this process only its header
+    train = (read_header(args.train) if beam_args and not args.oracle_st
+             else load_features(args.train))
+    if args.frame_rate is None and train.first_name is not None:
+        config = replace(config, frame_rate=frame_rate_of([train.first_name]))
     query = load_features(args.query, require_pid=True)
     gallery = load_features(args.gallery, require_pid=True)
     result = fuse(train, query, gallery, config, args.output_dir,
-                  beam_args=getattr(args, "beam_args", None) or None,
+                  beam_args=beam_args,
                   plot=not args.no_plot, ranking=not args.no_ranking,
                   oracle_st=args.oracle_st, train_path=args.train)
     v, f = result["vision"], result["fusion"]
