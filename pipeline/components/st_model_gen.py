@@ -14,9 +14,11 @@ from st_model.progress import log
 
 
 def split_path(features_uri: str, split: str) -> str:
-    """The feature file of one split of a Features artifact."""
-    from st_model.tracks import join_path
-    return join_path(features_uri, f"{split}.npz")
+    """The features of one split of a Features artifact: its folder of row shards
+    `<uri>/<split>/`, or `<uri>/<split>.npz` (an artifact written as one file per
+    split)."""
+    from st_model.features import split_features_path
+    return split_features_path(features_uri, split)
 
 
 def load_split_features(features_uri: str):
@@ -49,9 +51,13 @@ def STModelGen(
     from st_model.beam_transforms import EstimateSTModel
     from st_model.plot import plot_st_model
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
-    config, (train, query, gallery) = fusion_inputs(features.uri, fusion_config, "STModelGen")
-    span = estimate.frame_span(train, query, gallery)
+    from st_model.features import load_st_points
     from st_model.tracks import join_path
+    config = fusion_config_of(fusion_config, "STModelGen")
+    # the launcher reads ST points only; the workers read the train features by blocks
+    train, query, gallery = (load_st_points(split_path(features.uri, s))
+                             for s in ("train", "query", "gallery"))
+    span = estimate.frame_span(train, query, gallery)
     path = join_path(st_model.uri, FILENAME)
     log(f"STModelGen: {len(train)} train images from {features.uri}")
     with beam_pipeline as p:
