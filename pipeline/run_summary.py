@@ -110,7 +110,7 @@ def report_rounds(summary: Dict) -> List:
     config = FusionConfig.from_dict(summary["config"]["fusion"]).resolved()
     out = []
     for row in summary["rounds"]:
-        _, query, gallery = load_split_features(row["features"])
+        query, gallery = load_split_features(row["features"], ("query", "gallery"))
         tables = STTables.from_model(load_st_model(row["st_model"]))
         ranked = ranked_queries(query, gallery, tables, config, seed=summary["config"]["seed"])
         if summary.get("target_examples"):

@@ -14,7 +14,7 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model
 
 from pipeline.artifacts import Features, STModel
-from pipeline.components.st_model_gen import fusion_inputs
+from pipeline.components.st_model_gen import fusion_config_of, load_split_features
 from st_model.progress import log
 
 METRICS_FILE = "metrics.json"
@@ -62,7 +62,8 @@ def RankingEvalGen(
     from st_model.files import write_file
     from st_model.st_artifact import load_st_model
     from st_model.tracks import join_path
-    config, (_, query, gallery) = fusion_inputs(features.uri, fusion_config, "RankingEvalGen")
+    config = fusion_config_of(fusion_config, "RankingEvalGen")
+    query, gallery = load_split_features(features.uri, ("query", "gallery"))
     tables = STTables.from_model(load_st_model(st_model.uri))
     candidate = EvalModel(query, gallery, tables)
     baseline = None

@@ -5,6 +5,7 @@ and diff models and the data-chosen smoothing — on the pipeline's Beam runner,
 writes st_model.npz and its plot st_model.png into the artifact.
 """
 import json
+from typing import Sequence
 
 import apache_beam as beam
 from tfx import v1 as tfx
@@ -21,22 +22,18 @@ def split_path(features_uri: str, split: str) -> str:
     return split_features_path(features_uri, split)
 
 
-def load_split_features(features_uri: str):
-    """(train, query, gallery) FeatureSets of a Features artifact."""
+def load_split_features(features_uri: str,
+                        splits: Sequence[str] = ("train", "query", "gallery")):
+    """The FeatureSets of `splits` of a Features artifact (default train, query,
+    gallery), in that order."""
     from st_model.features import load_features
-    return tuple(load_features(split_path(features_uri, s))
-                 for s in ("train", "query", "gallery"))
+    return tuple(load_features(split_path(features_uri, s)) for s in splits)
 
 
 def fusion_config_of(fusion_config: str, component: str):
     """The FusionConfig of a fusion component's `fusion_config` parameter (JSON)."""
     from st_model.config import FusionConfig
     return FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
-
-
-def fusion_inputs(features_uri: str, fusion_config: str, component: str):
-    """(FusionConfig, (train, query, gallery)) of a fusion component's parameters."""
-    return fusion_config_of(fusion_config, component), load_split_features(features_uri)
 
 
 @tfx.dsl.components.component(use_beam=True)
