@@ -53,7 +53,7 @@ def chance_rank1(features_uri: str) -> float:
     """Expected rank-1 of a random ranking: mean over evaluated queries of the share of
     true matches among the gallery images the protocol keeps."""
     from pipeline.components.st_model_gen import load_split_features
-    _, q, g = load_split_features(features_uri)
+    q, g = load_split_features(features_uri, ("query", "gallery"))
     rates = []
     for p, c in zip(q.pid, q.camera):
         if p <= 0:

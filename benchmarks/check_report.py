@@ -41,7 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck,  # noqa: E402
                                  GateDecision, evaluate_round, write_run_report)
 from st_model.config import FusionConfig  # noqa: E402
-from st_model.features import load_features, make_feature_set  # noqa: E402
+from st_model.features import (load_features, make_feature_set,  # noqa: E402
+                                split_features_path)
 
 BROWSER_FLAGS = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -108,8 +109,8 @@ def demo_rounds(out, n_queries):
         feats = os.path.join(out, "features", f"round{r}")
         fusion = os.path.join(out, "fusion", f"round{r}")
         rounds.append(evaluate_round(
-            f"round {r}", load_features(os.path.join(feats, "query.npz"), True),
-            load_features(os.path.join(feats, "gallery.npz"), True),
+            f"round {r}", load_features(split_features_path(feats, "query"), True),
+            load_features(split_features_path(feats, "gallery"), True),
             os.path.join(fusion, FILENAME), FusionConfig(),
             st_plot=os.path.join(fusion, PLOT_FILE),
             examples_uri=os.path.join(out, "examples", "target"), n_queries=n_queries))

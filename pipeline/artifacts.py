@@ -1,7 +1,8 @@
 """The pipeline's own artifact types (ML Metadata types), beside the TFX standard ones.
 
-    Features      one `.npz` per split (train/query/gallery) in the feature interchange
-                  format (st_model/features.py) — the target embedded by one model
+    Features      per split (train/query/gallery) a folder <split>/ of row shards
+                  features-SSSSS-of-NNNNN.npz in the feature interchange format
+                  (st_model/features.py) — the target embedded by one model
     STModel       st_model.npz (st_model/st_artifact.py) and its plot st_model.png
     FusedRanking  fused_ranking-*.tfrecord.gz (schemas/fused_ranking.pbtxt): per target
                   train image its top-N fused neighbours — RankNet's teacher

@@ -368,9 +368,10 @@ def _round_section(page: _Page, r: RoundResult) -> None:
     else:
         page.add('<p>CMC curves not recorded for this round.</p>')
     if r.st_plot:
-        if not os.path.isfile(r.st_plot):
+        from st_model.files import exists, open_file
+        if not exists(r.st_plot):
             raise FileNotFoundError(f"{r.name}: ST model plot {r.st_plot} does not exist")
-        with open(r.st_plot, "rb") as f:
+        with open_file(r.st_plot) as f:
             data = f.read()
         if not data.startswith(PNG_SIGNATURE):
             raise ValueError(f"{r.name}: ST model plot {r.st_plot} is not a PNG file")
@@ -409,8 +410,12 @@ def _gate_section(page: _Page, gate: Optional[GateDecision]) -> None:
                  *rows, '</table>')
 
 
-def _link(href: str, report_dir: str) -> str:
-    """A relative link for a file under the report's folder, else the path as text."""
+def _link(href: str, report_dir: Optional[str]) -> str:
+    """A relative link for a local file under the report's local folder, else the
+    path as text."""
+    from st_model.tracks import is_remote
+    if report_dir is None or is_remote(href):
+        return f'<code>{html.escape(href)}</code>'
     full = os.path.abspath(href)
     rel = os.path.relpath(full, report_dir)
     if os.path.exists(full) and not rel.startswith(os.pardir):
@@ -422,10 +427,13 @@ def write_run_report(path: str, rounds: Sequence[RoundResult],
                      gate: Optional[GateDecision] = None,
                      title: str = "TFusion run report",
                      links: Optional[Mapping[str, str]] = None) -> str:
-    """Write the report to `path` (one self-contained HTML file); returns `path`."""
+    """Write the report to `path` (one self-contained HTML file, through Beam's
+    FileSystems: a local path, `gs://…` or any registered scheme); returns `path`."""
+    from st_model.files import make_folder, write_file
+    from st_model.tracks import is_remote
     if not rounds:
         raise ValueError(f"{path}: a run report needs at least one round")
-    report_dir = os.path.dirname(os.path.abspath(path))
+    report_dir = None if is_remote(path) else os.path.dirname(os.path.abspath(path))
     page = _Page()
     page.add(f'<h1>{html.escape(title)}</h1>',
              '<p>Query vs gallery of the target, Market protocol (rank-k and mAP in %).</p>',
@@ -444,10 +452,9 @@ def write_run_report(path: str, rounds: Sequence[RoundResult],
     doc = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
            f'<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>'
            + "\n".join(page.parts) + '</body></html>\n')
-    os.makedirs(report_dir, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(doc)
-    return path
+    if report_dir is not None:
+        make_folder(report_dir)
+    return write_file(path, doc.encode("utf-8"))
 
 
 def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,

@@ -7,6 +7,7 @@ import os
 from typing import Dict, List, Optional
 
 from pipeline import lineage
+from st_model.tracks import join_path
 
 METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP")
 
@@ -40,7 +41,15 @@ def gate_decision(evaluation_uri: str, blessing) -> Dict:
             if "baseline_model" in blessing.custom_properties else None}
 
 
+def read_json(path: str) -> Dict:
+    """A JSON file read through Beam's FileSystems (any registered filesystem)."""
+    from st_model.files import open_file
+    with open_file(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
 def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
+    from pipeline.components.ranking_eval_gen import METRICS_FILE
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
     name = config.name
     rounds: List[Dict] = []
@@ -61,8 +70,7 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
                         max_fused_rank1_drop=config.max_fused_rank1_drop)
         local = {}
         if eval_examples:
-            with open(os.path.join(eval_examples["eval_examples"][0].uri, "metrics.json")) as f:
-                local = json.load(f)
+            local = read_json(join_path(eval_examples["eval_examples"][0].uri, METRICS_FILE))
         rounds.append({
             "round": r,
             "vision": {**{k: m.get(f"vision_{k}") for k in METRIC_NAMES},
@@ -74,7 +82,7 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
             "evaluation": evaluation["evaluation"][0].uri,
             "eval_examples": eval_examples["eval_examples"][0].uri if eval_examples else None,
             "st_model": st["st_model"][0].uri if st else None,
-            "st_plot": os.path.join(st["st_model"][0].uri, "st_model.png") if st else None,
+            "st_plot": join_path(st["st_model"][0].uri, "st_model.png") if st else None,
             "features": feats["features"][0].uri if feats else None,
         })
     pushed = lineage.latest_outputs(store, name, "Pusher").get("pushed_model", [])
@@ -102,7 +110,7 @@ def report_rounds(summary: Dict) -> List:
     config = FusionConfig.from_dict(summary["config"]["fusion"]).resolved()
     out = []
     for row in summary["rounds"]:
-        _, query, gallery = load_split_features(row["features"])
+        query, gallery = load_split_features(row["features"], ("query", "gallery"))
         tables = STTables.from_model(load_st_model(row["st_model"]))
         ranked = ranked_queries(query, gallery, tables, config, seed=summary["config"]["seed"])
         if summary.get("target_examples"):
@@ -138,15 +146,16 @@ def report_gate(summary: Dict):
 def write_outputs(summary: Dict, out: str) -> None:
     """OUTPUT/run_summary.json and the HTML report OUTPUT/report.html."""
     from pipeline.run_report import write_run_report
-    path = os.path.join(out, "report.html")
-    links = {"ML Metadata": summary["metadata"], "run summary": os.path.join(
+    from st_model.files import write_file
+    path = join_path(out, "report.html")
+    links = {"ML Metadata": summary["metadata"], "run summary": join_path(
         out, "run_summary.json")}
     if summary.get("push") and summary["push"]["pushed"]:
         links["pushed model"] = summary["push"]["destination"]
     summary["report"] = write_run_report(path, report_rounds(summary), report_gate(summary),
                                          f"TFusion run {summary['pipeline']!r}", links)
-    with open(os.path.join(out, "run_summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    write_file(join_path(out, "run_summary.json"),
+               json.dumps(summary, indent=2, default=str).encode("utf-8"))
 
 
 def format_summary(summary: Dict) -> str:

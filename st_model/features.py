@@ -191,6 +191,14 @@ def is_sharded(path: str) -> bool:
     return is_folder_path(path, SHARD_SUFFIX)
 
 
+def split_features_path(folder: str, split: str) -> str:
+    """The features of one split in a folder of splits: its folder of row shards
+    `folder/<split>/` when there is one, else the file `folder/<split>.npz`."""
+    from st_model.tracks import join_path, list_files
+    shards = join_path(folder, split)
+    return shards if list_files(shards) else join_path(folder, split + SHARD_SUFFIX)
+
+
 class Shard(NamedTuple):
     """One file of a feature set: rows start..stop-1, with the file's size and
     modification time (a worker's cache key: a rewritten file is read again)."""

@@ -19,7 +19,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from st_model import neighbours
-from st_model.errors import InputError, op_error_text
+from st_model.errors import InputError
 from st_model.scoring import BlockScorer
 from st_model.tracks import join_path
 
@@ -119,13 +119,19 @@ class FusedRanking:
 
 def ranking_files(uri: str) -> List[str]:
     """The artifact's files: `uri` itself if a file, else fused_ranking-*.tfrecord.gz in
-    `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact)."""
-    import tensorflow as tf  # lazily: gfile reads local and remote (gs://) paths
-    if tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
-        return [uri]
+    `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact); read through
+    Beam's FileSystems (local, `gs://…`, any registered scheme)."""
+    from apache_beam.io.filesystems import FileSystems
+    from st_model.files import exists
+    from st_model.tracks import glob_escape, is_remote
     pattern = f"{PREFIX}-*{SUFFIX}"
-    files = sorted(tf.io.gfile.glob(os.path.join(uri, pattern)) +
-                   tf.io.gfile.glob(os.path.join(uri, "*", pattern)))
+    if not is_remote(uri) and os.path.isfile(uri):
+        return [uri]
+    root = glob_escape(uri.rstrip("/"))
+    found = FileSystems.match([join_path(root, pattern), join_path(root, "*", pattern)])
+    files = sorted(m.path for r in found for m in r.metadata_list)
+    if not files and is_remote(uri) and exists(uri):
+        return [uri]  # an object store's file (its "folders" are only name prefixes)
     if not files:
         raise RankingError(f"fused ranking artifact {uri}: no files match {pattern}")
     return files
@@ -141,14 +147,28 @@ def _feature_values(example) -> Dict[str, list]:
 
 
 def read_records(path: str, where: str) -> List[bytes]:
-    """Every record of one GZIP TFRecord file; RankingError starting with `where` when
-    the file is not one (or is truncated)."""
-    import tensorflow as tf  # lazily
+    """Every record of one GZIP TFRecord file (through Beam's FileSystems and its
+    TFRecord framing, as write_ranking writes them); RankingError starting with
+    `where` when the file is not one (or is truncated)."""
+    import zlib
+
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.io.tfrecordio import _TFRecordUtil
+    out: List[bytes] = []
     try:
-        return list(tf.data.TFRecordDataset(path, "GZIP").as_numpy_iterator())
-    except tf.errors.OpError as e:
+        with FileSystems.open(path, compression_type=CompressionTypes.GZIP) as f:
+            while True:
+                record = _TFRecordUtil.read_record(f)
+                if record is None:
+                    return out
+                out.append(record)
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        reason = str(e)
+        if reason.startswith("Not a valid TFRecord"):  # then the bytes in hex
+            reason = reason.split(":", 1)[0]
         raise RankingError(f"{where} is not a readable GZIP TFRecord file "
-                           f"({op_error_text(e)})") from None
+                           f"({reason}; after {len(out)} record(s))") from None
 
 
 def read_fused_ranking(uri: str) -> FusedRanking:

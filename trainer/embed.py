@@ -6,7 +6,6 @@ or an image folder in a known layout (st_model.tracks.read_dataset_folder).
 """
 from __future__ import annotations
 
-import io
 import os
 import time
 from typing import Dict, Iterable, Optional, Sequence, Union
@@ -127,13 +126,11 @@ def _unreadable_image(paths: Sequence[str], error: tf.errors.OpError) -> InputEr
 
 
 def write_features(path: str, arrays: Arrays) -> str:
-    """Write one .npz in the interchange format."""
-    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-    buffer = io.BytesIO()  # zip needs a seekable file; GFile (gs://...) is not
-    np.savez(buffer, **arrays)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buffer.getvalue())
-    return path
+    """Write one .npz in the interchange format (through Beam's FileSystems: a local
+    path, `gs://…` or any registered scheme)."""
+    from st_model.files import make_folder, write_with
+    make_folder(os.path.dirname(path) or ".")
+    return write_with(path, lambda buffer: np.savez(buffer, **arrays))
 
 
 def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,

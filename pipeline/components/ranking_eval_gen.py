@@ -8,14 +8,13 @@ own embedding and ST model, so that TFMA's change threshold compares the two mod
 the same queries. Also writes metrics.json (st_model.metrics, with CMC curves).
 """
 import json
-import os
 
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model
 
 from pipeline.artifacts import Features, STModel
-from pipeline.components.st_model_gen import fusion_inputs
+from pipeline.components.st_model_gen import fusion_config_of, load_split_features
 from st_model.progress import log
 
 METRICS_FILE = "metrics.json"
@@ -56,14 +55,15 @@ def RankingEvalGen(
     fusion_config: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
     """Write Split-eval of per-query match ranks (candidate, and baseline if any)."""
-    import tensorflow as tf
-
     from pipeline.eval_examples import (FUSED_RANKS, VISION_RANKS, EvalModel,
                                         build_eval_examples, write_eval_examples)
     from st_model import metrics
     from st_model.scoring import STTables
+    from st_model.files import write_file
     from st_model.st_artifact import load_st_model
-    config, (_, query, gallery) = fusion_inputs(features.uri, fusion_config, "RankingEvalGen")
+    from st_model.tracks import join_path
+    config = fusion_config_of(fusion_config, "RankingEvalGen")
+    query, gallery = load_split_features(features.uri, ("query", "gallery"))
     tables = STTables.from_model(load_st_model(st_model.uri))
     candidate = EvalModel(query, gallery, tables)
     baseline = None
@@ -79,8 +79,8 @@ def RankingEvalGen(
     result = {"vision": {**vision.as_dict(), "cmc": list(vision.cmc)},
               "fusion": {**fused.as_dict(), "cmc": list(fused.cmc)}, **counts,
               "baseline_model": baseline_model.uri if baseline_model is not None else None}
-    with tf.io.gfile.GFile(os.path.join(eval_examples.uri, METRICS_FILE), "w") as f:
-        json.dump(result, f, indent=2)
+    write_file(join_path(eval_examples.uri, METRICS_FILE),
+               json.dumps(result, indent=2).encode("utf-8"))
     log(f"RankingEvalGen: {counts}; vision {vision}; fusion {fused}")
     eval_examples.split_names = artifact_utils.encode_split_names(["eval"])
     for k, v in counts.items():

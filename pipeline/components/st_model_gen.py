@@ -5,6 +5,7 @@ and diff models and the data-chosen smoothing — on the pipeline's Beam runner,
 writes st_model.npz and its plot st_model.png into the artifact.
 """
 import json
+from typing import Sequence
 
 import apache_beam as beam
 from tfx import v1 as tfx
@@ -14,27 +15,25 @@ from st_model.progress import log
 
 
 def split_path(features_uri: str, split: str) -> str:
-    """The feature file of one split of a Features artifact."""
-    from st_model.tracks import join_path
-    return join_path(features_uri, f"{split}.npz")
+    """The features of one split of a Features artifact: its folder of row shards
+    `<uri>/<split>/`, or `<uri>/<split>.npz` (an artifact written as one file per
+    split)."""
+    from st_model.features import split_features_path
+    return split_features_path(features_uri, split)
 
 
-def load_split_features(features_uri: str):
-    """(train, query, gallery) FeatureSets of a Features artifact."""
+def load_split_features(features_uri: str,
+                        splits: Sequence[str] = ("train", "query", "gallery")):
+    """The FeatureSets of `splits` of a Features artifact (default train, query,
+    gallery), in that order."""
     from st_model.features import load_features
-    return tuple(load_features(split_path(features_uri, s))
-                 for s in ("train", "query", "gallery"))
+    return tuple(load_features(split_path(features_uri, s)) for s in splits)
 
 
 def fusion_config_of(fusion_config: str, component: str):
     """The FusionConfig of a fusion component's `fusion_config` parameter (JSON)."""
     from st_model.config import FusionConfig
     return FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
-
-
-def fusion_inputs(features_uri: str, fusion_config: str, component: str):
-    """(FusionConfig, (train, query, gallery)) of a fusion component's parameters."""
-    return fusion_config_of(fusion_config, component), load_split_features(features_uri)
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -49,9 +48,13 @@ def STModelGen(
     from st_model.beam_transforms import EstimateSTModel
     from st_model.plot import plot_st_model
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
-    config, (train, query, gallery) = fusion_inputs(features.uri, fusion_config, "STModelGen")
-    span = estimate.frame_span(train, query, gallery)
+    from st_model.features import load_st_points
     from st_model.tracks import join_path
+    config = fusion_config_of(fusion_config, "STModelGen")
+    # the launcher reads ST points only; the workers read the train features by blocks
+    train, query, gallery = (load_st_points(split_path(features.uri, s))
+                             for s in ("train", "query", "gallery"))
+    span = estimate.frame_span(train, query, gallery)
     path = join_path(st_model.uri, FILENAME)
     log(f"STModelGen: {len(train)} train images from {features.uri}")
     with beam_pipeline as p:
