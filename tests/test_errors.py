@@ -295,6 +295,25 @@ def test_embed_into_a_file(tmp_path, capsys, examples, model):
     assert_one_line_error(err, "embed", "is an existing file")
 
 
+def test_embed_writes_row_shards_that_load_as_the_single_files(tmp_path, capsys, examples,
+                                                               model):
+    from st_model.features import load_features
+    assert run_cli(capsys, "embed", "--model", model, "--examples", examples,
+                   "--output-dir", tmp_path / "one")[0] == 0
+    assert run_cli(capsys, "embed", "--model", model, "--examples", examples,
+                   "--output-dir", tmp_path / "sharded", "--shard-rows", 2)[0] == 0
+    for split in ("train", "query", "gallery"):
+        one = load_features(str(tmp_path / "one" / f"{split}.npz"))
+        sharded = load_features(str(tmp_path / "sharded" / split))
+        assert len(os.listdir(tmp_path / "sharded" / split)) == -(-len(one) // 2)
+        for k in ("features", "camera", "frame", "pid", "name"):
+            assert np.array_equal(getattr(one, k), getattr(sharded, k)), (split, k)
+    rc, err = run_cli(capsys, "embed", "--model", model, "--examples", examples,
+                      "--output-dir", tmp_path / "bad", "--shard-rows", 0)
+    assert rc == 2
+    assert_one_line_error(err, "embed", "--shard-rows must be a positive number")
+
+
 def test_embed_with_an_empty_split_writes_nothing(tmp_path, capsys, model):
     write_examples(str(tmp_path / "ex"), {"train": (1, 2), "query": (), "gallery": (1,)})
     rc, err = run_cli(capsys, "embed", "--model", model, "--examples", tmp_path / "ex",

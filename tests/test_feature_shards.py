@@ -122,3 +122,14 @@ def test_cosine_moments_are_exact_and_their_block_sums_order_free():
         for b in order:
             total = vision.add_cosine_sums(total, b)
         assert vision.moments_of_sums(total) == (mean, std)
+
+
+def test_header_gives_points_dimension_and_first_name_without_the_features(tmp_path):
+    fs = _set(n=120, d=7)
+    ft.save_feature_shards(fs, str(tmp_path / "train"), 50)
+    head = ft.read_header(str(tmp_path / "train"))
+    assert (len(head), head.dim, head.first_name) == (120, 7, "img0000")
+    assert np.array_equal(head.frame, fs.frame) and np.array_equal(head.pid, fs.pid)
+    np.savez(tmp_path / "nofeat.npz", camera=[1, 2], frame=[0, 5])
+    with pytest.raises(ft.FeatureFileError, match="missing array features"):
+        ft.read_header(str(tmp_path / "nofeat.npz"))

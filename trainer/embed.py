@@ -133,10 +133,28 @@ def write_features(path: str, arrays: Arrays) -> str:
     return write_with(path, lambda buffer: np.savez(buffer, **arrays))
 
 
+def write_split(output_dir: str, split: str, arrays: Arrays,
+                shard_rows: Optional[int] = None) -> str:
+    """OUTPUT/<split>.npz, or with `shard_rows` the folder OUTPUT/<split>/ of row
+    shards of that many rows (st_model.features.save_feature_shards)."""
+    from st_model.features import make_feature_set, save_feature_shards
+    from st_model.tracks import join_path
+    if not shard_rows:
+        return write_features(join_path(output_dir, f"{split}.npz"), arrays)
+    folder = join_path(output_dir, split)
+    fs = make_feature_set(arrays["features"], arrays["camera"], arrays["frame"],
+                          arrays.get("sequence"), arrays.get("pid"), arrays.get("name"),
+                          source=folder)
+    save_feature_shards(fs, folder, shard_rows)
+    return folder
+
+
 def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
                           output_dir: str, splits: Optional[Sequence[str]] = None,
-                          batch: int = 128) -> Dict[str, str]:
-    """Embed the splits present (default train/query/gallery) → OUTPUT/<split>.npz."""
+                          batch: int = 128, shard_rows: Optional[int] = None
+                          ) -> Dict[str, str]:
+    """Embed the splits present (default train/query/gallery) → OUTPUT/<split>.npz
+    (or row-shard folders OUTPUT/<split>/, write_split)."""
     embedder = _as_embedder(model)
     if splits is None:
         splits = [s for s in SPLITS if data.has_split(examples_uri, s)]
@@ -144,8 +162,7 @@ def embed_examples_to_dir(model: Union[str, export.Embedder], examples_uri: str,
             data.split_files(examples_uri, "train")  # raises, naming the artifact
     arrays = {s: embed_split(embedder, examples_uri, s, batch) for s in splits}
     # written only once every split embedded: a bad split leaves no partial output
-    return {s: write_features(os.path.join(output_dir, f"{s}.npz"), a)
-            for s, a in arrays.items()}
+    return {s: write_split(output_dir, s, a, shard_rows) for s, a in arrays.items()}
 
 
 def evaluate(model: Union[str, export.Embedder], examples_uri: str) -> Optional[dict]:
