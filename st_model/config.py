@@ -2,7 +2,7 @@
 
 No default is tuned on query/gallery labels. Data-dependent choices (bandwidth and
 bin width) are made on the unlabeled train split by documented rules
-(smoothing.choose_bandwidth, estimate.choose_grid_width).
+(smoothing.choose_bandwidth, estimate.choose_grid).
 """
 from __future__ import annotations
 
