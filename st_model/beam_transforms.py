@@ -23,15 +23,15 @@ the grids, the combined counts.
 from __future__ import annotations
 
 import threading
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
 
 from st_model import estimate, fused_ranking, neighbours, random_model, smoothing, vision
 from st_model.config import FusionConfig
-from st_model.features import (FeatureRows, FeatureSet, Shard, STPoints, layout_names,
-                               layout_points, shard_layout)
+from st_model.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoints,
+                               layout_names, layout_points, shard_layout)
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
@@ -102,11 +102,13 @@ _LOADED: Dict[TrainFile, TrainOnWorker] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def plan_train(path: str) -> Tuple[TrainFile, STPoints]:
-    """The train split's TrainFile and ST points, as the launcher reads them (ST
-    columns only)."""
-    layout, points = shard_layout(path)
-    return TrainFile(path, tuple(layout)), points
+def plan_train(train: Union[str, FeatureHeader]) -> Tuple[TrainFile, STPoints]:
+    """The train split's TrainFile and ST points: read here from a path (ST columns
+    only), or taken from the FeatureHeader a launcher already read."""
+    if isinstance(train, FeatureHeader):
+        return TrainFile(train.source, tuple(train.layout)), train.points
+    layout, points = shard_layout(train)
+    return TrainFile(train, tuple(layout)), points
 
 
 class _SumCounts(beam.CombineFn):
@@ -323,9 +325,10 @@ def _zeros_if_none(counts: Optional[np.ndarray], m: int, grid: DeltaGrid) -> np.
 class EstimateSTModel(beam.PTransform):
     """PBegin -> PCollection holding one STModel (visual, random and diff models),
     estimated from the train features at `train_path` (an .npz file or a folder of
-    row shards, any Beam filesystem)."""
+    row shards, any Beam filesystem; or its FeatureHeader, already read)."""
 
-    def __init__(self, train_path: str, config: FusionConfig, span: int,
+    def __init__(self, train_path: Union[str, FeatureHeader], config: FusionConfig,
+                 span: int,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                  col_block: int = neighbours.DEFAULT_COL_BLOCK):
         super().__init__()
@@ -433,9 +436,10 @@ def _ranking_records(keyed, train: TrainFile):
 class WriteFusedRanking(beam.PTransform):
     """PCollection[STModel] (one) -> fused train ranking TFRecords under out_dir, for
     the train features at `train_path` (an .npz file or a folder of row shards, any
-    Beam filesystem)."""
+    Beam filesystem; or its FeatureHeader, already read)."""
 
-    def __init__(self, train_path: str, config: FusionConfig, out_dir: str,
+    def __init__(self, train_path: Union[str, FeatureHeader], config: FusionConfig,
+                 out_dir: str,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK, shards: int = 1,
                  col_block: int = neighbours.DEFAULT_COL_BLOCK):
         super().__init__()

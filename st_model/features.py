@@ -344,11 +344,13 @@ def layout_names(layout: Sequence[Shard], source: str) -> np.ndarray:
 @dataclass
 class FeatureHeader:
     """What a launcher needs of a feature set whose features only the Beam workers
-    read: its ST points, feature dimension, first image name and source."""
+    read: its ST points, feature dimension, first image name, source and shard
+    layout."""
     points: STPoints
     dim: int
     first_name: Optional[str]
     source: str
+    layout: List[Shard]
 
     def __len__(self) -> int:
         return len(self.points)
@@ -370,8 +372,8 @@ def _npy_shape(path: str, key: str) -> Tuple[int, ...]:
 def read_header(path: str) -> FeatureHeader:
     """The FeatureHeader of a feature file or shard folder (ST columns, the .npy
     header of the features and the first name: never the feature matrix)."""
-    files = [f for f, _, _ in shard_files(path)]
-    points = _join_points([_st_columns(f) for f in files], path)
+    layout, points = shard_layout(path)
+    files = [sh.path for sh in layout]
     try:
         dims = {_npy_shape(f, "features")[1:] for f in files}
     except KeyError:
@@ -383,7 +385,7 @@ def read_header(path: str) -> FeatureHeader:
                                f"shard, got {sorted(dims)}")
     names = _read_npz(files[0], ("name",)).get("name")
     first = None if names is None or not len(names) else str(np.asarray(names)[0])
-    return FeatureHeader(points, int(next(iter(dims))[0]), first, path)
+    return FeatureHeader(points, int(next(iter(dims))[0]), first, path, layout)
 
 
 def _arrays(fs: FeatureSet) -> Dict[str, np.ndarray]:

@@ -78,16 +78,20 @@ def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> ST
     return estimate.estimate_st_model(train, config, span)
 
 
-def build_st_job(p, train_path: str, config: FusionConfig, span: int, output_dir: str,
-                 ranking: bool = True, col_block: int = neighbours.DEFAULT_COL_BLOCK
-                 ) -> str:
+def build_st_job(p, train_path: Union[str, FeatureHeader], config: FusionConfig,
+                 span: int, output_dir: str, ranking: bool = True,
+                 col_block: int = neighbours.DEFAULT_COL_BLOCK) -> str:
     """Add the ST job to Beam pipeline `p`: the ST model estimated from the train
-    feature file, saved to OUTPUT/st_model.npz, and the fused train ranking (tiles
-    of col_block train columns). Only paths and small parameters enter the job
-    graph. Returns the model's path."""
+    feature file or shard folder (or its FeatureHeader), saved to
+    OUTPUT/st_model.npz, and the fused train ranking (tiles of col_block train
+    columns). Only paths and small parameters enter the job graph; the launcher
+    reads the train split's header once. Returns the model's path."""
     import apache_beam as beam
 
     from st_model.beam_transforms import EstimateSTModel, WriteFusedRanking
+    from st_model.features import read_header
+    if isinstance(train_path, str):
+        train_path = read_header(train_path)
     path = join_path(output_dir, FILENAME)
     model = p | "EstimateSTModel" >> EstimateSTModel(train_path, config, span,
                                                      col_block=col_block)
@@ -98,7 +102,7 @@ def build_st_job(p, train_path: str, config: FusionConfig, span: int, output_dir
     return path
 
 
-def run_beam(train_path: str, config: FusionConfig, span: int, output_dir: str,
+def run_beam(train_path: Union[str, FeatureHeader], config: FusionConfig, span: int, output_dir: str,
              beam_args: List[str], ranking: bool = True,
              col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
@@ -110,11 +114,14 @@ def run_beam(train_path: str, config: FusionConfig, span: int, output_dir: str,
     return load_st_model(path)
 
 
-def estimate_with_beam(train: FeatureSet, train_path: Optional[str], config: FusionConfig,
-                       span: int, output_dir: str, beam_args: List[str],
-                       ranking: bool) -> STModel:
-    """The Beam path on `train_path` (the file `train` was loaded from); without one,
-    `train` is first staged as OUTPUT/STAGED_TRAIN for the workers and removed after."""
+def estimate_with_beam(train: Union[FeatureSet, FeatureHeader], train_path: Optional[str],
+                       config: FusionConfig, span: int, output_dir: str,
+                       beam_args: List[str], ranking: bool) -> STModel:
+    """The Beam path on `train_path` (the file `train` was loaded from; a
+    FeatureHeader is used as read); without one, `train` is first staged as
+    OUTPUT/STAGED_TRAIN for the workers and removed after."""
+    if isinstance(train, FeatureHeader):
+        return run_beam(train, config, span, output_dir, beam_args, ranking)
     if train_path is not None:
         return run_beam(train_path, config, span, output_dir, beam_args, ranking)
     from apache_beam.io.filesystems import FileSystems

@@ -12,7 +12,7 @@ from typing import Union
 import numpy as np
 
 from st_model import smoothing
-from st_model.features import FeatureSet, STPoints
+from st_model.features import FeatureHeader, FeatureSet, STPoints
 from st_model.scoring import smoothed_evidence
 from st_model.st_artifact import STModel
 
@@ -29,7 +29,10 @@ def _pooled(counts: np.ndarray, model: STModel, ci: int, cj: int) -> np.ndarray:
     return out
 
 
-def _true_counts(train: Union[FeatureSet, STPoints], model: STModel, ci: int, cj: int) -> np.ndarray:
+Points = Union[FeatureSet, FeatureHeader, STPoints]   # camera, frame, sequence, pid
+
+
+def _true_counts(train: Points, model: STModel, ci: int, cj: int) -> np.ndarray:
     out = np.zeros(model.grid.n_bins)
     if train.pid is None:
         return out
@@ -44,7 +47,7 @@ def _true_counts(train: Union[FeatureSet, STPoints], model: STModel, ci: int, cj
     return np.bincount(model.grid.bin_of(d), minlength=model.grid.n_bins).astype(float)
 
 
-def plot_st_model(model: STModel, train: Union[FeatureSet, STPoints], path: str,
+def plot_st_model(model: STModel, train: Points, path: str,
                   max_cameras: int = 8) -> str:
     """Write the per-camera-pair figure to `path` (PNG, any Beam filesystem) and
     return the path; `train` needs its ST points only (camera, frame, sequence, pid)."""

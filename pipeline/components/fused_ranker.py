@@ -22,17 +22,17 @@ def FusedRanker(
 ) -> None:
     """Write the fused top-N ranking of every train image."""
     from st_model.beam_transforms import WriteFusedRanking
-    from st_model.features import load_st_points
+    from st_model.features import read_header
     from st_model.st_artifact import load_st_model
     config = fusion_config_of(fusion_config, "FusedRanker")
-    train_path = split_path(features.uri, "train")
-    n_train = len(load_st_points(train_path)[0])
+    train = read_header(split_path(features.uri, "train"))
+    n_train = len(train)
     log(f"FusedRanker: top-{config.ranking_top_n} fused neighbours of {n_train} "
         "train images")
     with beam_pipeline as p:
         # the model's path travels in the job graph; a worker reads the artifact
         _ = (p | "STModelPath" >> beam.Create([st_model.uri])
              | "LoadSTModel" >> beam.Map(load_st_model)
-             | "FusedRanking" >> WriteFusedRanking(train_path, config, fused_ranking.uri))
+             | "FusedRanking" >> WriteFusedRanking(train, config, fused_ranking.uri))
     fused_ranking.set_int_custom_property("anchors", n_train)
     fused_ranking.set_int_custom_property("top_n", config.ranking_top_n)

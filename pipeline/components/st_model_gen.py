@@ -11,15 +11,9 @@ import apache_beam as beam
 from tfx import v1 as tfx
 
 from pipeline.artifacts import Features, STModel
+# split_path(uri, split): the shard folder or .npz of one split of a Features artifact
+from st_model.features import split_features_path as split_path
 from st_model.progress import log
-
-
-def split_path(features_uri: str, split: str) -> str:
-    """The features of one split of a Features artifact: its folder of row shards
-    `<uri>/<split>/`, or `<uri>/<split>.npz` (an artifact written as one file per
-    split)."""
-    from st_model.features import split_features_path
-    return split_features_path(features_uri, split)
 
 
 def load_split_features(features_uri: str,
@@ -47,19 +41,19 @@ def STModelGen(
     from st_model import estimate
     from st_model.beam_transforms import EstimateSTModel
     from st_model.plot import plot_st_model
+    from st_model.features import load_st_points, read_header
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
-    from st_model.features import load_st_points
     from st_model.tracks import join_path
     config = fusion_config_of(fusion_config, "STModelGen")
     # the launcher reads ST points only; the workers read the train features by blocks
-    train, query, gallery = (load_st_points(split_path(features.uri, s))
-                             for s in ("train", "query", "gallery"))
+    train = read_header(split_path(features.uri, "train"))
+    query, gallery = (load_st_points(split_path(features.uri, s))
+                      for s in ("query", "gallery"))
     span = estimate.frame_span(train, query, gallery)
     path = join_path(st_model.uri, FILENAME)
     log(f"STModelGen: {len(train)} train images from {features.uri}")
     with beam_pipeline as p:
-        _ = (p | "EstimateSTModel" >> EstimateSTModel(split_path(features.uri, "train"),
-                                                      config, span)
+        _ = (p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
              | "Save" >> beam.Map(save_st_model, path))
     model = load_st_model(path)
     plot_st_model(model, train, join_path(st_model.uri, "st_model.png"))
