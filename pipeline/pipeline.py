@@ -88,7 +88,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
             module_file=config.ranknet_module_file or RANKNET_MODULE,
             examples=triplets.outputs["triplets"], base_model=model,
             train_args=tfx.proto.TrainArgs(num_steps=config.transfer_steps),
-            eval_args=tfx.proto.EvalArgs(splits=["train"], num_steps=0),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
             custom_config=ranknet_values(config)).with_id(f"Trainer_ranknet_r{r + 1}")
         components += [ranker, triplets, ranknet]
         model = ranknet.outputs["model"]

@@ -48,6 +48,19 @@ def read_json(path: str) -> Dict:
         return json.loads(f.read().decode("utf-8"))
 
 
+def held_out_order_accuracy(store, pipeline: str, r: int) -> Optional[float]:
+    """The order accuracy on held-out anchors that round r's RankNet Trainer recorded
+    with its model (None for round 0, or a model trained without held-out triples)."""
+    trainer = lineage.latest_outputs(store, pipeline, f"Trainer_ranknet_r{r}")
+    if r == 0 or not trainer:
+        return None
+    spec = join_path(trainer["model"][0].uri, "Format-Serving", "keras", "backbone.json")
+    try:
+        return read_json(spec).get("held_out_order_accuracy")
+    except (OSError, ValueError):
+        return None
+
+
 def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
     from pipeline.components.ranking_eval_gen import METRICS_FILE
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
@@ -84,6 +97,7 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
             "st_model": st["st_model"][0].uri if st else None,
             "st_plot": join_path(st["st_model"][0].uri, "st_model.png") if st else None,
             "features": feats["features"][0].uri if feats else None,
+            "ranknet_held_out_order_accuracy": held_out_order_accuracy(store, name, r),
         })
     pushed = lineage.latest_outputs(store, name, "Pusher").get("pushed_model", [])
     push = None
@@ -162,12 +176,16 @@ def format_summary(summary: Dict) -> str:
     lines = ["", f"TFusion pipeline {summary['pipeline']!r} — target query vs gallery "
                  "(TFMA, Market protocol, %):",
              f"{'round':>5} {'vision r1':>9} {'r5':>6} {'r10':>6} {'mAP':>6}   "
-             f"{'fused r1':>8} {'r5':>6} {'r10':>6} {'mAP':>6}"]
+             f"{'fused r1':>8} {'r5':>6} {'r10':>6} {'mAP':>6}   {'RankNet order':>13}"]
     for row in summary["rounds"]:
         v, f = row["vision"], row["fused"]
+        order = row.get("ranknet_held_out_order_accuracy")
         lines.append(f"{row['round']:>5} {v['rank1']:9.1f} {v['rank5']:6.1f} "
                      f"{v['rank10']:6.1f} {v['mAP']:6.1f}   {f['rank1']:8.1f} "
-                     f"{f['rank5']:6.1f} {f['rank10']:6.1f} {f['mAP']:6.1f}")
+                     f"{f['rank5']:6.1f} {f['rank10']:6.1f} {f['mAP']:6.1f}   "
+                     + (f"{100 * order:13.1f}" if order is not None else f"{'–':>13}"))
+    lines.append("RankNet order: % of held-out triples (anchors the round never trained "
+                 "on) that the round's embedding orders as the fused ranking does.")
     gate, push = summary["gate"], summary["push"]
     if gate:
         lines.append("")

@@ -102,6 +102,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
+# The demo's source and camera network with a larger target: ~700 identities (~11,000
+# train images, ~16 true cross-camera matches per image), for measuring what a RankNet
+# round learns on a dense target (benchmarks/bench_ranknet.py --preset dense).
+PRESETS["dense"] = copy.deepcopy(PRESETS["demo"])
+PRESETS["dense"]["domains"]["target"].update(identities=700, test_fraction=0.25)
+
+
 def _merge(base: Dict[str, Any], over: Dict[str, Any], where: str) -> None:
     """Merge `over` into `base` in place; unknown keys and wrong types are errors."""
     for key, value in over.items():

@@ -239,3 +239,15 @@ def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
         assert expect[name][0] == got[name][0]
         np.testing.assert_allclose(expect[name][1], got[name][1], rtol=1e-6)
     assert os.path.isdir(get("Evaluator", "evaluation"))
+
+
+def test_ranknet_round_measures_order_on_held_out_anchors(tiny_run):
+    """TripletGen keeps a share of the anchors out of training (Split-eval) and the
+    RankNet Trainer records the trained embedding's order accuracy on them; the run
+    summary shows it for every RankNet round."""
+    _, summary, _ = tiny_run
+    assert summary["rounds"][0]["ranknet_held_out_order_accuracy"] is None
+    accuracy = summary["rounds"][1]["ranknet_held_out_order_accuracy"]
+    assert accuracy is not None and 0.0 <= accuracy <= 1.0
+    from pipeline.run_summary import format_summary
+    assert f"{100 * accuracy:13.1f}" in format_summary(summary)

@@ -245,12 +245,14 @@ def test_triplets_count_missing_names():
     assert 0 not in used and 10 not in used and len(t) == 10
 
 
+@pytest.mark.parametrize("score", ranknet.SCORES)
 @pytest.mark.parametrize("target", [1.0, 0.0])
-def test_ranknet_loss_pushes_scores_the_way_the_target_says(target):
+def test_ranknet_loss_pushes_scores_the_way_the_target_says(target, score):
     tf.random.set_seed(0)
     backbone = models.build_backbone(models.BackboneSpec("small", H, W, base_width=8))
     head = models.build_head_model(int(backbone.output_shape[-1]))
-    model = ranknet.RankNetModel(backbone, head)
+    model = ranknet.RankNetModel(backbone, ranknet.pair_scorer(
+        RankNetConfig(score=score), head))
     rng = np.random.default_rng(0)
     triple = tf.constant(rng.uniform(0, 255, [1, 3, H, W, 3]).astype(np.float32))
     opt = tf.keras.optimizers.Adam(1e-3)
@@ -429,3 +431,53 @@ def test_pretrain_cli_reports_examples_without_images(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "tfusion pretrain: error: examples file" in err and "'image' is missing" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_held_out_anchors_are_the_same_every_round_and_never_trained_on():
+    names, ranking = _ranking(n_anchor=400, n_nb=10)
+    held = triplets.held_out_anchors(ranking.names, 0.2, seed=0)
+    assert 0.12 < len(held) / len(ranking) < 0.28
+    # another round's ranking (other order) holds out the same names; another seed not
+    assert triplets.held_out_anchors(ranking.names[::-1], 0.2, seed=0) == held
+    assert triplets.held_out_anchors(ranking.names, 0.2, seed=1) != held
+    assert not triplets.held_out_anchors(ranking.names, 0.0, seed=0)
+    index_of = {n: k for k, n in enumerate(names)}
+    config = RankNetConfig(steps=20, epoch_steps=20, reciprocal_k=0)
+    table = type("T", (), {"index_of": lambda self: index_of, "camera": None})()
+    trained = triplets.sample_for_config(ranking, table, config, "t", exclude=held)
+    assert not {names[a] for a in trained.anchor} & held
+    held_trip = triplets.sample_held_out(ranking, held, table, config, "t")
+    assert {names[a] for a in held_trip.anchor} <= held and len(held_trip) == 64
+
+
+def test_held_out_anchors_keep_their_reciprocal_neighbours():
+    """k-reciprocity is judged on the whole ranking: a held-out anchor whose mutual
+    neighbour is a trained anchor still yields triples."""
+    names = [f"img{k}" for k in range(40)]
+    # every image's top neighbour is its partner (2k <-> 2k+1), then the rest
+    rows = [(names[a], [names[a ^ 1]] + [n for n in names if n not in (names[a], names[a ^ 1])],
+             np.linspace(10.0, 1.0, 39)) for a in range(40)]
+    ranking = triplets.FusedRanking("mem://", *map(list, zip(*rows)))
+    held = {"img0", "img2", "img4"}
+    index_of = {n: k for k, n in enumerate(names)}
+    table = type("T", (), {"index_of": lambda self: index_of, "camera": None})()
+    config = RankNetConfig(steps=20, epoch_steps=20, near_ranks=(1, 1), reciprocal_k=1)
+    trip = triplets.sample_held_out(ranking, held, table, config, "t")
+    assert trip is not None and {names[i] for i in trip.first} | {
+        names[j] for j in trip.second} >= {"img1", "img3", "img5"}
+
+
+def test_transfer_reports_order_accuracy_on_held_out_anchors(examples, pretrained, tmp_path):
+    root, _ = examples
+    table = data.read_split(data.split_files(root, "train"), images=False)
+    ranking = write_ranking(str(tmp_path / "ranking"), oracle_rows(table))
+    config = RankNetConfig.from_dict({**{k: v for k, v in TINY.items() if k not in (
+        "height", "width", "base_width")}, "steps": 2, "batch_triplets": 2,
+        "holdout_fraction": 0.5, "reciprocal_k": 0})
+    result = ranknet.transfer(data.split_files(root, "train"), ranking,
+                              pretrained.serving_model_dir, config,
+                              export_dir=str(tmp_path / "m"))
+    assert 0.0 <= result["held_out_order_accuracy"] <= 1.0
+    assert result["held_out_triplets"] >= 64
+    info = models.read_spec(os.path.join(str(tmp_path / "m"), export.KERAS_DIR))
+    assert info["held_out_order_accuracy"] == result["held_out_order_accuracy"]

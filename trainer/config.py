@@ -98,16 +98,25 @@ class PretrainConfig(TrainConfig):
 
 @dataclass
 class RankNetConfig(TrainConfig):
-    """RankNet transfer on the target from fused-ranking triplets."""
+    """RankNet transfer on the target from fused-ranking triplets.
+
+    The defaults are the design measured by benchmarks/bench_ranknet.py: a learned-scale
+    cosine score on the embedding, i among the top-3 k-reciprocal (k = 5) fused
+    neighbours, j from fused ranks 25-50, the whole backbone trained at 3e-4.
+    PAPER_RANKNET holds the paper's formulation (TFusion §3.4) as field values.
+    """
     steps: int = 500
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
     batch_triplets: int = 16         # triplets per step (3 images each)
-    near_ranks: Tuple[int, int] = (1, 25)   # i drawn from these fused ranks (1-based)
+    near_ranks: Tuple[int, int] = (1, 3)    # i drawn from these fused ranks (1-based)
     far_ranks: Tuple[int, int] = (25, 50)   # j drawn from these, always below i
     temperature: float = 0.0         # τ of the target sigmoid((s_i − s_j)/τ); 0 = auto
-    freeze_fraction: float = 2 / 3   # first part of the backbone kept frozen
+    freeze_fraction: float = 0.0     # first part of the backbone kept frozen
     same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
-    reciprocal_k: int = 0            # i only among k-reciprocal fused neighbours; 0 = off
+    reciprocal_k: int = 5            # i only among k-reciprocal fused neighbours; 0 = off
+    score: str = "cosine"            # pair score: cosine (γ·ê_a·ê_b) | verification (paper)
+    score_scale: float = 10.0        # initial γ of the cosine score (learned)
+    holdout_fraction: float = 0.1    # anchors kept out of training to measure order accuracy
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,7 +125,20 @@ class RankNetConfig(TrainConfig):
         _check(0 <= self.freeze_fraction <= 1, "freeze_fraction", self.freeze_fraction,
                "in [0, 1]")
         check_windows(tuple(self.near_ranks), tuple(self.far_ranks), self.reciprocal_k)
+        _check(self.score in ("cosine", "verification"), "score", self.score,
+               "cosine or verification")
+        _check(self.score_scale > 0, "score_scale", self.score_scale, "> 0")
+        _check(0 <= self.holdout_fraction < 1, "holdout_fraction", self.holdout_fraction,
+               "in [0, 1)")
 
     @classmethod
     def passthrough_keys(cls) -> Tuple[str, ...]:
         return ("fused_ranking_uri", "base_model_uri")
+
+
+# The paper's RankNet (TFusion §3.4): the verification-head score, i from fused ranks
+# 1-25 and j from 25-50, two thirds of the backbone frozen (`tfusion transfer --paper`,
+# or these values in a run config's "ranknet").
+PAPER_RANKNET: Dict[str, Any] = {"score": "verification", "near_ranks": (1, 25),
+                                 "far_ranks": (25, 50), "reciprocal_k": 0,
+                                 "freeze_fraction": 2 / 3, "learning_rate": 1e-4}

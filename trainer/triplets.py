@@ -5,8 +5,9 @@ top-k neighbours, best first: GZIP TFRecord files `fused_ranking-*.tfrecord.gz` 
 tf.Examples with `image_name` (bytes), `neighbour_names` (bytes list) and
 `neighbour_scores` (float list, descending, same length).
 
-For an anchor a, i is drawn uniformly from fused ranks near = [1, 25] and j from
-far = [25, 50], with rank(j) > rank(i). The target probability that i ranks above j is
+For an anchor a, i is drawn uniformly from the fused ranks `near` and j from `far`,
+with rank(j) > rank(i) (the paper: near = [1, 25], far = [25, 50]; RankNetConfig's
+defaults: near = [1, 3] among k-reciprocal neighbours, far = [25, 50]). The target probability that i ranks above j is
 
     P̄_ij = sigmoid((s_ai − s_aj) / τ),                                     (target)
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import AbstractSet, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                     far: Tuple[int, int] = (25, 50), temperature: float = 0.0,
                     split_name: str = "train split",
                     camera: Optional[np.ndarray] = None,
-                    reciprocal_k: int = 0) -> Triplets:
+                    reciprocal_k: int = 0,
+                    anchors: Optional[AbstractSet[str]] = None) -> Triplets:
     """Draw `count` triples, cycling over the anchors in random order (see module doc).
 
     With `camera` (camera of every train image), j is drawn only among the far-window
@@ -90,7 +92,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     CVPR 2017): a weak fused ranking is far more precise on mutual pairs. Anchors with
     no such neighbour are skipped and counted.
     Anchors or neighbours absent from the train split, and anchors with fewer than two
-    usable neighbours, are skipped and counted (reported on stderr).
+    usable neighbours, are skipped and counted (reported on stderr). With `anchors`,
+    only those records are anchors (the others still decide k-reciprocity).
     """
     check_windows(near, far, reciprocal_k)
     skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
@@ -101,6 +104,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                for name, nb in zip(ranking.names, ranking.neighbours)}
     usable: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     for name, nb, sc in zip(ranking.names, ranking.neighbours, ranking.scores):
+        if anchors is not None and name not in anchors:
+            continue
         a = index_of.get(name)
         if a is None:
             skipped["anchor_not_in_examples"] += 1
@@ -162,10 +167,44 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     return Triplets(anchor, first, second, target, tau, skipped)
 
 
-def sample_for_config(ranking: FusedRanking, table, config, split_name: str) -> Triplets:
+def held_out_anchors(names: Sequence[str], fraction: float, seed: int) -> Set[str]:
+    """About `fraction` of the anchor `names`, chosen by a hash of the name and `seed`,
+    so every round holds out the same images."""
+    import zlib
+    return {n for n in names if zlib.crc32(f"{seed}:{n}".encode()) % 1000 < 1000 * fraction}
+
+
+def sample_held_out(ranking: FusedRanking, held: Set[str], table, config, split_name: str
+                    ) -> Optional[Triplets]:
+    """Triples of the `held` anchors, drawn as the training triples are (holdout_fraction
+    of the training count, at least 64), to measure the order accuracy of a trained
+    model on anchors it never saw; None (and a note on stderr) when no held-out anchor
+    has usable neighbours."""
+    from trainer import training
+    if not held:
+        return None
+    per_epoch, epochs = training.epoch_plan(config)
+    count = max(64, int(round(epochs * per_epoch * config.batch_triplets
+                              * config.holdout_fraction)))
+    try:
+        return sample_triplets(ranking, table.index_of(), count,
+                               np.random.default_rng(config.seed + 1),
+                               tuple(config.near_ranks), tuple(config.far_ranks),
+                               config.temperature, split_name=split_name,
+                               camera=table.camera if config.same_camera_pairs else None,
+                               reciprocal_k=config.reciprocal_k, anchors=held)
+    except RankingError:
+        runtime.log(f"triplets: none of the {len(held)} held-out anchors has usable "
+                    "neighbours; held-out order accuracy is not measured")
+        return None
+
+
+def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
+                      exclude: AbstractSet[str] = frozenset()) -> Triplets:
     """The triples one RankNet run of `config` (RankNetConfig) trains on: as many as its
     steps × batch_triplets, drawn with its seed, rank windows, τ and sampling options
-    from `ranking` over `table` (trainer.data.SplitTable of the target train split)."""
+    from `ranking` over `table` (trainer.data.SplitTable of the target train split),
+    with no anchor in `exclude` (the held-out anchors)."""
     from trainer import training
     per_epoch, epochs = training.epoch_plan(config)
     return sample_triplets(ranking, table.index_of(),
@@ -174,7 +213,8 @@ def sample_for_config(ranking: FusedRanking, table, config, split_name: str) -> 
                            tuple(config.far_ranks), config.temperature,
                            split_name=split_name,
                            camera=table.camera if config.same_camera_pairs else None,
-                           reciprocal_k=config.reciprocal_k)
+                           reciprocal_k=config.reciprocal_k,
+                           anchors=set(ranking.names) - set(exclude) if exclude else None)
 
 
 # ---------------------------------------------------------------- triplets Examples
@@ -210,8 +250,9 @@ class TripletTable:
     target: np.ndarray   # float32 [N]
 
 
-def read_triplet_examples(files: List[str]) -> TripletTable:
-    """Read triplets Examples (triplet_example) into memory, each image kept once."""
+def read_triplet_examples(files: Sequence[str], allow_empty: bool = False) -> TripletTable:
+    """Read triplets Examples (triplet_example) into memory, each image kept once; no
+    triple at all is an error unless `allow_empty` (an empty held-out split)."""
     index: Dict[str, int] = {}
     images: List[bytes] = []
     rows: List[List[int]] = []
@@ -233,9 +274,9 @@ def read_triplet_examples(files: List[str]) -> TripletTable:
                 row.append(index[name])
             rows.append(row)
             target.append(f["target"].float_list.value[0])
-    if not rows:
+    if not rows and not allow_empty:
         raise RankingError(f"triplets {files[0] if files else '(no files)'}: no triples")
     out = np.empty(len(images), dtype=object)
     out[:] = images
-    return TripletTable(out, list(index), np.asarray(rows, np.int64),
+    return TripletTable(out, list(index), np.asarray(rows, np.int64).reshape(-1, 3),
                         np.asarray(target, np.float32))

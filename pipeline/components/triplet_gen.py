@@ -1,9 +1,10 @@
 """TripletGen: FusedRanking + target Examples -> Examples of RankNet triples.
 
-TFusion step 5's training data: (a, i, j) with i drawn from fused ranks 1-25 and j from
-25-50 of anchor a and the target P̄_ij from the fused scores
-(`trainer.triplets.sample_for_config`, with the RankNet run's own configuration and
-seed). Each triple carries its three encoded images, so the RankNet Trainer is the
+TFusion step 5's training data: (a, i, j) with i drawn from the near and j from the
+far fused-rank window of anchor a (RankNetConfig: by default i among the top-3
+k-reciprocal fused neighbours, j from ranks 25-50) and the target P̄_ij from the fused
+scores (`trainer.triplets.sample_for_config`, with the RankNet run's own configuration
+and seed). Each triple carries its three encoded images, so the RankNet Trainer is the
 stock TFX Trainer on this artifact and the ranking reaches it with lineage.
 """
 import json
@@ -16,7 +17,7 @@ from tfx.types.standard_artifacts import Examples
 from pipeline.artifacts import FusedRanking
 from st_model.progress import log
 
-TRIPLETS_FILE = os.path.join("Split-train", "data_tfrecord-00000-of-00001.gz")
+SPLIT_FILE = os.path.join("Split-{split}", "data_tfrecord-00000-of-00001.gz")
 
 
 @tfx.dsl.components.component
@@ -26,7 +27,9 @@ def TripletGen(
     triplets: tfx.dsl.components.OutputArtifact[Examples],
     ranknet_config: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
-    """Sample the triples of one RankNet round and write them as tf.Examples."""
+    """Sample the triples of one RankNet round and write them as tf.Examples: Split-train
+    from the trained anchors, Split-eval from the held-out ones (holdout_fraction of
+    the anchors; the Trainer measures its order accuracy there)."""
     import tensorflow as tf
 
     from trainer import data, triplets as trip_lib
@@ -34,16 +37,23 @@ def TripletGen(
     config = RankNetConfig.from_dict(json.loads(ranknet_config), "TripletGen ranknet_config")
     ranking = trip_lib.read_fused_ranking(fused_ranking.uri)
     table = data.read_split(data.split_files(examples.uri, "train"))
-    trip = trip_lib.sample_for_config(ranking, table, config,
-                                      f"train split of {examples.uri}")
-    path = os.path.join(triplets.uri, TRIPLETS_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
-        for record in trip_lib.triplet_examples(trip, table.name, table.images):
-            w.write(record)
+    where = f"train split of {examples.uri}"
+    held = trip_lib.held_out_anchors(ranking.names, config.holdout_fraction, config.seed)
+    trip = trip_lib.sample_for_config(ranking, table, config, where, exclude=held)
+    held_trip = trip_lib.sample_held_out(ranking, held, table, config, where)
+    for split, part in (("train", trip), ("eval", held_trip)):
+        path = os.path.join(triplets.uri, SPLIT_FILE.format(split=split))
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+            for record in (trip_lib.triplet_examples(part, table.name, table.images)
+                           if part is not None else ()):
+                w.write(record)
+    held_count = len(held_trip) if held_trip is not None else 0
     log(f"TripletGen: {len(trip)} triples, τ={trip.temperature:.4g}, "
-        f"mean target {trip.target.mean():.3f}, skipped {trip.skipped}")
-    triplets.split_names = artifact_utils.encode_split_names(["train"])
+        f"mean target {trip.target.mean():.3f}, skipped {trip.skipped}; "
+        f"{held_count} held-out triples from {len(held)} anchors")
+    triplets.split_names = artifact_utils.encode_split_names(["train", "eval"])
     triplets.set_int_custom_property("triplets", len(trip))
+    triplets.set_int_custom_property("held_out_triplets", held_count)
     triplets.set_float_custom_property("temperature", float(trip.temperature))
     triplets.set_string_custom_property("skipped", json.dumps(trip.skipped))
