@@ -481,3 +481,19 @@ def test_transfer_reports_order_accuracy_on_held_out_anchors(examples, pretraine
     assert result["held_out_triplets"] >= 64
     info = models.read_spec(os.path.join(str(tmp_path / "m"), export.KERAS_DIR))
     assert info["held_out_order_accuracy"] == result["held_out_order_accuracy"]
+
+
+def test_confident_fraction_draws_i_only_among_the_highest_fused_scores():
+    names = [f"img{k}" for k in range(200)]
+    # anchor k: every neighbour's score grows with k, so anchors 150.. hold the top quarter
+    rows = [(names[a], [n for n in names if n != names[a]][:60],
+             np.linspace(1.0, 0.5, 60) * (a + 1)) for a in range(200)]
+    ranking = triplets.FusedRanking("mem://", *map(list, zip(*rows)))
+    index_of = {n: k for k, n in enumerate(names)}
+    t = triplets.sample_triplets(ranking, index_of, 400, np.random.default_rng(0),
+                                 near=(1, 1), far=(25, 50), confident_fraction=0.25)
+    assert set(t.anchor) <= set(range(149, 200)) and len(set(t.anchor)) > 40
+    assert t.skipped["below_confidence"] >= 145
+    everyone = triplets.sample_triplets(ranking, index_of, 400, np.random.default_rng(0),
+                                        near=(1, 1), far=(25, 50))
+    assert min(everyone.anchor) < 100

@@ -114,6 +114,7 @@ class RankNetConfig(TrainConfig):
     freeze_fraction: float = 0.0     # first part of the backbone kept frozen
     same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
     reciprocal_k: int = 5            # i only among k-reciprocal fused neighbours; 0 = off
+    confident_fraction: float = 1.0  # i only among this top share of near-window fused scores
     score: str = "cosine"            # pair score: cosine (γ·ê_a·ê_b) | verification (paper)
     score_scale: float = 10.0        # initial γ of the cosine score (learned)
     holdout_fraction: float = 0.1    # anchors kept out of training to measure order accuracy
@@ -128,6 +129,8 @@ class RankNetConfig(TrainConfig):
         _check(self.score in ("cosine", "verification"), "score", self.score,
                "cosine or verification")
         _check(self.score_scale > 0, "score_scale", self.score_scale, "> 0")
+        _check(0 < self.confident_fraction <= 1, "confident_fraction",
+               self.confident_fraction, "in (0, 1]")
         _check(0 <= self.holdout_fraction < 1, "holdout_fraction", self.holdout_fraction,
                "in [0, 1)")
 

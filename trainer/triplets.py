@@ -81,7 +81,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                     split_name: str = "train split",
                     camera: Optional[np.ndarray] = None,
                     reciprocal_k: int = 0,
-                    anchors: Optional[AbstractSet[str]] = None) -> Triplets:
+                    anchors: Optional[AbstractSet[str]] = None,
+                    confident_fraction: float = 1.0) -> Triplets:
     """Draw `count` triples, cycling over the anchors in random order (see module doc).
 
     With `camera` (camera of every train image), j is drawn only among the far-window
@@ -94,6 +95,11 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     Anchors or neighbours absent from the train split, and anchors with fewer than two
     usable neighbours, are skipped and counted (reported on stderr). With `anchors`,
     only those records are anchors (the others still decide k-reciprocity).
+    With `confident_fraction` < 1, i is drawn only among the near-window neighbours whose
+    fused score is in that top share of all near-window scores (pooled over the
+    anchors): a fused score is comparable across anchors, and its high values are far
+    more often true matches. Anchors left without such a neighbour are skipped and
+    counted.
     """
     check_windows(near, far, reciprocal_k)
     skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
@@ -125,6 +131,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                 skipped["no_reciprocal_neighbour"] += 1
                 continue
         usable.append((a, idx, s, np.flatnonzero(near_ok)))
+    if confident_fraction < 1.0 and usable:
+        usable = _confident(usable, confident_fraction, skipped)
     if not usable:
         raise RankingError(f"fused ranking artifact {ranking.uri}: no anchor has two "
                            f"neighbours in the {split_name} ({len(ranking)} records; "
@@ -192,11 +200,29 @@ def sample_held_out(ranking: FusedRanking, held: Set[str], table, config, split_
                                tuple(config.near_ranks), tuple(config.far_ranks),
                                config.temperature, split_name=split_name,
                                camera=table.camera if config.same_camera_pairs else None,
-                               reciprocal_k=config.reciprocal_k, anchors=held)
+                               reciprocal_k=config.reciprocal_k, anchors=held,
+                               confident_fraction=config.confident_fraction)
     except RankingError:
         runtime.log(f"triplets: none of the {len(held)} held-out anchors has usable "
                     "neighbours; held-out order accuracy is not measured")
         return None
+
+
+def _confident(usable: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+               fraction: float, skipped: Dict[str, int]):
+    """Keep the near-window candidates whose fused score reaches the (1 − fraction)
+    quantile of all near-window candidates' scores; count the anchors left without."""
+    pooled = np.concatenate([s[near] for _, _, s, near in usable])
+    floor = np.quantile(pooled, 1.0 - fraction) if len(pooled) else -np.inf
+    kept = []
+    skipped["below_confidence"] = 0
+    for a, idx, s, near in usable:
+        near = near[s[near] >= floor]
+        if len(near):
+            kept.append((a, idx, s, near))
+        else:
+            skipped["below_confidence"] += 1
+    return kept
 
 
 def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
@@ -214,7 +240,8 @@ def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
                            split_name=split_name,
                            camera=table.camera if config.same_camera_pairs else None,
                            reciprocal_k=config.reciprocal_k,
-                           anchors=set(ranking.names) - set(exclude) if exclude else None)
+                           anchors=set(ranking.names) - set(exclude) if exclude else None,
+                           confident_fraction=config.confident_fraction)
 
 
 # ---------------------------------------------------------------- triplets Examples
