@@ -14,19 +14,20 @@ H, W = 32, 16
 DIM = 64   # the small backbone's embedding size
 
 
-def simulated_split(n_ids: int, seed: int, pid0: int = 1) -> FeatureSet:
+def simulated_split(n_ids: int, seed: int, pid0: int = 1, span: int = 20000,
+                    noise: float = 0.9) -> FeatureSet:
     """Each identity walks camera 1 -> 2 -> 3 (transits ~300 and ~800 frames), two
     shots a visit, on sequence 1 or 2; features = identity centre + noise."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_ids, DIM))
     feats, cam, frame, seq, pid = [], [], [], [], []
     for i in range(n_ids):
-        t = int(rng.integers(0, 20000))
+        t = int(rng.integers(0, span))
         s = int(rng.integers(1, 3))
         for c, gap in ((1, 0), (2, 300), (3, 800)):
             t += int(rng.normal(gap, gap * 0.1 + 5))
             for k in range(2):
-                feats.append(centres[i] + 0.9 * rng.standard_normal(DIM))
+                feats.append(centres[i] + noise * rng.standard_normal(DIM))
                 cam.append(c)
                 frame.append(t + 10 * k)
                 seq.append(s)
