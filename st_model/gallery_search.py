@@ -10,14 +10,20 @@ with a, b the query's and the gallery row's nodes. Since cos ≤ 1, a row whose 
 below τ scores below V + τ, V = w · (1 − μ) / σ. For a threshold τ the rows with
 LR ≥ τ lie, per gallery node b, in the time windows where LR(a, b, ·) ≥ τ — a few
 contiguous slices of the sorted index. Search:
-  1. score the rows of the windows at τ₀ = 0 (P_st ≥ P_rand: the ST support);
+  1. score the rows of the windows at τ₀ = 1 (P_st ≥ e·P_rand: the ST support);
      s_k = the k-th best score;
   2. if every LR outside the windows is < s_k − V, no row outside can enter the
      top-k (certified); else score the windows at τ₁ = s_k − V (a superset, since
      some LR outside was ≥ τ₁), whose k-th score s'_k ≥ s_k certifies the rest.
 With fewer than k rows in the windows, τ is lowered (to the next LR level, by at
-least WIDEN) and step 1 repeats; after MAX_PASSES, and for a query in a node the ST
-model never saw (LR neutral everywhere), the full scan. Other fusion rules and tfusion mode use
+least WIDEN) and step 1 repeats. When the next τ would take every row (the ST
+model's log-ratio never falls that low: its floor is not below s_k − V), after
+MAX_PASSES, and for a query in a node the ST model never saw (LR neutral
+everywhere): the full scan. So pruning pays where the model says "impossible"
+outside its windows (log-ratio far below 0) and vision cannot make up for it; the
+default estimator mixes a background share of the random model into P_st, which
+bounds its log-ratio below by about log(share) — see README for what that means
+for speed. Other fusion rules and tfusion mode use
 the full scan.
 """
 from __future__ import annotations
@@ -35,6 +41,8 @@ from st_model.scoring import BlockScorer, STTables
 COS_MARGIN = 1e-5   # float32 cosines of unit rows may exceed 1 by a few ulps
 MAX_PASSES = 4      # then the full scan
 WIDEN = 2.0         # with fewer than k rows in the windows, lower τ by at least this
+TAU0 = 1.0          # first windows: P_st ≥ e · P_rand (a node pair without temporal
+#                     structure has log-ratio 0 everywhere: not a window)
 
 
 @dataclass
@@ -122,6 +130,11 @@ class GallerySearch:
         below = np.where(lr[held] < tau, lr[held], -np.inf)
         return float(below.max()) if below.size else -np.inf
 
+    def lowest(self, a: int) -> float:
+        """The smallest LR(a, b, ·) over gallery nodes b that hold rows."""
+        held = np.diff(self.index.node_start) > 0
+        return float(self.tables.log_ratio[a][held].min())
+
     # ------------------------------------------------------------------ search
     def _score_slices(self, scorer: BlockScorer, qi: int, slices, exclude):
         q = np.array([qi])
@@ -170,7 +183,7 @@ class GallerySearch:
         name_rank = self.index.name_rank
         if pruned and self.prunable and a < self.m:
             t = int(scorer.q.frame[qi])
-            tau = 0.0
+            tau = TAU0
             for passes in range(1, MAX_PASSES + 1):
                 slices = self.windows(a, t, tau)
                 scores, rows = self._score_slices(scorer, qi, slices, exclude)
@@ -180,11 +193,14 @@ class GallerySearch:
                     return SearchResult(self._hits(scorer, qi, top, top_s), rows.size, passes)
                 if top.size < k:              # too few rows in the windows: widen them
                     tau = min(below, tau - WIDEN)
-                    continue
-                s_k = float(top_s[-1])
-                if below < s_k - self.v_max:  # no row outside can reach the top-k
-                    return SearchResult(self._hits(scorer, qi, top, top_s), rows.size, passes)
-                tau = s_k - self.v_max
+                else:
+                    s_k = float(top_s[-1])
+                    if below < s_k - self.v_max:  # no row outside can reach the top-k
+                        return SearchResult(self._hits(scorer, qi, top, top_s), rows.size,
+                                            passes)
+                    tau = s_k - self.v_max
+                if tau <= self.lowest(a):     # the next pass would score every row
+                    break
         scores, rows = self._score_slices(scorer, qi, [(0, n)], exclude)
         top, top_s = top_rows(scores, rows, name_rank, k)
         return SearchResult(self._hits(scorer, qi, top, top_s), n, 0)
