@@ -76,7 +76,8 @@ def main():
     else:
         model = estimate_st_model(train, config)
     tables = STTables.from_model(model)
-    print(f"ST model ({args.st_model}): {model.nodes.size} nodes, bins of {model.grid.width} frames, "
+    print(f"ST model ({args.st_model}): {model.nodes.size} nodes, "
+          f"bins of {model.grid.width} frames, "
           f"{time.monotonic() - t0:.0f} s")
 
     t0 = time.monotonic()

@@ -179,6 +179,15 @@ def test_bad_inputs_are_one_line_exit_2_nothing_written(setup, capsys, tmp_path)
     assert "no fused_scores signature" in msg
     assert not os.path.exists(tmp_path / "idx2") and not os.path.exists(
         str(tmp_path / "idx2") + ".partial")
+    # a dataset that fails while the index is being built: no index, no leftovers
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not a dataset")
+    msg = _error(capsys, "index", "--bundle", b, "--dataset", junk, "--output",
+                 tmp_path / "idx3")
+    assert msg.startswith("tfusion index: error: ")
+    assert not os.path.exists(tmp_path / "idx3") and not os.path.exists(
+        str(tmp_path / "idx3") + ".partial")
     # an index built with another bundle (another ST model)
     other = serving_case.bundle(str(tmp_path / "other"), FusionConfig(kappa=5.0))
     capsys.readouterr()

@@ -14,7 +14,8 @@ variables/ files); the graph only looks them up, exactly as
 
 and fuses with the rule of `st_model.fusion`:
     loglinear  fused = w · (cos − μ) / σ + LR               st_factor = LR
-    bayes      fused = st_factor · (P_v + α / (1 − α − β))  st_factor = (P_st(1 − α) − β P_diff) / P_rand  (eq. 9)
+    bayes      fused = st_factor · (P_v + α / (1 − α − β))        (eq. 9)
+               st_factor = (P_st(1 − α) − β P_diff) / P_rand
     logistic   fused = f(P_v; λ0, γ0) · st_factor           st_factor = f(P_st; λ1, γ1)
 with cos the cosine of the L2-normalised embeddings, P_v = (1 + cos) / 2 and, in
 tfusion mode, pairs of different sequences or |Δ| > max_delta out of reach

@@ -25,7 +25,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", required=True, help="index folder (`tfusion index`)")
-    parser.add_argument("--bundle", required=True, help="the pushed bundle the index was built with")
+    parser.add_argument("--bundle", required=True,
+                        help="the pushed bundle the index was built with")
     parser.add_argument("--query", required=True,
                         help="an image, a folder of images, or a .txt list of image paths")
     parser.add_argument("--camera", type=int, help="camera of the query image(s)")
