@@ -33,7 +33,7 @@ ORDER = "order.npz"
 SHARD_ROWS = 65536
 
 
-class IndexError_(InputError):
+class GalleryIndexError(InputError):
     """An index folder that cannot be used."""
 
 
@@ -95,22 +95,22 @@ def load_index(folder: str) -> GalleryIndex:
     """Read an index written by save_index; errors name the folder."""
     path = os.path.join(folder, HEADER)
     if not os.path.isfile(path):
-        raise IndexError_(f"{folder}: not a gallery index (no {HEADER}; build one with "
+        raise GalleryIndexError(f"{folder}: not a gallery index (no {HEADER}; build one with "
                           f"`tfusion index`)")
     try:
         with open(path) as f:
             header = json.load(f)
     except ValueError as e:
-        raise IndexError_(f"{path}: not JSON ({e})") from None
+        raise GalleryIndexError(f"{path}: not JSON ({e})") from None
     if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise IndexError_(f"{path}: unsupported index format {header.get('format')!r} "
+        raise GalleryIndexError(f"{path}: unsupported index format {header.get('format')!r} "
                           f"v{header.get('version')!r}; this code reads {FORMAT} v{VERSION}")
     rows = load_features(os.path.join(folder, ROWS))
     with np.load(os.path.join(folder, ORDER)) as z:
         name_rank = z["name_rank"]
     node_start = np.asarray(header["node_start"], np.int64)
     if len(rows) != header["rows"] or node_start[-1] != len(rows):
-        raise IndexError_(f"{folder}: holds {len(rows)} rows, its header says "
+        raise GalleryIndexError(f"{folder}: holds {len(rows)} rows, its header says "
                           f"{header['rows']}")
     node = np.repeat(np.arange(node_start.size - 1), np.diff(node_start))
     return GalleryIndex(rows, node.astype(np.int64), node_start, name_rank, header, folder)

@@ -193,6 +193,9 @@ def test_bad_inputs_are_one_line_exit_2_nothing_written(setup, capsys, tmp_path)
     capsys.readouterr()
     msg = _error(capsys, "search", "--index", idx, "--bundle", other, "--query", image)
     assert f"error: {idx}: index built with another bundle" in msg
+    # a folder that is no index
+    msg = _error(capsys, "search", "--index", tmp_path, "--bundle", b, "--query", image)
+    assert f"error: {tmp_path}: not a gallery index" in msg
     # an index folder that exists already
     msg = _error(capsys, "index", "--bundle", b, "--dataset", setup["data"], "--output", idx)
     assert f"error: {idx}: exists" in msg
