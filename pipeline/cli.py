@@ -38,6 +38,10 @@ COMMANDS = {
             "run the TFX pipeline (ingest, pretrain, TFusion rounds, TFMA gates, push)"),
     "lineage": ("pipeline.commands.lineage",
                 "print the ML Metadata lineage of the latest pushed model of a run"),
+    "index": ("pipeline.commands.index",
+              "embed a gallery with a pushed bundle into an index sorted by ST node and time"),
+    "search": ("pipeline.commands.search",
+               "rank an index's gallery for query images by the bundle's fused score"),
     "demo": ("pipeline.commands.demo",
              "run the loop without TFX orchestration on an embedded SynthReID default"),
 }

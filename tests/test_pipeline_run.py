@@ -130,6 +130,17 @@ def test_pusher_pushed_a_servable_bundle(tiny_run):
     assert [emb.height, emb.width] == manifest["input_size"]
 
 
+def test_pushed_bundle_scores_like_tfma_in_a_tensorflow_only_process(tiny_run):
+    """The pushed folder's `fused_scores`, run by a process importing only TensorFlow,
+    ranks the gated round's query × gallery with TFMA's fused rank-1 and mAP."""
+    from pipeline.serving_check import check_pushed_bundle
+    _, summary, _ = tiny_run
+    res = check_pushed_bundle(summary)
+    assert res["queries"] == summary["rounds"][-1]["queries"]
+    for metric in ("rank1", "mAP"):
+        assert res["signature"][metric] == pytest.approx(res["tfma"][metric], abs=0.01)
+
+
 def test_lineage_reaches_both_example_sets(tiny_run, capsys):
     from pipeline import lineage
     from pipeline.cli import main

@@ -9,6 +9,10 @@ Signatures (outputs {"embedding": float32 [B, D]}, L2-normalised):
     serving_default     examples: serialized tf.Example [B] with an `image` bytes feature
     embed_image_bytes   images:   encoded JPEG/PNG/BMP bytes [B]
 and the function `embed_images(float32 [B, H, W, 3] pixels in [0, 255])`.
+A serving bundle's model (export_bundle_model) adds, with the ST model in its
+variables, the signature
+    fused_scores        query/gallery embeddings, cameras, sequences, frames ->
+                        fused, vision, st_factor [Q, G]   (trainer/fused_scoring.py)
 """
 from __future__ import annotations
 
@@ -77,18 +81,37 @@ def _float32_copy(spec: models.BackboneSpec, backbone: tf.keras.Model) -> tf.ker
 
 
 def export_model(export_dir: str, spec: models.BackboneSpec, backbone: tf.keras.Model,
-                 head: Optional[tf.keras.Model] = None, extra: Optional[dict] = None) -> str:
-    """Write the SavedModel (signatures above) and the Keras rebuild files."""
+                 head: Optional[tf.keras.Model] = None, extra: Optional[dict] = None,
+                 fused=None) -> str:
+    """Write the SavedModel (signatures above) and the Keras rebuild files; with
+    `fused` (a trainer.fused_scoring.FusedScoring) also its `fused_scores` signature."""
     backbone = _float32_copy(spec, backbone)
     module = EmbeddingModule(backbone, spec)
+    signatures = {"serving_default": module.embed_examples,
+                  "embed_image_bytes": module.embed_image_bytes}
+    if fused is not None:
+        from trainer.fused_scoring import SIGNATURE
+        module.st = fused
+        signatures[SIGNATURE] = fused.fused_scores
     tf.io.gfile.makedirs(export_dir)
-    tf.saved_model.save(module, export_dir, signatures={
-        "serving_default": module.embed_examples,
-        "embed_image_bytes": module.embed_image_bytes,
-    })
+    tf.saved_model.save(module, export_dir, signatures=signatures)
     models.save_keras(os.path.join(export_dir, KERAS_DIR), spec, backbone, head, extra)
     runtime.log(f"exported {spec.name} {spec.height}x{spec.width} model to {export_dir}")
     return export_dir
+
+
+def export_bundle_model(model_dir: str, export_dir: str, tables, config) -> str:
+    """Re-export the model in `model_dir` (rebuilt from its Keras files, weights
+    unchanged) into `export_dir` with the `fused_scores` signature of the ST model
+    `tables` (st_model.scoring.STTables) fused by `config` (FusionConfig)."""
+    from trainer.fused_scoring import FusedScoring
+    keras_dir = os.path.join(resolve_model_dir(model_dir), KERAS_DIR)
+    info = models.read_spec(keras_dir)
+    spec, backbone, head = models.load_keras(keras_dir)
+    extra = {k: v for k, v in info.items()
+             if k not in ("spec", "embedding_dim", "has_verification_head")}
+    return export_model(export_dir, spec, backbone, head, extra,
+                        fused=FusedScoring(tables, config, int(info["embedding_dim"])))
 
 
 def resolve_model_dir(path: str) -> str:
