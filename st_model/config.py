@@ -36,7 +36,14 @@ class FusionConfig:
     rand_floor: float = 2e-5          # tfusion: P_rand floor
     logistic: tuple = (1.0, 5.0, 1.0, 5.0)  # st-ReID λ0, γ0, λ1, γ1
     ranking_top_n: int = 50           # fused neighbours per train image (RankNet teacher)
-    frame_rate: float = 25.0          # frames per second (reporting only)
+    frame_rate: float = 25.0          # frames per second (reporting, visit window)
+    rerank: bool = False              # also rank query × gallery re-ranked (fused_rerank.py)
+    rerank_k1: int = 20               # k1 of the k-reciprocal sets (rerank.py)
+    rerank_k2: int = 6                # k2 of the local query expansion
+    rerank_lambda: float = 0.3        # λ: weight of the fused distance beside Jaccard's
+    rerank_tau: float = 3.0           # fused-score units per unit of distance
+    visit_seconds: float = 4.0        # near-duplicates of one visit: same node, |Δ| ≤ this
+    visit_fdr: float = 0.1            # estimated share of false visit links allowed
 
     def as_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -80,6 +87,12 @@ class FusionConfig:
             raise InputError("bin_frames must be >= 1")
         if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):
             raise InputError("eq. 9 needs 0 <= α, β and α + β < 1")
+        if self.rerank_k1 < 1 or self.rerank_k2 < 1:
+            raise InputError("rerank_k1 and rerank_k2 must be >= 1")
+        if not (0 <= self.rerank_lambda <= 1 and self.rerank_tau > 0):
+            raise InputError("re-ranking needs 0 <= λ <= 1 and τ > 0")
+        if self.visit_seconds < 0 or not 0 < self.visit_fdr < 1:
+            raise InputError("visit_seconds must be >= 0 and visit_fdr in (0, 1)")
         if (self.alpha or self.beta) and self.fusion != "bayes":
             raise InputError(f"α and β belong to the bayes fusion (eq. 9), not to "
                              f"{self.fusion!r}; add --fusion bayes")
