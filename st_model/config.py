@@ -44,6 +44,7 @@ class FusionConfig:
     rerank_tau: float = 3.0           # fused-score units per unit of distance
     visit_seconds: float = 4.0        # near-duplicates of one visit: same node, |Δ| ≤ this
     visit_fdr: float = 0.1            # estimated share of false visit links allowed
+    visit_weight: float = 0.5         # β: weight of a linked detection in the pooled feature
 
     def as_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -91,8 +92,9 @@ class FusionConfig:
             raise InputError("rerank_k1 and rerank_k2 must be >= 1")
         if not (0 <= self.rerank_lambda <= 1 and self.rerank_tau > 0):
             raise InputError("re-ranking needs 0 <= λ <= 1 and τ > 0")
-        if self.visit_seconds < 0 or not 0 < self.visit_fdr < 1:
-            raise InputError("visit_seconds must be >= 0 and visit_fdr in (0, 1)")
+        if self.visit_seconds < 0 or not 0 < self.visit_fdr < 1 or self.visit_weight < 0:
+            raise InputError("visit_seconds and visit_weight must be >= 0 and visit_fdr "
+                             "in (0, 1)")
         if (self.alpha or self.beta) and self.fusion != "bayes":
             raise InputError(f"α and β belong to the bayes fusion (eq. 9), not to "
                              f"{self.fusion!r}; add --fusion bayes")

@@ -22,7 +22,7 @@ from st_model import estimate, fused_ranking, fused_rerank, metrics, neighbours
 from st_model.config import FusionConfig
 from st_model.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
 from st_model.files import make_folder, write_file
-from st_model.progress import counter, log
+from st_model.progress import counter, log, peak_rss_gb
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
 from st_model.tracks import join_path
@@ -241,11 +241,13 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
     timing["evaluation_s"] = time.monotonic() - t1
     reranked = None
     if config.rerank:
+        timing["peak_rss_before_rerank_gb"] = peak_rss_gb()
         t3 = time.monotonic()
         log("re-ranking the fused list")
         rr, rr_info = evaluate_reranked(query, gallery, tables, config, q_node, g_node)
         reranked = {**rr.as_dict(), **rr_info}
         timing["rerank_s"] = time.monotonic() - t3
+        timing["peak_rss_after_rerank_gb"] = peak_rss_gb()
         log(f"fusion + re-ranking: {rr} ({timing['rerank_s']:.1f} s)")
     oracle_metrics = oracle_reranked = None
     if oracle_st:

@@ -47,7 +47,8 @@ def pool_visits(items: FeatureSet, config: FusionConfig) -> Tuple[FeatureSet, Di
             "visit_link_cosine": c0}
     log(f"visit pooling: {i.size} links of detections ≤ {window} frames apart in one "
         f"node, cosine ≥ {c0:.3f}")
-    return replace(items, features=visits.pooled_features(items.features, i, j)), info
+    pooled = visits.pooled_features(items.features, i, j, config.visit_weight)
+    return replace(items, features=pooled), info
 
 
 def params_of(config: FusionConfig) -> rerank.RerankParams:

@@ -9,8 +9,9 @@ reaches c₀, the lowest cosine whose estimated share of false links stays withi
   F(c) = N_far(cos ≥ c) · n_near / n_far,      share(c) = F(c) / N_near(cos ≥ c)
 with the "far" pairs of the same nodes at FAR·W ≤ |Δ| ≤ 2·FAR·W (other people in
 the same scene: the empirical null of a near pair's cosine). Each detection's
-pooled feature is the unit mean of itself and its linked detections:
-  x̃_i = (x_i + Σ_{j linked to i} x_j) / ‖·‖.
+pooled feature is the unit weighted mean of itself and its linked detections:
+  x̃_i = (x_i + β Σ_{j linked to i} x_j) / ‖·‖,
+β < 1 keeping a detection's own feature ahead of links that may be false.
 """
 from __future__ import annotations
 
@@ -77,10 +78,12 @@ def visit_links(x: np.ndarray, node: np.ndarray, frame: np.ndarray, window: int,
     return i[keep], j[keep], c0
 
 
-def pooled_features(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """x̃ (module docstring): unit rows of x_i + Σ_{linked j} x_j, float32."""
+def pooled_features(x: np.ndarray, i: np.ndarray, j: np.ndarray, beta: float = 1.0
+                    ) -> np.ndarray:
+    """x̃ (module docstring): unit rows of x_i + β Σ_{linked j} x_j, float32."""
     n = x.shape[0]
-    links = sparse.csr_matrix((np.ones(2 * i.size), (np.r_[i, j], np.r_[j, i])),
+    links = sparse.csr_matrix((np.full(2 * i.size, float(beta)),
+                               (np.r_[i, j], np.r_[j, i])),
                               shape=(n, n)) + sparse.identity(n, format="csr")
     p = np.asarray(links @ np.asarray(x, np.float64))
     p /= np.linalg.norm(p, axis=1, keepdims=True)

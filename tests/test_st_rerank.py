@@ -117,7 +117,7 @@ def test_link_threshold_keeps_the_estimated_false_share_within_fdr():
 
 def test_pooled_features_are_unit_means_of_linked_detections():
     x = np.eye(4, dtype=np.float32)
-    p = visits.pooled_features(x, np.array([0, 1]), np.array([1, 2]))
-    want = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]], float)
+    p = visits.pooled_features(x, np.array([0, 1]), np.array([1, 2]), beta=0.5)
+    want = np.array([[1, .5, 0, 0], [.5, 1, .5, 0], [0, .5, 1, 0], [0, 0, 0, 1]])
     np.testing.assert_allclose(p, want / np.linalg.norm(want, axis=1, keepdims=True),
                                rtol=1e-6)

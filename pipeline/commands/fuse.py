@@ -103,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rr.add_argument("--visit-fdr", type=float, default=_DEFAULTS.visit_fdr,
                     help="estimated share of false visit links allowed (default "
                          "%(default)s)")
+    rr.add_argument("--visit-weight", type=float, default=_DEFAULTS.visit_weight,
+                    help="β: weight of a linked detection in a pooled feature beside "
+                         "the detection's own 1 (default %(default)s)")
     fu.add_argument("--no-ranking", action="store_true",
                     help="skip writing the fused train ranking")
     fu.add_argument("--no-plot", action="store_true", help="skip st_model.png")
@@ -125,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> FusionConfig:
                         rerank=args.rerank, rerank_k1=args.rerank_k1,
                         rerank_k2=args.rerank_k2, rerank_lambda=args.rerank_lambda,
                         rerank_tau=args.rerank_tau, visit_seconds=args.visit_seconds,
-                        visit_fdr=args.visit_fdr)
+                        visit_fdr=args.visit_fdr, visit_weight=args.visit_weight)
 
 
 def frame_rate_of(names) -> float:
