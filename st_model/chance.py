@@ -10,7 +10,7 @@ about when a *different* person passes:
 So S · T = S · r + (H − W · r): the deviation of H from its chance level W · r,
 added to the true mass spread like chance. W · r is exact up to sampling noise of
 variance W2_ab · r_ab(Δ) per bin (W2 = Σ w²); after Parzen smoothing (σ bins):
-    S_ab T̂_ab(Δ) = max((1 − c) W_ab r̂_ab(Δ) + soft(Ĥ_ab(Δ) − W_ab r̂_ab(Δ), λ · sd), 0)
+    S_ab T̂_ab(Δ) = max(W_ab r̂_ab(Δ) + soft(Ĥ_ab(Δ) − W_ab r̂_ab(Δ), λ · sd), 0)
 (sd also holds one typical delta's smoothed peak k_0 · w̄, w̄ = W2 / W: a lone
 delta where chance expects almost none — the tails of r — is not evidence), with c
 the share of false neighbours (the background weight of the mixture fitted
@@ -20,7 +20,11 @@ pair with no temporal structure, or too few deltas to show it, keeps the chance
 shape (its ST factor is the node-pair term alone) while deficits below chance (Δ a
 true pair cannot have) are kept as evidence like excesses. Since Σ_Δ (S·(T − r))⁺ ≤ S,
 a surplus above the true mass S = (1 − c)·W is noise and is scaled down to it: where
-the mixture fit finds (almost) no true neighbours (c → 1), nothing is kept.
+the mixture fit finds (almost) no true neighbours (c → 1), no deviation is kept.
+The chance-shaped part keeps the whole W · r̂ (not (1 − c) · W · r̂): scaling it by
+1 − c sharpened every log-ratio by the false share, so true pairs at Δ far from the
+transit peaks (revisits, long gaps) fell below chance — on the Market harness at
+noise 1.5 it cost 2.3 mAP (oracle decomposition: benchmarks/bench_fuse.py).
 """
 from __future__ import annotations
 
@@ -68,8 +72,8 @@ def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
                      visual: np.ndarray, visual_sq: np.ndarray, random: np.ndarray,
                      sigma_bins: np.ndarray, threshold: float, background: float
                      ) -> np.ndarray:
-    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W,
-    the thresholded deviation scaled down where its surplus exceeds S."""
+    """S_ab · T̂_ab(Δ) [M, M, B] = max(W r̂ + soft(Ĥ − W r̂, λ·sd), 0), the
+    thresholded deviation scaled down where its surplus exceeds S = (1 − c) W."""
     w = visual.sum(axis=2, keepdims=True)
     w2 = visual_sq.sum(axis=2, keepdims=True)
     r_total = random.sum(axis=2, keepdims=True).astype(np.float64)
@@ -86,4 +90,4 @@ def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
     true_mass = (1.0 - background) * w
     surplus = np.maximum(excess, 0.0).sum(axis=2, keepdims=True)
     excess *= np.minimum(1.0, true_mass / np.maximum(surplus, 1e-300))
-    return np.maximum((1.0 - background) * chance + excess, 0.0)
+    return np.maximum(chance + excess, 0.0)

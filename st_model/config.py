@@ -40,8 +40,8 @@ class FusionConfig:
     rerank: bool = False              # also rank query × gallery re-ranked (fused_rerank.py)
     rerank_k1: int = 20               # k1 of the k-reciprocal sets (rerank.py)
     rerank_k2: int = 6                # k2 of the local query expansion
-    rerank_lambda: float = 0.3        # λ: weight of the fused distance beside Jaccard's
-    rerank_tau: float = 3.0           # fused-score units per unit of distance
+    rerank_lambda: float = 0.4        # λ: weight of the fused distance beside Jaccard's
+    rerank_tau: float = 4.0           # fused-score units per unit of distance
     visit_seconds: float = 4.0        # near-duplicates of one visit: same node, |Δ| ≤ this
     visit_fdr: float = 0.1            # estimated share of false visit links allowed
     visit_weight: float = 0.5         # β: weight of a linked detection in the pooled feature

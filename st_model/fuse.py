@@ -250,6 +250,7 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
         timing["peak_rss_after_rerank_gb"] = peak_rss_gb()
         log(f"fusion + re-ranking: {rr} ({timing['rerank_s']:.1f} s)")
     oracle_metrics = oracle_reranked = None
+    t4 = time.monotonic()
     if oracle_st:
         log("oracle-ST bound: the same fusion, ST model from true train identities")
         oracle = STTables.from_model(estimate.oracle_st_model(train, config, span))
@@ -260,14 +261,19 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
             rr, _ = evaluate_reranked(query, gallery, oracle, config, q_node, g_node)
             oracle_reranked = rr.as_dict()
             log(f"oracle-ST fusion + re-ranking: {rr}")
+        timing["oracle_st_s"] = time.monotonic() - t4
     if ranking and not beam_args:
         t2 = time.monotonic()
         write_ranking_in_memory(train, tables, config, output_dir)
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
+        t5 = time.monotonic()
         from st_model.plot import plot_st_model
         plot_st_model(model, train, join_path(output_dir, PLOT_FILE))
+        timing["plot_s"] = time.monotonic() - t5
     timing["total_s"] = time.monotonic() - t0
+    log("time per stage: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s"
+                                       for k, v in timing.items() if k.endswith("_s")))
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
         "excluded_queries": vis.excluded,
