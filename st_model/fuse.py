@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from st_model import estimate, fused_ranking, fused_rerank, metrics, neighbours
+from st_model import blas, estimate, fused_ranking, fused_rerank, metrics, neighbours
 from st_model.config import FusionConfig
 from st_model.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
 from st_model.files import make_folder, write_file
@@ -202,6 +202,17 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
          config: FusionConfig, output_dir: str, beam_args: Optional[List[str]] = None,
          plot: bool = True, ranking: bool = True, oracle_st: bool = False,
          train_path: Optional[str] = None) -> Dict:
+    """fuse_run with one BLAS thread (st_model/blas.py)."""
+    with blas.single_thread():
+        return fuse_run(train, query, gallery, config, output_dir, beam_args, plot,
+                        ranking, oracle_st, train_path)
+
+
+def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
+             gallery: FeatureSet, config: FusionConfig, output_dir: str,
+             beam_args: Optional[List[str]] = None, plot: bool = True,
+             ranking: bool = True, oracle_st: bool = False,
+             train_path: Optional[str] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and

@@ -60,7 +60,7 @@ def reranked_score_fn(query: FeatureSet, gallery: FeatureSet, tables: STTables,
                       config: FusionConfig, q_node: Optional[np.ndarray] = None,
                       g_node: Optional[np.ndarray] = None
                       ) -> Tuple[metrics.ScoreFn, Dict]:
-    """score_fn(q_idx, g_idx) of the re-ranked list (rerank eq. 12 on the fused
+    """score_fn(q_idx, g_idx) of the re-ranked list (rerank eq. 6 on the fused
     score of the pooled features) and a report (visit links, set sizes)."""
     items, info = pool_visits(joint_set(query, gallery), config)
     nq = len(query)

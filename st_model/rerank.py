@@ -4,18 +4,18 @@ blockwise: no [n, n] matrix is ever built.
 Items are the query set followed by the gallery (n = Q + G), s(i, j) a similarity
 (the fused score; higher = closer) and N(i, k) the k items of highest s(i, ·), i
 itself first (ties by lower index):
-  R(i, k)   = {j ∈ N(i, k) : i ∈ N(j, k)}                          (Zhong eq. 4)
+  R(i, k)   = {j ∈ N(i, k) : i ∈ N(j, k)}                          (1)
   R*(i)     = R(i, k1+1) ∪ R(j, k1/2+1) for each j ∈ R(i, k1+1) with
-              |R(j, k1/2+1) ∩ R(i, k1+1)| > 2/3 |R(j, k1/2+1)|     (eq. 6)
+              |R(j, k1/2+1) ∩ R(i, k1+1)| > 2/3 |R(j, k1/2+1)|     (2)
   V_ij      = exp((s_ij − s_i*) / τ) / Σ_{j' ∈ R*(i)} exp((s_ij' − s_i*) / τ)
               for j ∈ R*(i), else 0; s_i* the best non-self score of i, which
-              self takes too                                        (eq. 7)
-  V'_i      = mean of V_j over j ∈ N(i, k2)     (local query expansion, eq. 11)
-  J(q, g)   = Σ_k min(V'_qk, V'_gk) / Σ_k max(V'_qk, V'_gk)           (eq. 10)
-  s*(q, g)  = (1 − λ) · J(q, g) + λ · s(q, g) / τ                   (eq. 12)
-eq. 12 is Zhong's d* = (1 − λ) d_J + λ d with d_J = 1 − J and the distance d = −s / τ
-(an offset per query changes no ranking): τ is the score difference that counts as
-one unit of distance. J > 0 only where the supports of V'_q and V'_g meet, so the
+              self takes too                                        (3)
+  V'_i      = mean of V_j over j ∈ N(i, k2)     (local query expansion)  (4)
+  J(q, g)   = Σ_k min(V'_qk, V'_gk) / Σ_k max(V'_qk, V'_gk)           (5)
+  s*(q, g)  = (1 − λ) · J(q, g) + λ · s(q, g) / τ                   (6)
+(6) is Zhong's final distance d* = (1 − λ) d_J + λ d with d_J = 1 − J and the
+distance d = −s / τ (an offset per query changes no ranking): τ is the score
+difference that counts as one unit of distance. J > 0 only where the supports of V'_q and V'_g meet, so the
 overlaps are a sparse [Q, G] matrix, accumulated query block by query block.
 """
 from __future__ import annotations
@@ -41,8 +41,17 @@ ROW_BLOCK, COL_BLOCK = 256, 1024
 class RerankParams:
     k1: int = 20        # neighbours of the k-reciprocal sets
     k2: int = 6         # neighbours averaged by the local query expansion
-    lam: float = 0.3    # λ of eq. 12: weight of the original distance
-    tau: float = 1.0    # score units per unit of distance (eqs. 7, 12)
+    lam: float = 0.4    # λ of eq. 6: weight of the original distance
+    tau: float = 4.0    # score units per unit of distance (eqs. 3, 6)
+
+
+def _with_self(s: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Scores of a block with every self pair set to SELF_SCORE."""
+    s = np.asarray(s, np.float64)
+    if r[0] <= c[-1] and c[0] <= r[-1]:          # the block holds self pairs
+        s = s.copy()
+        s[r[:, None] == c[None, :]] = SELF_SCORE
+    return s
 
 
 def neighbour_lists(score_block: neighbours.ScoreBlock, n: int, k: int,
@@ -50,13 +59,8 @@ def neighbour_lists(score_block: neighbours.ScoreBlock, n: int, k: int,
                     ) -> Tuple[np.ndarray, np.ndarray]:
     """N(i, k) of every item (neighbours.top_k, each item its own first): (index
     [n, k], score [n, k]; self's score SELF_SCORE)."""
-    def score(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        s = np.asarray(score_block(r, c), np.float64)
-        if r[0] <= c[-1] and c[0] <= r[-1]:          # the block holds self pairs
-            s = s.copy()
-            s[r[:, None] == c[None, :]] = SELF_SCORE
-        return s
-    return neighbours.top_k(score, n, n, min(k, n), row_block, col_block)
+    return neighbours.top_k(lambda r, c: _with_self(score_block(r, c), r, c), n, n,
+                            min(k, n), row_block, col_block)
 
 
 def membership(index: np.ndarray, k: int, n: int) -> sparse.csr_matrix:
@@ -70,13 +74,13 @@ def membership(index: np.ndarray, k: int, n: int) -> sparse.csr_matrix:
 
 
 def reciprocal(index: np.ndarray, k: int, n: int) -> sparse.csr_matrix:
-    """R(i, k) (eq. 4) as a 0/1 [n, n] matrix: j ∈ N(i, k) and i ∈ N(j, k)."""
+    """R(i, k) (eq. 1) as a 0/1 [n, n] matrix: j ∈ N(i, k) and i ∈ N(j, k)."""
     a = membership(index, k, n)
     return a.multiply(a.T).tocsr()
 
 
 def expanded_sets(index: np.ndarray, k1: int, n: int) -> sparse.csr_matrix:
-    """R*(i) (eq. 6) as a 0/1 [n, n] matrix."""
+    """R*(i) (eq. 2) as a 0/1 [n, n] matrix."""
     r = reciprocal(index, k1 + 1, n)
     h = reciprocal(index, int(np.around(k1 / 2)) + 1, n)
     size_h = np.asarray(h.sum(axis=1)).ravel()
@@ -92,7 +96,7 @@ def expanded_sets(index: np.ndarray, k1: int, n: int) -> sparse.csr_matrix:
 
 def set_weights(sets: sparse.csr_matrix, pair_score: PairScore, tau: float
                 ) -> sparse.csr_matrix:
-    """V (eq. 7): softmax of s(i, ·) / τ over R*(i), self scored as the best other."""
+    """V (eq. 3): softmax of s(i, ·) / τ over R*(i), self scored as the best other."""
     coo = sets.tocoo()
     rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
     s = np.asarray(pair_score(rows, cols), np.float64)
@@ -109,7 +113,7 @@ def set_weights(sets: sparse.csr_matrix, pair_score: PairScore, tau: float
 
 def query_expansion(weights: sparse.csr_matrix, index: np.ndarray, k2: int
                     ) -> sparse.csr_matrix:
-    """V' (eq. 11): each row the mean of the rows of its k2 first neighbours."""
+    """V' (eq. 4): each row the mean of the rows of its k2 first neighbours."""
     if k2 <= 1:
         return weights
     m = membership(index, k2, weights.shape[0])
@@ -120,7 +124,7 @@ def query_expansion(weights: sparse.csr_matrix, index: np.ndarray, k2: int
 
 def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
                     query_block: int = QUERY_BLOCK) -> sparse.csr_matrix:
-    """J(q, g) (eq. 10) of every query row q < n_query against every gallery row
+    """J(q, g) (eq. 5) of every query row q < n_query against every gallery row
     (items n_query..n-1), as a sparse [Q, G] matrix of its non-zero values."""
     n = v.shape[0]
     n_gallery = n - n_query
@@ -148,7 +152,7 @@ def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
 def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
                    overlap: sparse.csr_matrix, params: RerankParams
                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """score_fn(q_idx, g_idx) of the re-ranked list: eq. 12 blockwise (the
+    """score_fn(q_idx, g_idx) of the re-ranked list: eq. 6 blockwise (the
     overlaps of the latest query block are kept dense: a ranking scans the
     gallery block by block for one query block)."""
     last = {"q": None, "rows": None}
@@ -163,9 +167,9 @@ def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
 
 
 def rerank_overlap(score_block: neighbours.ScoreBlock, pair_score: PairScore,
-                   n_query: int, n: int, params: RerankParams
+                   n_query: int, n: int, params: RerankParams,
                    ) -> Tuple[sparse.csr_matrix, Dict[str, float]]:
-    """The Jaccard overlaps J [Q, G] (eq. 10) of n_query queries followed by a
+    """The Jaccard overlaps J [Q, G] (eq. 5) of n_query queries followed by a
     gallery, from the similarity of all n items (block and pair scorers), and the
     mean sizes of the sets."""
     k = max(params.k1 + 1, params.k2)
