@@ -10,7 +10,7 @@ peak before (fusion alone), both as ratios. Rows where re-ranking lowers the fus
 rank-1 by more than 0.5 are flagged RANK-1.
 
 usage: python benchmarks/bench_rerank.py [--lists ../shared/data/market] [--work DIR]
-       [--noise 0.7 1.0 1.5 2.0 3.0] [extra tfusion fuse flags after --]
+       [--noise 0.7 1.0 1.5 2.0 3.0] [more tfusion fuse flags, e.g. --chance-level whole]
 """
 import argparse
 import os
@@ -58,8 +58,7 @@ def main() -> None:
     ap.add_argument("--lists", default=os.path.join(REPO, "..", "shared", "data", "market"))
     ap.add_argument("--work", default=None, help="folder for features and outputs")
     ap.add_argument("--noise", type=float, nargs="+", default=[0.7, 1.0, 1.5, 2.0, 3.0])
-    ap.add_argument("extra", nargs="*", help="more `tfusion fuse` flags (after --)")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()   # anything else: more `tfusion fuse` flags
     work = args.work or tempfile.mkdtemp(prefix="bench_rerank_")
     os.makedirs(work, exist_ok=True)
     print(f"work folder: {work}")
@@ -70,7 +69,7 @@ def main() -> None:
     for noise in args.noise:
         feat = features(args.lists, work, noise)
         m = bench_fuse.run_fuse(feat, os.path.join(work, f"out_{noise}"), "--rerank",
-                                "--no-plot", "--no-ranking", *args.extra)
+                                "--no-plot", "--no-ranking", *extra)
         print(table_row(noise, m), flush=True)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 from st_model.errors import InputError
 
 FUSIONS = ("loglinear", "bayes", "logistic")
+CHANCE_LEVELS = ("true_share", "whole")   # chance.true_pair_weight
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class FusionConfig:
     noise_threshold: float = 2.0      # λ: deviations from chance within λ std. errors dropped
     bin_frames: int = 100             # widest bin (frames); auto-narrowed to h/2
     bandwidth: Optional[float] = None  # Parzen σ in frames; None = LOO choice on train
+    chance_level: str = "true_share"  # chance-shaped part under the deviations: the
+    #                                   true share (1 − c)·W·r or the "whole" W·r
     kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio,
     #                                   n its effective number of deltas
     prior_count: float = 20.0         # pseudo-count of the random model in P_st
@@ -88,6 +91,9 @@ class FusionConfig:
             raise InputError("bin_frames must be >= 1")
         if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):
             raise InputError("eq. 9 needs 0 <= α, β and α + β < 1")
+        if self.chance_level not in CHANCE_LEVELS:
+            raise InputError(f"unknown chance_level {self.chance_level!r}; known: "
+                             f"{', '.join(CHANCE_LEVELS)}")
         if self.rerank_k1 < 1 or self.rerank_k2 < 1:
             raise InputError("rerank_k1 and rerank_k2 must be >= 1")
         if not (0 <= self.rerank_lambda <= 1 and self.rerank_tau > 0):

@@ -92,7 +92,8 @@ def smoothed_evidence(model: STModel):
     if prm.get("evidence") == "visual_above_chance":
         vis = chance.true_pair_weight(vis, rnd, model.visual, model.visual_sq,
                                       model.random, sigma, prm["noise_threshold"],
-                                      prm.get("background_weight", 0.0))
+                                      prm.get("background_weight", 0.0),
+                                      prm.get("chance_level") == "whole")
     return vis, rnd, sigma
 
 

@@ -79,7 +79,7 @@ def test_true_pair_weight_keeps_excess_and_deficit_and_drops_noise():
     sigma = np.zeros((2, 2))
     out = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
                                   sigma, 1.0, 0.5)
-    level = visual[0, 1].sum() / b                  # W · r (the whole chance level)
+    level = 0.5 * visual[0, 1].sum() / b            # (1 − c) · W · r
     sd = np.sqrt(visual[0, 1].sum() / b + 1.0)      # chance noise + one delta
     assert out[0, 1, 10] == pytest.approx(level + visual[0, 1, 10] - visual[0, 1].sum() / b
                                           - sd, rel=1e-6)
@@ -91,8 +91,12 @@ def test_true_pair_weight_keeps_excess_and_deficit_and_drops_noise():
     # their mass S = (1 − c) W, so one peak cannot become the whole ST model
     few = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
                                   sigma, 1.0, 0.999)
-    surplus = np.maximum(few[0, 1] - visual[0, 1].sum() / b, 0).sum()
+    surplus = np.maximum(few[0, 1] - 0.001 * visual[0, 1].sum() / b, 0).sum()
     assert surplus <= 0.001 * visual[0, 1].sum() + 1e-9
+    # chance_level "whole": the whole chance level W · r under the same deviations
+    whole = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
+                                    sigma, 1.0, 0.5, whole_chance=True)
+    np.testing.assert_allclose(whole[0, 1] - out[0, 1], level, rtol=1e-9)
 
 
 def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():
