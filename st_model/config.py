@@ -41,7 +41,7 @@ class FusionConfig:
     ranking_top_n: int = 50           # fused neighbours per train image (RankNet teacher)
     frame_rate: float = 25.0          # frames per second (reporting, visit window)
     rerank: bool = False              # also rank query × gallery re-ranked (fused_rerank.py)
-    rerank_k1: int = 20               # k1 of the k-reciprocal sets (rerank.py)
+    rerank_k1: int = 30               # k1 of the k-reciprocal sets (rerank.py)
     rerank_k2: int = 6                # k2 of the local query expansion
     rerank_lambda: float = 0.4        # λ: weight of the fused distance beside Jaccard's
     rerank_tau: float = 4.0           # fused-score units per unit of distance

@@ -39,7 +39,7 @@ ROW_BLOCK, COL_BLOCK = 256, 1024
 
 @dataclass(frozen=True)
 class RerankParams:
-    k1: int = 20        # neighbours of the k-reciprocal sets
+    k1: int = 30        # neighbours of the k-reciprocal sets
     k2: int = 6         # neighbours averaged by the local query expansion
     lam: float = 0.4    # λ of eq. 6: weight of the original distance
     tau: float = 4.0    # score units per unit of distance (eqs. 3, 6)
