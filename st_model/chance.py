@@ -21,6 +21,12 @@ shape (its ST factor is the node-pair term alone) while deficits below chance (�
 true pair cannot have) are kept as evidence like excesses. Since Σ_Δ (S·(T − r))⁺ ≤ S,
 a surplus above the true mass S = (1 − c)·W is noise and is scaled down to it: where
 the mixture fit finds (almost) no true neighbours (c → 1), nothing is kept.
+
+chance_level "whole" keeps W · r̂ instead of (1 − c) · W · r̂ under the deviations:
+the extra chance-shaped mass flattens every log-ratio toward the node-pair term. On
+the Market harness at noise 1.5 that is worth +2.3 mAP (the loss the (1 − c) scaling
+brought there), at noise 2.0 −0.7 mAP, and on the small synthetic networks at noise
+2.0 it costs 4–7 rank-1 (benchmarks/bench_fuse.py), so it is not the default.
 """
 from __future__ import annotations
 
@@ -66,10 +72,11 @@ def soft_threshold(x: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
                      visual: np.ndarray, visual_sq: np.ndarray, random: np.ndarray,
-                     sigma_bins: np.ndarray, threshold: float, background: float
-                     ) -> np.ndarray:
-    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W,
-    the thresholded deviation scaled down where its surplus exceeds S."""
+                     sigma_bins: np.ndarray, threshold: float, background: float,
+                     whole_chance: bool = False) -> np.ndarray:
+    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W
+    (W r̂ in place of S r̂ with whole_chance), the thresholded deviation scaled down
+    where its surplus exceeds S."""
     w = visual.sum(axis=2, keepdims=True)
     w2 = visual_sq.sum(axis=2, keepdims=True)
     r_total = random.sum(axis=2, keepdims=True).astype(np.float64)
@@ -86,4 +93,4 @@ def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
     true_mass = (1.0 - background) * w
     surplus = np.maximum(excess, 0.0).sum(axis=2, keepdims=True)
     excess *= np.minimum(1.0, true_mass / np.maximum(surplus, 1e-300))
-    return np.maximum((1.0 - background) * chance + excess, 0.0)
+    return np.maximum((1.0 if whole_chance else 1.0 - background) * chance + excess, 0.0)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from st_model import estimate, fused_ranking, metrics, neighbours
+from st_model import blas, estimate, fused_ranking, fused_rerank, metrics, neighbours
 from st_model.config import FusionConfig
 from st_model.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
 from st_model.files import make_folder, write_file
-from st_model.progress import counter, log
+from st_model.progress import counter, log, peak_rss_gb
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
 from st_model.tracks import join_path
@@ -165,7 +165,12 @@ def match_ranks(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTable
     (tables None: cosine of the unit features) or by the fused score (node ids of
     query / gallery looked up when not given); errors name the files."""
     score = score_function(query, gallery, tables, config, q_node, g_node)
-    what = "vision" if tables is None else "fusion"
+    return ranks_of(score, query, gallery, "vision" if tables is None else "fusion")
+
+
+def ranks_of(score: metrics.ScoreFn, query: FeatureSet, gallery: FeatureSet,
+             what: str) -> metrics.MatchRanks:
+    """metrics.query_match_ranks of score_fn `score`; errors name the files."""
     try:
         return metrics.query_match_ranks(score, query.pid, query.camera, gallery.pid,
                                          gallery.camera, source=f"{what} ranking")
@@ -182,10 +187,32 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
                                               q_node, g_node))
 
 
+def evaluate_reranked(query: FeatureSet, gallery: FeatureSet, tables: STTables,
+                      config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                      g_node: Optional[np.ndarray] = None
+                      ) -> Tuple[metrics.RankingResult, Dict]:
+    """Rank-1/5/10 and mAP of the re-ranked fused list (fused_rerank.py) and its
+    report (visit links, k-reciprocal set sizes)."""
+    score, info = fused_rerank.reranked_score_fn(query, gallery, tables, config,
+                                                 q_node, g_node)
+    return metrics.ranking_result(ranks_of(score, query, gallery, "re-ranked fusion")), info
+
+
 def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: FeatureSet,
          config: FusionConfig, output_dir: str, beam_args: Optional[List[str]] = None,
          plot: bool = True, ranking: bool = True, oracle_st: bool = False,
          train_path: Optional[str] = None) -> Dict:
+    """fuse_run with one BLAS thread (st_model/blas.py)."""
+    with blas.single_thread():
+        return fuse_run(train, query, gallery, config, output_dir, beam_args, plot,
+                        ranking, oracle_st, train_path)
+
+
+def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
+             gallery: FeatureSet, config: FusionConfig, output_dir: str,
+             beam_args: Optional[List[str]] = None, plot: bool = True,
+             ranking: bool = True, oracle_st: bool = False,
+             train_path: Optional[str] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
@@ -223,21 +250,41 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
     fus = evaluate(query, gallery, tables, config, q_node, g_node)
     log(f"fusion: {fus}")
     timing["evaluation_s"] = time.monotonic() - t1
-    oracle_metrics = None
+    reranked = None
+    if config.rerank:
+        timing["peak_rss_before_rerank_gb"] = peak_rss_gb()
+        t3 = time.monotonic()
+        log("re-ranking the fused list")
+        rr, rr_info = evaluate_reranked(query, gallery, tables, config, q_node, g_node)
+        reranked = {**rr.as_dict(), **rr_info}
+        timing["rerank_s"] = time.monotonic() - t3
+        timing["peak_rss_after_rerank_gb"] = peak_rss_gb()
+        log(f"fusion + re-ranking: {rr} ({timing['rerank_s']:.1f} s)")
+    oracle_metrics = oracle_reranked = None
+    t4 = time.monotonic()
     if oracle_st:
         log("oracle-ST bound: the same fusion, ST model from true train identities")
-        oracle = estimate.oracle_st_model(train, config, span)
-        oracle_metrics = evaluate(query, gallery, STTables.from_model(oracle), config,
-                                  q_node, g_node).as_dict()
+        oracle = STTables.from_model(estimate.oracle_st_model(train, config, span))
+        oracle_metrics = evaluate(query, gallery, oracle, config, q_node,
+                                  g_node).as_dict()
         log(f"fusion with the oracle ST model: {oracle_metrics}")
+        if config.rerank:
+            rr, _ = evaluate_reranked(query, gallery, oracle, config, q_node, g_node)
+            oracle_reranked = rr.as_dict()
+            log(f"oracle-ST fusion + re-ranking: {rr}")
+        timing["oracle_st_s"] = time.monotonic() - t4
     if ranking and not beam_args:
         t2 = time.monotonic()
         write_ranking_in_memory(train, tables, config, output_dir)
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
+        t5 = time.monotonic()
         from st_model.plot import plot_st_model
         plot_st_model(model, train, join_path(output_dir, PLOT_FILE))
+        timing["plot_s"] = time.monotonic() - t5
     timing["total_s"] = time.monotonic() - t0
+    log("time per stage: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s"
+                                       for k, v in timing.items() if k.endswith("_s")))
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
         "excluded_queries": vis.excluded,
@@ -248,8 +295,12 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
         "path": "beam" if beam_args else "in_memory",
         "timing": timing,
     }
+    if reranked is not None:
+        result["fusion_reranked"] = reranked
     if oracle_metrics is not None:
         result["fusion_oracle_st"] = oracle_metrics
+    if oracle_reranked is not None:
+        result["fusion_oracle_st_reranked"] = oracle_reranked
     write_file(join_path(output_dir, METRICS_FILE),
                json.dumps(result, indent=2, sort_keys=True, default=float).encode())
     log(f"wrote {output_dir}/{METRICS_FILE} ({timing['total_s']:.1f} s)")

@@ -45,17 +45,19 @@ def _candidates(s: np.ndarray, cols: np.ndarray, thresh: np.ndarray
 
     A later (higher-index) column tied with the k-th score loses the tie-break, so
     only strictly greater scores can enter."""
-    mask = s > thresh[:, None]
-    counts = mask.sum(axis=1)
+    hit_row, hit_col = np.nonzero(s > thresh[:, None])   # row-major: columns ascending
+    if hit_row.size == 0:
+        return hit_row, np.zeros((0, 0), np.int64), np.zeros((0, 0))
+    counts = np.bincount(hit_row, minlength=s.shape[0])
     rows = np.flatnonzero(counts)
-    if rows.size == 0:
-        return rows, np.zeros((0, 0), np.int64), np.zeros((0, 0))
-    sub = mask[rows]
-    width = int(counts[rows].max())
-    order = np.argsort(~sub, axis=1, kind="stable")[:, :width]
-    ok = np.take_along_axis(sub, order, 1)
-    idx = np.where(ok, cols[order], -1)
-    sc = np.where(ok, np.take_along_axis(s[rows], order, 1), -np.inf)
+    width = int(counts.max())
+    first = np.cumsum(counts) - counts
+    slot = np.arange(hit_row.size) - first[hit_row]
+    line = np.cumsum(counts > 0)[hit_row] - 1
+    idx = np.full((rows.size, width), -1, np.int64)
+    sc = np.full((rows.size, width), -np.inf)
+    idx[line, slot] = cols[hit_col]
+    sc[line, slot] = s[hit_row, hit_col]
     return rows, idx, sc
 
 

@@ -27,3 +27,9 @@ def counter(what: str, every: float = 5.0) -> Callable[[int, int], None]:
             last[0] = now
             log(f"{what}: {done}/{total}")
     return report
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux: ru_maxrss in KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2

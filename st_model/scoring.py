@@ -92,7 +92,8 @@ def smoothed_evidence(model: STModel):
     if prm.get("evidence") == "visual_above_chance":
         vis = chance.true_pair_weight(vis, rnd, model.visual, model.visual_sq,
                                       model.random, sigma, prm["noise_threshold"],
-                                      prm.get("background_weight", 0.0))
+                                      prm.get("background_weight", 0.0),
+                                      prm.get("chance_level") == "whole")
     return vis, rnd, sigma
 
 
@@ -203,22 +204,32 @@ class BlockScorer:
         b = (delta - grid.lo) // grid.width
         if self.clip:
             b = np.clip(b, 0, grid.n_bins - 1)
-        b += self.q_base[q_idx][:, None]
-        b += self.g_base[g_idx][None, :]
+        b += self.q_base[q_idx]
+        b += self.g_base[g_idx]
         return b
 
     def _reach(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        ok = self.q.sequence[q_idx][:, None] == self.g.sequence[g_idx][None, :]
+        ok = self.q.sequence[q_idx] == self.g.sequence[g_idx]
         if self.max_delta is not None:
             ok &= np.abs(delta) <= self.max_delta
         return ok
 
     def __call__(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+        """Fused scores of the block q_idx × g_idx [len(q_idx), len(g_idx)]."""
+        return self._fused(q_idx[:, None], g_idx[None, :], self.cosine(q_idx, g_idx))
+
+    def pairs(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+        """Fused scores of the pairs (q_idx[i], g_idx[i]) [len(q_idx)] (the same
+        formula as a block; the cosine as a row-wise dot product)."""
+        cos = np.einsum("ij,ij->i", self.q.features[q_idx], self.g.features[g_idx])
+        return self._fused(q_idx, g_idx, cos)
+
+    def _fused(self, q_idx: np.ndarray, g_idx: np.ndarray, cos: np.ndarray) -> np.ndarray:
+        """The fused score of broadcastable query / gallery index arrays."""
         t = self.tables
-        delta = self.g.frame[g_idx][None, :] - self.q.frame[q_idx][:, None]
+        delta = self.g.frame[g_idx] - self.q.frame[q_idx]
         flat = self._flat(q_idx, g_idx, delta)
         take = lambda tab: np.take(tab.reshape(-1), flat)  # noqa: E731
-        cos = self.cosine(q_idx, g_idx)
         reach = self._reach(q_idx, g_idx, delta) if self.tfusion else None
         cfg = self.config
         if cfg.fusion == "loglinear":

@@ -71,10 +71,10 @@ def fused(market_slice, tmp_path_factory):
     from st_model.features import load_features, save_feature_shards
     mem = tmp_path_factory.mktemp("in_memory")
     beam = tmp_path_factory.mktemp("beam")
-    assert main(_args(market_slice, mem)) == 0
+    assert main(_args(market_slice, mem, "--rerank")) == 0
     shards = str(tmp_path_factory.mktemp("train_shards"))
     save_feature_shards(load_features(str(market_slice / "train.npz")), shards, 300)
-    args = _args(market_slice, beam, "--", *BEAM)
+    args = _args(market_slice, beam, "--rerank", "--", *BEAM)
     args[args.index("--train") + 1] = shards
     assert main(args) == 0
     return mem, beam
@@ -93,6 +93,16 @@ def test_fuse_writes_metrics_artifacts_and_beats_vision(fused):
     assert (mem / "st_model.png").stat().st_size > 10_000
 
 
+def test_rerank_reports_the_re_ranked_list_beside_the_fusion(fused):
+    mem, _ = fused
+    m = json.loads((mem / "metrics.json").read_text())
+    r, f = m["fusion_reranked"], m["fusion"]
+    assert r["queries"] == f["queries"] and m["config"]["rerank"]
+    assert r["mAP"] > f["mAP"] and r["rank1"] >= f["rank1"] - 0.5
+    assert r["visit_links"] > 0 and r["reciprocal_set"] > 1
+    assert m["timing"]["rerank_s"] > 0
+
+
 def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
     from st_model.fused_ranking import read_ranking
     from st_model.st_artifact import load_st_model
@@ -108,6 +118,7 @@ def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
     mm = json.loads((mem / "metrics.json").read_text())
     mb = json.loads((beam / "metrics.json").read_text())
     assert mm["fusion"] == mb["fusion"] and mb["path"] == "beam"
+    assert mm["fusion_reranked"] == mb["fusion_reranked"]
     assert mm["config"]["frame_rate"] == mb["config"]["frame_rate"]
     assert (beam / "st_model.png").read_bytes() == (mem / "st_model.png").read_bytes()
 

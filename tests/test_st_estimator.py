@@ -93,6 +93,10 @@ def test_true_pair_weight_keeps_excess_and_deficit_and_drops_noise():
                                   sigma, 1.0, 0.999)
     surplus = np.maximum(few[0, 1] - 0.001 * visual[0, 1].sum() / b, 0).sum()
     assert surplus <= 0.001 * visual[0, 1].sum() + 1e-9
+    # chance_level "whole": the whole chance level W · r under the same deviations
+    whole = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
+                                    sigma, 1.0, 0.5, whole_chance=True)
+    np.testing.assert_allclose(whole[0, 1] - out[0, 1], level, rtol=1e-9)
 
 
 def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():

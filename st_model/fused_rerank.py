@@ -1,0 +1,77 @@
+"""The re-ranked query × gallery list: near-duplicates of one visit pooled
+(visits.py), then k-reciprocal re-ranking (rerank.py) of the fused score of the
+pooled features over query ∪ gallery.
+
+The fused score keeps the ST model as estimated (STTables); only the features
+change: each detection's feature becomes the unit mean of its visit's. Query and
+gallery are pooled together, as a re-ranking sees both; no label is read.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from st_model import metrics, rerank, visits
+from st_model.config import FusionConfig
+from st_model.features import FeatureSet
+from st_model.progress import log
+from st_model.scoring import BlockScorer, STTables
+
+
+def joint_set(query: FeatureSet, gallery: FeatureSet) -> FeatureSet:
+    """Query rows followed by gallery rows (pid kept only when both carry it)."""
+    cat = lambda a, b: None if a is None or b is None else np.concatenate([a, b])  # noqa: E731
+    return FeatureSet(np.concatenate([query.features, gallery.features]),
+                      cat(query.camera, gallery.camera), cat(query.frame, gallery.frame),
+                      cat(query.sequence, gallery.sequence), cat(query.pid, gallery.pid),
+                      None, f"{query.source} + {gallery.source}")
+
+
+def visit_window(config: FusionConfig) -> int:
+    """The near-duplicate window W in frames: visit_seconds at the frame rate."""
+    return int(round(config.visit_seconds * config.frame_rate))
+
+
+def pool_visits(items: FeatureSet, config: FusionConfig) -> Tuple[FeatureSet, Dict]:
+    """`items` with visit-pooled features (visits.py) and a report of the links."""
+    window = visit_window(config)
+    if window < 1:
+        return items, {"visit_links": 0}
+    key = np.stack([items.camera, items.sequence], axis=1)
+    _, node = np.unique(key, axis=0, return_inverse=True)
+    i, j, c0 = visits.visit_links(items.features, node.reshape(-1), items.frame,
+                                  window, config.visit_fdr)
+    info = {"visit_window_frames": window, "visit_links": int(i.size),
+            "visit_link_cosine": c0}
+    log(f"visit pooling: {i.size} links of detections ≤ {window} frames apart in one "
+        f"node, cosine ≥ {c0:.3f}")
+    pooled = visits.pooled_features(items.features, i, j, config.visit_weight)
+    return replace(items, features=pooled), info
+
+
+def params_of(config: FusionConfig) -> rerank.RerankParams:
+    return rerank.RerankParams(config.rerank_k1, config.rerank_k2,
+                               config.rerank_lambda, config.rerank_tau)
+
+
+def reranked_score_fn(query: FeatureSet, gallery: FeatureSet, tables: STTables,
+                      config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                      g_node: Optional[np.ndarray] = None
+                      ) -> Tuple[metrics.ScoreFn, Dict]:
+    """score_fn(q_idx, g_idx) of the re-ranked list (rerank eq. 6 on the fused
+    score of the pooled features) and a report (visit links, set sizes)."""
+    items, info = pool_visits(joint_set(query, gallery), config)
+    nq = len(query)
+    node = None
+    if q_node is not None and g_node is not None:
+        node = np.concatenate([q_node, g_node])
+    joint = BlockScorer(tables, items, items, config, node, node)
+    params = params_of(config)
+    overlap, sizes = rerank.rerank_overlap(joint, joint.pairs, nq, len(items), params)
+    info.update(sizes)
+    pq = replace(query, features=items.features[:nq])
+    pg = replace(gallery, features=items.features[nq:])
+    fused = BlockScorer(tables, pq, pg, config, q_node, g_node)
+    return rerank.reranked_score(fused, overlap, params), info
