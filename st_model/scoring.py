@@ -214,9 +214,13 @@ class BlockScorer:
             ok &= np.abs(delta) <= self.max_delta
         return ok
 
-    def __call__(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
-        """Fused scores of the block q_idx × g_idx [len(q_idx), len(g_idx)]."""
-        return self._fused(q_idx[:, None], g_idx[None, :], self.cosine(q_idx, g_idx))
+    def __call__(self, q_idx, g_idx) -> np.ndarray:
+        """Fused scores of the block q_idx × g_idx [len(q_idx), len(g_idx)]; each an
+        index array or a slice (a slice reads the features as a view, not a copy)."""
+        cos = self.cosine(q_idx, g_idx)
+        q_rows = np.arange(len(self.q.frame))[q_idx] if isinstance(q_idx, slice) else q_idx
+        g_rows = np.arange(len(self.g.frame))[g_idx] if isinstance(g_idx, slice) else g_idx
+        return self._fused(q_rows[:, None], g_rows[None, :], cos)
 
     def pairs(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
         """Fused scores of the pairs (q_idx[i], g_idx[i]) [len(q_idx)] (the same
