@@ -87,8 +87,8 @@ def test_default_ranknet_fits_a_separable_order_and_holds_it_out(base_model, tmp
     rows, tgt = hard_triples(pid, cam, 800, np.random.default_rng(0))
     held_rows, held_tgt = hard_triples(held_pid, held_cam, 400, np.random.default_rng(1))
     before = held_out_accuracy(base_model, held_images, held_rows, held_tgt)
-    assert before < 0.3, f"the background should mislead an untrained network ({before})"
-    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 60})
+    assert before < 0.4, f"the background should mislead an untrained network ({before})"
+    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 150})
     out = str(tmp_path / "m1")
     result = ranknet.train_ranknet(train_images, rows, tgt, base_model, config,
                                    export_dir=out)
@@ -104,7 +104,7 @@ def test_constant_targets_teach_no_order(base_model, tmp_path):
     held_images, held_pid, held_cam = target(copies=1, seed=2)
     rows, tgt = hard_triples(pid, cam, 800, np.random.default_rng(0))
     held_rows, held_tgt = hard_triples(held_pid, held_cam, 400, np.random.default_rng(1))
-    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 60})
+    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 150})
     out = str(tmp_path / "control")
     ranknet.train_ranknet(train_images, rows, np.full_like(tgt, 0.5), base_model, config,
                           export_dir=out)
@@ -132,8 +132,8 @@ def test_a_round_on_a_noisy_fused_ranking_raises_held_out_order(base_model, tmp_
                          np.linspace(1.0, 0.1, len(order)).astype(np.float32)))
     ranking = FusedRanking("memory", *map(list, zip(*records)))
     index_of = {n: k for k, n in enumerate(names)}
-    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 60})
-    trip = triplets.sample_triplets(ranking, index_of, 60 * 16, np.random.default_rng(0),
+    config = RankNetConfig.from_dict({**TINY_RANKNET, "steps": 150})
+    trip = triplets.sample_triplets(ranking, index_of, 150 * 16, np.random.default_rng(0),
                                     tuple(config.near_ranks), tuple(config.far_ranks),
                                     reciprocal_k=config.reciprocal_k)
     out = str(tmp_path / "round")
