@@ -47,7 +47,8 @@ def main():
                 and "target" in r) if os.path.isdir(data) else None
     listing = os.path.join(args.run, "report_queries.txt")
     with open(listing, "w") as f:
-        f.write("\n".join(os.path.join(qdir, r.name) for r in ranked) + "\n")
+        # absolute: a list's relative paths are read from the list's own folder
+        f.write("\n".join(os.path.abspath(os.path.join(qdir, r.name)) for r in ranked) + "\n")
     out = io.StringIO()
     t0 = time.monotonic()
     with contextlib.redirect_stdout(out):

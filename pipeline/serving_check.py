@@ -46,7 +46,8 @@ def check_pushed_bundle(summary: Dict) -> Dict:
     from pipeline.components.st_model_gen import load_split_features
     from st_model import metrics
     row = summary["rounds"][-1]
-    serving = summary["push"]["destination"]
+    # the run may have named a relative output folder; the client runs elsewhere
+    serving = os.path.abspath(summary["push"]["destination"])
     _, query, gallery = load_split_features(row["features"])
     with tempfile.TemporaryDirectory() as work:
         fused = score_in_tensorflow_only_process(serving, query, gallery, work)["fused"]
