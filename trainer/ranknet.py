@@ -208,8 +208,7 @@ def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
     With `held_out` triples (anchors never trained on), the trained embedding's order
     accuracy on them is logged, returned and recorded with the exported model."""
     runtime.seed_everything(config.seed, config.deterministic)
-    per_epoch, epochs = training.epoch_plan(config)
-    need = epochs * per_epoch * config.batch_triplets
+    need = triplets.run_triplets(config)
     reps = -(-need // len(rows))
     rows, target = np.tile(rows, (reps, 1))[:need], np.tile(target, reps)[:need]
     acc = runtime.accelerators(config.mixed_precision, config.xla, config.multi_gpu)

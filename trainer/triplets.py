@@ -185,27 +185,27 @@ def held_out_anchors(names: Sequence[str], fraction: float, seed: int) -> Set[st
 def sample_held_out(ranking: FusedRanking, held: Set[str], table, config, split_name: str
                     ) -> Optional[Triplets]:
     """Triples of the `held` anchors, drawn as the training triples are (holdout_fraction
-    of the training count, at least 64), to measure the order accuracy of a trained
-    model on anchors it never saw; None (and a note on stderr) when no held-out anchor
-    has usable neighbours."""
-    from trainer import training
+    of the training count, at least 64; seed + 1), to measure the order accuracy of a
+    trained model on anchors it never saw; None (and a note on stderr) when no held-out
+    anchor has usable neighbours."""
     if not held:
         return None
-    per_epoch, epochs = training.epoch_plan(config)
-    count = max(64, int(round(epochs * per_epoch * config.batch_triplets
-                              * config.holdout_fraction)))
+    count = max(64, int(round(run_triplets(config) * config.holdout_fraction)))
     try:
-        return sample_triplets(ranking, table.index_of(), count,
-                               np.random.default_rng(config.seed + 1),
-                               tuple(config.near_ranks), tuple(config.far_ranks),
-                               config.temperature, split_name=split_name,
-                               camera=table.camera if config.same_camera_pairs else None,
-                               reciprocal_k=config.reciprocal_k, anchors=held,
-                               confident_fraction=config.confident_fraction)
+        return sample_for_config(ranking, table, config, split_name, anchors=held,
+                                 count=count, seed=config.seed + 1)
     except RankingError:
         runtime.log(f"triplets: none of the {len(held)} held-out anchors has usable "
                     "neighbours; held-out order accuracy is not measured")
         return None
+
+
+def run_triplets(config) -> int:
+    """How many triples one RankNet run of `config` trains on: its steps (rounded up
+    to whole epochs, trainer.training.epoch_plan) × batch_triplets."""
+    from trainer import training
+    per_epoch, epochs = training.epoch_plan(config)
+    return epochs * per_epoch * config.batch_triplets
 
 
 def _confident(usable: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]],
@@ -226,21 +226,23 @@ def _confident(usable: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]],
 
 
 def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
-                      exclude: AbstractSet[str] = frozenset()) -> Triplets:
+                      exclude: AbstractSet[str] = frozenset(),
+                      anchors: Optional[AbstractSet[str]] = None,
+                      count: Optional[int] = None, seed: Optional[int] = None) -> Triplets:
     """The triples one RankNet run of `config` (RankNetConfig) trains on: as many as its
-    steps × batch_triplets, drawn with its seed, rank windows, τ and sampling options
-    from `ranking` over `table` (trainer.data.SplitTable of the target train split),
-    with no anchor in `exclude` (the held-out anchors)."""
-    from trainer import training
-    per_epoch, epochs = training.epoch_plan(config)
+    steps × batch_triplets (or `count`), drawn with its seed (or `seed`), rank windows,
+    τ and sampling options from `ranking` over `table` (trainer.data.SplitTable of the
+    target train split), with no anchor in `exclude` (the held-out anchors) or only
+    the `anchors` given."""
+    if exclude:
+        anchors = set(ranking.names if anchors is None else anchors) - set(exclude)
     return sample_triplets(ranking, table.index_of(),
-                           epochs * per_epoch * config.batch_triplets,
-                           np.random.default_rng(config.seed), tuple(config.near_ranks),
-                           tuple(config.far_ranks), config.temperature,
-                           split_name=split_name,
+                           run_triplets(config) if count is None else count,
+                           np.random.default_rng(config.seed if seed is None else seed),
+                           tuple(config.near_ranks), tuple(config.far_ranks),
+                           config.temperature, split_name=split_name,
                            camera=table.camera if config.same_camera_pairs else None,
-                           reciprocal_k=config.reciprocal_k,
-                           anchors=set(ranking.names) - set(exclude) if exclude else None,
+                           reciprocal_k=config.reciprocal_k, anchors=anchors,
                            confident_fraction=config.confident_fraction)
 
 
