@@ -51,10 +51,9 @@ def log(msg: str) -> None:
 
 def round0(work: str, preset: str, seed: int, pretrain_steps: int) -> Dict[str, str]:
     """Rendered domains, examples, pretrained model, round-0 features and fusion."""
-    from pipeline.commands.demo import fuse_round, ingest_domain, render_data
+    from pipeline.commands.demo import ingest_domain, render_data
     from trainer.config import PretrainConfig
     from trainer.data import split_files
-    from trainer.embed import embed_examples_to_dir
     from trainer.pretrain import pretrain
     out = os.path.join(work, f"seed{seed}")
     dirs = render_data(out, preset, seed, fresh=False)
@@ -214,17 +213,18 @@ def bench_seed(work: str, preset: str, seed: int, steps: int, pretrain_steps: in
     state = round0(work, preset, seed, pretrain_steps)
     table = data.read_split(data.split_files(state["target"], "train"))
     out = os.path.join(work, f"seed{seed}")
-    rows = {"round0": {"vision": evaluate_model(**_paths(state))["vision"],
-                       "fused": evaluate_model(**_paths(state))["fusion"],
+    ranking0 = triplets.read_fused_ranking(state["fusion"])
+    held = _held(ranking0, table, seed)  # the same held-out triples for every variant
+    m0 = evaluate_model(**_paths(state))
+    rows = {"round0": {"vision": m0["vision"], "fused": m0["fusion"],
                        **held_out_figures(load_train_features(state["features"], table),
-                                          _held(state, table, seed), table)}}
+                                          held, table)}}
     for name in variants:
         if report_only and not os.path.isfile(
                 os.path.join(out, tag, "round1", name, "variant.json")):
             continue
         rows[name] = run_variant(name, state, os.path.join(out, tag, "round1", name), seed,
-                                 steps, table, triplets.read_fused_ranking(state["fusion"]),
-                                 _held(state, table, seed), overrides)
+                                 steps, table, ranking0, held, overrides)
     if rounds >= 2 and "real" in rows and not (report_only and not os.path.isfile(
             os.path.join(out, tag, "round2", "real", "variant.json"))):
         r1 = os.path.join(out, tag, "round1", "real")
@@ -232,8 +232,7 @@ def bench_seed(work: str, preset: str, seed: int, steps: int, pretrain_steps: in
                   "features": os.path.join(r1, "features"), "fusion": os.path.join(r1, "fusion")}
         rows["real_round2"] = run_variant(
             "real", state2, os.path.join(out, tag, "round2", "real"), seed, steps, table,
-            triplets.read_fused_ranking(state2["fusion"]), _held(state, table, seed),
-            overrides)
+            triplets.read_fused_ranking(state2["fusion"]), held, overrides)
     return rows
 
 
@@ -241,10 +240,9 @@ def _paths(state: Dict[str, str]) -> Dict[str, str]:
     return {k: state[k] for k in ("model", "target", "features", "fusion")}
 
 
-def _held(state: Dict[str, str], table, seed: int):
-    """Held-out triples of round 0's ranking: the same for every variant and round."""
-    from trainer import triplets
-    _, held = split_anchors(triplets.read_fused_ranking(state["fusion"]), seed)
+def _held(ranking0, table, seed: int):
+    """(rows, targets) of the held-out triples of round 0's ranking."""
+    _, held = split_anchors(ranking0, seed)
     trip = held_out_triples(held, table, seed)
     return trip.rows(), trip.target
 
