@@ -45,9 +45,9 @@ def simulated(lists: str, work: str, noise: float) -> str:
 
 def eval_model(folder: str, config):
     """EvalModel of one feature folder with the ST model of its train split."""
+    from core.features import load_features
     from pipeline.eval_examples import EvalModel
     from st_model.estimate import estimate_st_model, frame_span
-    from st_model.features import load_features
     from st_model.scoring import STTables
     train, query, gallery = (load_features(os.path.join(folder, f"{s}.npz"),
                                            require_pid=s != "train")

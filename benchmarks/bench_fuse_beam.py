@@ -104,8 +104,8 @@ def scaled_shards(feat: str, out: str, scale: int, dim: int, seed: int = 0) -> i
     `dim` dimensions, written as out/train/ (1,024-row shards); query and gallery
     mapped alike to out/{query,gallery}.npz."""
     import numpy as np
-    from st_model.features import load_features, make_feature_set, save_feature_shards
-    from st_model.features import save_features
+    from core.features import load_features, make_feature_set, save_feature_shards
+    from core.features import save_features
     rng = np.random.default_rng(seed)
     t = load_features(os.path.join(feat, "train.npz"))
     d = t.dim

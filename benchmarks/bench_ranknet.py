@@ -200,7 +200,7 @@ def held_out_figures(feats: np.ndarray, held, table) -> Dict[str, float]:
 
 def load_train_features(features_dir: str, table) -> np.ndarray:
     """The train embeddings in the row order of `table`."""
-    from st_model.features import load_features, split_features_path
+    from core.features import load_features, split_features_path
     f = load_features(split_features_path(features_dir, "train"))
     pos = {n: k for k, n in enumerate(f.name)}
     return f.features[[pos[n] for n in table.name]]

@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from networks import camera_network, load_simulator  # noqa: E402
+from core.features import make_feature_set  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
 from st_model.estimate import estimate_st_model  # noqa: E402
-from st_model.features import make_feature_set  # noqa: E402
 from st_model.gallery_index import build_index, write_index  # noqa: E402
 from st_model.gallery_search import TAU0, GallerySearch, top_rows  # noqa: E402
 from st_model.scoring import STTables  # noqa: E402

@@ -5,7 +5,7 @@ Market-1501's figures are computed from the real name lists (train/query/gallery
 in --lists; default $TFUSION_MARKET_LISTS or ../shared/data/market), the SynthReID
 figures from the names of a preset's domain as planned for --seed (the names
 `tfusion synth` writes; nothing is rendered) or, with --dataset, from a rendered
-dataset folder listed by st_model.tracks.read_dataset_folder. Printed per split
+dataset folder listed by core.datasets.read_dataset_folder. Printed per split
 (train; query + gallery pooled): identities, images per identity, cameras per
 identity, true cross-camera matches per image, the share of true cross-camera pairs
 that cross sequences, and the ratio SynthReID / Market with the ±30 % band; then
@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from st_model.tracks import SPLITS, read_dataset_folder  # noqa: E402
+from core.datasets import SPLITS, read_dataset_folder  # noqa: E402
 from synth.config import default_lists_dir, load_config  # noqa: E402
 from synth.plan import plan_lists_domain, plan_network_domain  # noqa: E402
 from synth.stats import COMPARED, dataset_stats, transit_concentration  # noqa: E402

@@ -41,8 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck,  # noqa: E402
                                  GateDecision, evaluate_round, write_run_report)
 from st_model.config import FusionConfig  # noqa: E402
-from st_model.features import (load_features, make_feature_set,  # noqa: E402
-                                split_features_path)
+from core.features import (load_features, make_feature_set,  # noqa: E402
+                           split_features_path)
 
 BROWSER_FLAGS = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -72,11 +72,11 @@ def _target_features(listing, project=None):
 
 def synthetic_rounds(work, preset, n_queries):
     """Render + ingest a SynthReID target, fuse two feature rounds; RoundResults."""
+    from core.datasets import read_dataset_folder
     from pipeline.beam_options import make_pipeline
     from pipeline.reid_examples import ingest_folder
     from schemas import schema_path
     from st_model.fuse import FILENAME, PLOT_FILE, fuse
-    from st_model.tracks import read_dataset_folder
     from synth.baseline import dataset_features, fit_lda
     from synth.generate import generate
     dirs = generate(preset, os.path.join(work, "data"), seed=0, force=True,

@@ -2,7 +2,7 @@
 
     Features      per split (train/query/gallery) a folder <split>/ of row shards
                   features-SSSSS-of-NNNNN.npz in the feature interchange format
-                  (st_model/features.py) — the target embedded by one model
+                  (core/features.py) — the target embedded by one model
     STModel       st_model.npz (st_model/st_artifact.py) and its plot st_model.png
     FusedRanking  fused_ranking-*.tfrecord.gz (schemas/fused_ranking.pbtxt): per target
                   train image its top-N fused neighbours — RankNet's teacher

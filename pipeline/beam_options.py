@@ -23,7 +23,7 @@ import logging
 import os
 from typing import List, Optional, Sequence
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 LOCAL_BEAM_ARGS: List[str] = ["--runner=DirectRunner",
                               "--direct_running_mode=in_memory",

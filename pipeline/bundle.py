@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict
 
+from core.errors import InputError
 from st_model.config import FusionConfig
-from st_model.errors import InputError
 
 MANIFEST = "tfusion_manifest.json"
 FUSED_SIGNATURE = "fused_scores"

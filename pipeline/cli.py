@@ -18,7 +18,7 @@ import os
 import sys
 from typing import List, Optional
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 # name -> (module, one-line help)
 COMMANDS = {

@@ -1,6 +1,6 @@
 """The error contract of every `tfusion` command.
 
-An expected failure (st_model.errors.InputError and its subclasses, or a file-system
+An expected failure (core.errors.InputError and its subclasses, or a file-system
 error naming a path) ends as one line on stderr,
 
     tfusion <command>: error: <file>: <problem>
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 EXIT_EXPECTED = 2
 

@@ -28,9 +28,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from core.features import FeatureFileError, FeatureSet
 from st_model import metrics
 from st_model.config import FusionConfig
-from st_model.features import FeatureFileError, FeatureSet
 from st_model.fuse import match_ranks
 from st_model.scoring import STTables
 

@@ -16,7 +16,7 @@ DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACH
 def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
     import os
     if not os.path.isfile(sqlite_path):
-        from st_model.errors import InputError
+        from core.errors import InputError
         raise InputError(f"{sqlite_path}: no ML Metadata store here (run `tfusion run` "
                          "with this --output-dir first)")
     cfg = metadata_store_pb2.ConnectionConfig()

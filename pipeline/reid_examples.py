@@ -23,10 +23,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from core.datasets import SPLITS, DatasetListing, ImageRecord, read_dataset_folder
+from core.errors import InputError
+from core.names import FRAME_RATES
 from pipeline.schema_check import ExampleValidator
-from st_model.errors import InputError
-from st_model.tracks import (FRAME_RATES, SPLITS, DatasetListing, ImageRecord,
-                             read_dataset_folder)
 
 REPORT_NAME = "ingest_report.json"
 LISTING_NAME = "image_list.jsonl"

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from st_model.errors import InputError, read_json_object
+from core.errors import InputError, read_json_object
 
 RUNNERS = ("local", "dataflow")
 
@@ -125,7 +125,7 @@ def dataset_fingerprint(root: str) -> str:
     times): part of ReidExampleGen's cache key, so changed content is re-ingested.
     Local and remote folders (gs://...) are listed alike, through Beam's FileSystems."""
     import hashlib
-    from st_model.tracks import is_folder, list_files
+    from core.files import is_folder, list_files
     root = root.rstrip("/")
     entries = ([(m.path[len(root):], m.size_in_bytes, m.last_updated_in_seconds)
                 for m in list_files(root, recursive=True)] if is_folder(root) else [])

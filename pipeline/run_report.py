@@ -24,9 +24,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from core.features import FeatureSet
 from st_model import metrics
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
 from st_model.fuse import score_function
 from st_model.scoring import STTables
 
@@ -368,7 +368,7 @@ def _round_section(page: _Page, r: RoundResult) -> None:
     else:
         page.add('<p>CMC curves not recorded for this round.</p>')
     if r.st_plot:
-        from st_model.files import exists, open_file
+        from core.files import exists, open_file
         if not exists(r.st_plot):
             raise FileNotFoundError(f"{r.name}: ST model plot {r.st_plot} does not exist")
         with open_file(r.st_plot) as f:
@@ -413,7 +413,7 @@ def _gate_section(page: _Page, gate: Optional[GateDecision]) -> None:
 def _link(href: str, report_dir: Optional[str]) -> str:
     """A relative link for a local file under the report's local folder, else the
     path as text."""
-    from st_model.tracks import is_remote
+    from core.files import is_remote
     if report_dir is None or is_remote(href):
         return f'<code>{html.escape(href)}</code>'
     full = os.path.abspath(href)
@@ -429,8 +429,7 @@ def write_run_report(path: str, rounds: Sequence[RoundResult],
                      links: Optional[Mapping[str, str]] = None) -> str:
     """Write the report to `path` (one self-contained HTML file, through Beam's
     FileSystems: a local path, `gs://…` or any registered scheme); returns `path`."""
-    from st_model.files import make_folder, write_file
-    from st_model.tracks import is_remote
+    from core.files import is_remote, make_folder, write_file
     if not rounds:
         raise ValueError(f"{path}: a run report needs at least one round")
     report_dir = None if is_remote(path) else os.path.dirname(os.path.abspath(path))

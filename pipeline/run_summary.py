@@ -6,8 +6,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from core.files import join_path
 from pipeline import lineage
-from st_model.tracks import join_path
 
 METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP")
 
@@ -43,7 +43,7 @@ def gate_decision(evaluation_uri: str, blessing) -> Dict:
 
 def read_json(path: str) -> Dict:
     """A JSON file read through Beam's FileSystems (any registered filesystem)."""
-    from st_model.files import open_file
+    from core.files import open_file
     with open_file(path) as f:
         return json.loads(f.read().decode("utf-8"))
 
@@ -159,8 +159,8 @@ def report_gate(summary: Dict):
 
 def write_outputs(summary: Dict, out: str) -> None:
     """OUTPUT/run_summary.json and the HTML report OUTPUT/report.html."""
+    from core.files import write_file
     from pipeline.run_report import write_run_report
-    from st_model.files import write_file
     path = join_path(out, "report.html")
     links = {"ML Metadata": summary["metadata"], "run summary": join_path(
         out, "run_summary.json")}

@@ -19,8 +19,8 @@ def _thumb(data: bytes) -> Image.Image:
 
 
 def _pid(name: str) -> int:
-    from st_model.errors import InputError
-    from st_model.tracks import parse_name
+    from core.errors import InputError
+    from core.names import parse_name
     try:
         return parse_name(name).pid
     except InputError:

@@ -30,8 +30,8 @@ import numpy as np
 
 from st_model import estimate, fused_ranking, neighbours, random_model, smoothing, vision
 from st_model.config import FusionConfig
-from st_model.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoints,
-                               layout_names, layout_points, shard_layout)
+from core.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoints,
+                           layout_names, layout_points, shard_layout)
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, Optional
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 FUSIONS = ("loglinear", "bayes", "logistic")
 CHANCE_LEVELS = ("true_share", "whole")   # chance.true_pair_weight

@@ -23,12 +23,12 @@ from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from core.features import FeatureSet, STPoints
+from core.progress import counter, log
 from st_model import histograms, neighbours, random_model, smoothing, vision
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet, STPoints
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
-from st_model.progress import counter, log
 from st_model.st_artifact import STModel
 
 MAX_TABLE_ENTRIES = 16_000_000   # M² · B cap of the lookup tables (bins widen past it)

@@ -7,7 +7,7 @@ Two execution paths with identical artifacts (they call the same math):
   or `--runner=DirectRunner`), ST estimation and the fused train ranking run as one
   Beam pipeline (beam_transforms.py) whose workers read the train feature file;
   evaluation then runs here on the ST artifact.
-Every output goes through Beam's FileSystems (st_model/files.py): OUTPUT may be a
+Every output goes through Beam's FileSystems (core/files.py): OUTPUT may be a
 local folder, `gs://…` or any registered Beam filesystem.
 """
 from __future__ import annotations
@@ -18,14 +18,13 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from core.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
+from core.files import join_path, make_folder, write_file
+from core.progress import counter, log, peak_rss_gb
 from st_model import blas, estimate, fused_ranking, fused_rerank, metrics, neighbours
 from st_model.config import FusionConfig
-from st_model.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
-from st_model.files import make_folder, write_file
-from st_model.progress import counter, log, peak_rss_gb
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
-from st_model.tracks import join_path
 
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "st_model.png"
@@ -88,8 +87,8 @@ def build_st_job(p, train_path: Union[str, FeatureHeader], config: FusionConfig,
     reads the train split's header once. Returns the model's path."""
     import apache_beam as beam
 
+    from core.features import read_header
     from st_model.beam_transforms import EstimateSTModel, WriteFusedRanking
-    from st_model.features import read_header
     if isinstance(train_path, str):
         train_path = read_header(train_path)
     path = join_path(output_dir, FILENAME)

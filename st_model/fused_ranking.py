@@ -18,10 +18,10 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from core.errors import InputError
+from core.files import join_path
 from st_model import neighbours
-from st_model.errors import InputError
 from st_model.scoring import BlockScorer
-from st_model.tracks import join_path
 
 PREFIX = "fused_ranking"
 # rows scored at a time: a row block's temporaries then stay in the allocator's heap
@@ -86,7 +86,7 @@ def ranking_prefix(out_dir: str) -> str:
 def remove_ranking(out_dir: str) -> int:
     """Delete the ranking files of an earlier run in `out_dir` (a new run may write
     another number of shards, and the reader takes every file); returns the count."""
-    from st_model.files import remove_files
+    from core.files import remove_files
     return len(remove_files(out_dir, PREFIX + "-", SUFFIX))
 
 
@@ -130,8 +130,7 @@ def ranking_files(uri: str) -> List[str]:
     `uri` or one folder below it (e.g. a Split-train/ of a TFX artifact); read through
     Beam's FileSystems (local, `gs://…`, any registered scheme)."""
     from apache_beam.io.filesystems import FileSystems
-    from st_model.files import exists
-    from st_model.tracks import glob_escape, is_remote
+    from core.files import exists, glob_escape, is_remote
     pattern = f"{PREFIX}-*{SUFFIX}"
     if not is_remote(uri) and os.path.isfile(uri):
         return [uri]

@@ -13,10 +13,10 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from core.features import FeatureSet
+from core.progress import log
 from st_model import metrics, rerank, visits
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
-from st_model.progress import log
 from st_model.scoring import BlockScorer, STTables
 
 

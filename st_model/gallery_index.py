@@ -4,7 +4,7 @@ query can match in a node pair's time window are one contiguous slice.
 Folder layout (local):
     INDEX/index.json        header: format, version, the bundle's fingerprint, row
                             count, dimension, frame range, per-node row offsets
-    INDEX/rows/             the rows as feature shards (st_model/features.py),
+    INDEX/rows/             the rows as feature shards (core/features.py),
                             sorted by (node, frame, name)
     INDEX/order.npz         name_rank int64 [N]: each row's position in name order
                             (ties in score are broken by name, as the evaluation
@@ -21,8 +21,8 @@ from typing import Dict, List
 
 import numpy as np
 
-from st_model.errors import InputError
-from st_model.features import FeatureSet, load_features, save_feature_shards
+from core.errors import InputError
+from core.features import FeatureSet, load_features, save_feature_shards
 from st_model.st_artifact import STModel
 
 FORMAT = "tfusion-gallery-index"

@@ -33,8 +33,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from core.features import FeatureSet
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
 from st_model.gallery_index import GalleryIndex
 from st_model.scoring import BlockScorer, STTables
 

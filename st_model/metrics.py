@@ -43,8 +43,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from st_model.errors import InputError
-from st_model.progress import log
+from core.errors import InputError
+from core.progress import log
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

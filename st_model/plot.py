@@ -11,8 +11,8 @@ from typing import Union
 
 import numpy as np
 
+from core.features import FeatureHeader, FeatureSet, STPoints
 from st_model import smoothing
-from st_model.features import FeatureHeader, FeatureSet, STPoints
 from st_model.scoring import smoothed_evidence
 from st_model.st_artifact import STModel
 
@@ -102,7 +102,7 @@ def plot_st_model(model: STModel, train: Points, path: str,
     fig.suptitle(f"ST model ({model.nodes.mode}): P(Δ | camera pair), Δ in seconds; "
                  f"bin {model.grid.width} frames", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    from st_model.files import write_with
+    from core.files import write_with
     try:
         write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
     finally:

@@ -26,8 +26,8 @@ from typing import Callable, Dict, Tuple
 import numpy as np
 from scipy import sparse
 
+from core.progress import log
 from st_model import neighbours
-from st_model.progress import log
 
 PairScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SELF_SCORE = np.finfo(np.float64).max   # an item is its own first neighbour

@@ -29,11 +29,11 @@ from typing import Optional
 
 import numpy as np
 
+from core.features import FeatureSet
 from st_model import chance
 from st_model import fusion as fz
 from st_model import smoothing
 from st_model.config import FusionConfig
-from st_model.features import FeatureSet
 from st_model.st_artifact import STModel
 
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from st_model.errors import InputError
+from core.errors import InputError
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex
 
@@ -73,15 +73,14 @@ class STModel:
 
 def artifact_path(path: str) -> str:
     """`path` itself for a file name ending in .npz, else FILENAME inside the folder."""
-    from st_model.files import is_folder_path
-    from st_model.tracks import join_path
+    from core.files import is_folder_path, join_path
     return join_path(path, FILENAME) if is_folder_path(path, ".npz") else path
 
 
 def save_st_model(model: STModel, path: str) -> str:
     """Write the artifact (path may be a folder: then FILENAME inside it), local or
     on any Beam filesystem."""
-    from st_model.files import write_with
+    from core.files import write_with
     path = artifact_path(path)
     arrays = dict(visual=model.visual, visual_sq=model.visual_sq, random=model.random,
                   node_camera=model.nodes.cameras, node_sequence=model.nodes.sequences,
@@ -91,7 +90,7 @@ def save_st_model(model: STModel, path: str) -> str:
 
 def load_st_model(path: str) -> STModel:
     """Read an artifact written by save_st_model; errors name the file."""
-    from st_model.files import open_file
+    from core.files import open_file
     path = artifact_path(path)
     try:
         with open_file(path) as f, np.load(f, allow_pickle=False) as z:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from scipy.linalg import eigh
 
-from st_model.tracks import read_dataset_folder
+from core.datasets import read_dataset_folder
 
 STRIPES = 8
 H_BINS, S_BINS, V_BINS = 16, 4, 4

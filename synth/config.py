@@ -19,7 +19,7 @@ import os
 from dataclasses import fields
 from typing import Any, Dict, Optional
 
-from st_model.errors import InputError, read_json_object
+from core.errors import InputError, read_json_object
 from synth.network import NetworkParams
 from synth.styles import STYLES
 

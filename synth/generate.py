@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from st_model.errors import InputError
-from st_model.progress import log
-from st_model.tracks import IMAGE_EXTENSIONS, LAYOUTS
+from core.datasets import IMAGE_EXTENSIONS, LAYOUTS
+from core.errors import InputError
+from core.progress import log
 from synth.config import ConfigError, default_lists_dir, load_config
 from synth.plan import DatasetPlan, plan_dataset
 from synth.preview import contact_sheet

@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from st_model.tracks import LAYOUTS, SPLITS, parse_names, read_name_list
+from core.datasets import LAYOUTS, SPLITS
+from core.names import parse_names, read_name_list
 from synth.config import ConfigError, network_params
 from synth.domain import stable_key
 from synth.network import build_network, random_sightings, simulate_sightings

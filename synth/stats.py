@@ -50,7 +50,7 @@ def _sum_sq_counts(*keys: np.ndarray) -> int:
 
 def split_stats(points: Iterable) -> SplitStats:
     """Statistics of one split; `points` have `pid`, `camera` and `sequence`
-    (e.g. `st_model.tracks.STPoint`)."""
+    (e.g. `core.names.STPoint`)."""
     pts = list(points)
     all_pids = np.array([p.pid for p in pts], np.int64)
     distractors, junk = int(np.sum(all_pids == 0)), int(np.sum(all_pids < 0))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from st_model.progress import log
+from core.progress import log
 from synth.domain import Domain
 from synth.plan import ImageJob
 

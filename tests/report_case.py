@@ -7,9 +7,9 @@ import os
 import numpy as np
 from PIL import Image
 
+from core.features import make_feature_set
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model
-from st_model.features import make_feature_set
 from st_model.scoring import STTables
 
 CAMERAS = (1, 2, 3)

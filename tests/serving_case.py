@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
+from core.features import FeatureSet, make_feature_set
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model
-from st_model.features import FeatureSet, make_feature_set
 from st_model.st_artifact import save_st_model
 
 H, W = 32, 16

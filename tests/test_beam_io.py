@@ -58,7 +58,7 @@ def test_remote_manifest_with_remote_and_relative_paths(store):
         "tfusiontest://ds/bounding_box_train/0002_c1s1_000451_03.jpg,1,451,1,2,train\n"
         "imgs/a.png,2,20,4,3,query\n"
         "imgs/b.jpg,3,30,,,gallery\n")
-    from st_model.tracks import read_dataset_folder
+    from core.datasets import read_dataset_folder
     listing = read_dataset_folder("tfusiontest://mf")
     assert listing.layout == "manifest"
     assert [r.path for s in ("train", "query", "gallery") for r in listing.splits[s]] == [
@@ -91,7 +91,8 @@ def test_dataflow_ingest_job_graph_of_a_market_listing_stays_under_1mb(market_li
     36k real Market names on a bucket: the listing goes to a file, not into the graph."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from st_model.tracks import LAYOUTS, parse_names, read_name_list
+    from core.datasets import LAYOUTS
+    from core.names import parse_names, read_name_list
     records = []
     for split, folder in LAYOUTS["market"].items():
         names = read_name_list(os.path.join(market_lists, f"{split}.txt"))

@@ -297,7 +297,7 @@ def test_embed_into_a_file(tmp_path, capsys, examples, model):
 
 def test_embed_writes_row_shards_that_load_as_the_single_files(tmp_path, capsys, examples,
                                                                model):
-    from st_model.features import load_features
+    from core.features import load_features
     assert run_cli(capsys, "embed", "--model", model, "--examples", examples,
                    "--output-dir", tmp_path / "one")[0] == 0
     assert run_cli(capsys, "embed", "--model", model, "--examples", examples,

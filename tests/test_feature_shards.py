@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from st_model import features as ft
+from core import features as ft
 from st_model import vision
 
 

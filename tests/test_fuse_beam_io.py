@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
+from core.features import load_features  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
-from st_model.features import load_features  # noqa: E402
 from st_model.fuse import fuse  # noqa: E402
 
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
@@ -59,7 +59,7 @@ def test_fuse_reads_and_writes_another_filesystem(store):
     assert len(ranking) == len(train) and ranking == read_ranking(str(store / "beam"))
     # the train split as row shards on that filesystem, the launcher holding its
     # header only: listed, planned and read by the workers there
-    from st_model.features import read_header, save_feature_shards
+    from core.features import read_header, save_feature_shards
     save_feature_shards(train, "tfusiontest://in/train_shards", 128)
     assert len(list((store / "in" / "train_shards").iterdir())) == 3
     shards = fuse(read_header("tfusiontest://in/train_shards"), query, gallery, config,
@@ -79,8 +79,8 @@ def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from core.features import load_st_points
     from pipeline.beam_options import beam_args
-    from st_model.features import load_st_points
     from st_model.fuse import build_st_job
     n, d = 13_000, 2048
     rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(
         path = str(tmp_path / "train.npz")
         np.savez(path, **arrays)
     else:
-        from st_model.features import shard_name
+        from core.features import shard_name
         path = str(tmp_path / "train")
         (tmp_path / "train").mkdir()
         for i in range(13):

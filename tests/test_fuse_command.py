@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
+from core.names import parse_names, read_name_list
 from pipeline.cli import main
-from st_model.tracks import parse_names, read_name_list
 
 BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
         "--direct_num_workers=1"]
@@ -68,7 +68,7 @@ def fused(market_slice, tmp_path_factory):
     """The same slice fused in memory and through Beam's DirectRunner, the latter
     with the train split as a folder of row shards (the launcher reads its header
     only; the workers read the rows)."""
-    from st_model.features import load_features, save_feature_shards
+    from core.features import load_features, save_feature_shards
     mem = tmp_path_factory.mktemp("in_memory")
     beam = tmp_path_factory.mktemp("beam")
     assert main(_args(market_slice, mem, "--rerank")) == 0

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import serving_case
+from core.features import make_feature_set
 from st_model.config import FusionConfig
-from st_model.features import make_feature_set
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import load_st_model
 

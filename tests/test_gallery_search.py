@@ -3,8 +3,8 @@ top-k as the exhaustive scan, with fewer rows scored where the ST model allows."
 import numpy as np
 import pytest
 
+from core.features import make_feature_set
 from st_model.config import FusionConfig
-from st_model.features import make_feature_set
 from st_model.fuse import score_function
 from st_model.gallery_index import build_index, load_index, write_index
 from st_model.gallery_search import GallerySearch

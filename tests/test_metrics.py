@@ -337,7 +337,7 @@ def test_progress_goes_to_stderr(capsys):
 
 def test_market_protocol_on_the_real_lists(market_lists):
     """All 3,368 Market queries have a true match; a perfect score is 100 / 100."""
-    from st_model.tracks import parse_name, read_name_list
+    from core.names import parse_name, read_name_list
 
     def points(split):
         pts = [parse_name(n, "market")

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from core.features import make_feature_set
 from pipeline import eval_examples as ee
 from pipeline import ranking_metrics as rm
 from pipeline.schema_check import ExampleValidator
@@ -18,7 +19,6 @@ from schemas import schema_path
 from st_model import fuse
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model, frame_span
-from st_model.features import make_feature_set
 from st_model.scoring import STTables
 
 import tensorflow as tf  # noqa: E402  (after pipeline: tf.keras 2)

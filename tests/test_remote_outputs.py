@@ -5,12 +5,12 @@ import base64
 
 import numpy as np
 
+from core.features import load_features, load_st_points
+from core.files import write_file
 from pipeline.components.st_model_gen import split_path
 from pipeline.run_report import PNG_SIGNATURE, RoundResult, write_run_report
 from pipeline.run_summary import read_json
 from st_model import fused_ranking
-from st_model.features import load_features, load_st_points
-from st_model.files import write_file
 from test_embedder_shards import assert_same_set, embedded_batches, run_shards
 from trainer.embed import concat_sorted, write_features
 

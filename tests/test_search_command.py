@@ -61,12 +61,12 @@ def setup(tmp_path_factory):
 def reference_top10(setup):
     """Top-10 per query by st_model's evaluation scoring and protocol
     (metrics.ranked_gallery, as the run report ranks)."""
+    from core.features import make_feature_set
+    from core.names import parse_name
     from st_model import metrics
-    from st_model.features import make_feature_set
     from st_model.fuse import score_function
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
-    from st_model.tracks import parse_name
     from trainer.export import Embedder
     emb = Embedder(setup["bundle"])
 

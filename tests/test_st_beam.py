@@ -8,10 +8,10 @@ apache_beam = pytest.importorskip("apache_beam")
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from apache_beam.testing.util import assert_that  # noqa: E402
 
+from core.features import load_features, save_features  # noqa: E402
 from st_model.beam_transforms import EstimateSTModel  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
 from st_model.estimate import estimate_st_model, frame_span  # noqa: E402
-from st_model.features import load_features, save_features  # noqa: E402
 
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
               "--direct_num_workers=1"]
@@ -36,7 +36,7 @@ def write_train(path, n=300, seed=0):
 
 def as_shards(path, shard_rows):
     """The feature file at `path` rewritten as a folder of row shards beside it."""
-    from st_model.features import save_feature_shards
+    from core.features import save_feature_shards
     folder = str(path).replace(".npz", "_shards")
     save_feature_shards(load_features(str(path)), folder, shard_rows)
     return folder
@@ -52,7 +52,7 @@ def test_beam_estimate_equals_in_memory(mode, storage, tmp_path, monkeypatch):
         # shards that do not line up with the row / column blocks; no step of the
         # job may load the whole split (only single shards)
         path = as_shards(path, 37)
-        from st_model import features
+        from core import features
         real = features.load_features
 
         def shard_only(p, **kw):

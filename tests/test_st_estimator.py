@@ -4,9 +4,9 @@ bandwidth, the frame step, thin evidence and the oracle model."""
 import numpy as np
 import pytest
 
+from core.features import make_feature_set
 from st_model import chance, estimate, smoothing
 from st_model.config import FusionConfig
-from st_model.features import make_feature_set
 from st_model.fuse import evaluate
 from st_model.scoring import STTables
 from st_model.st_artifact import load_st_model, save_st_model

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
+from core.features import make_feature_set
 from st_model import fusion as fz
 from st_model import smoothing
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model
-from st_model.features import make_feature_set
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex
 from st_model.scoring import BlockScorer, STTables

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.datasets import LAYOUTS, read_dataset_folder
+from core.names import parse_name
 from pipeline.cli import main as cli_main
-from st_model.tracks import LAYOUTS, parse_name, read_dataset_folder
 from synth.config import load_config
 from synth.generate import OutputExists, generate
 from synth.plan import plan_dataset

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from st_model.tracks import STPoint
+from core.names import STPoint
 from synth.config import load_config
 from synth.plan import plan_lists_domain, plan_network_domain
 from synth.stats import (COMPARED, dataset_stats, gallery_matches_per_query,

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 T = TypeVar("T", bound="TrainConfig")
 

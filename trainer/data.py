@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from st_model.errors import InputError, op_error_text
+from core.errors import InputError, op_error_text
 from trainer import runtime  # noqa: F401
 import tensorflow as tf
 

@@ -2,7 +2,7 @@
 
 .npz arrays: features float32 [N, D] (L2-normalised), camera, frame, sequence, pid
 int64 [N], name str [N]; rows sorted by name. Sources: a split of an Examples artifact,
-or an image folder in a known layout (st_model.tracks.read_dataset_folder).
+or an image folder in a known layout (core.datasets.read_dataset_folder).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from st_model.errors import InputError, op_error_text
+from core.errors import InputError, op_error_text
 from trainer import data, export, runtime
 import tensorflow as tf
 
@@ -65,7 +65,7 @@ def embed_split(model: Union[str, export.Embedder], examples_uri: str, split: st
 def embed_folder(model: Union[str, export.Embedder], root: str,
                  splits: Sequence[str] = SPLITS, batch: int = 128) -> Dict[str, Arrays]:
     """Embed the splits of an image folder (Market / Duke / GRID layouts)."""
-    from st_model.tracks import read_dataset_folder
+    from core.datasets import read_dataset_folder
     embedder = _as_embedder(model)
     listing = read_dataset_folder(root)
     if listing.skipped:
@@ -128,7 +128,7 @@ def _unreadable_image(paths: Sequence[str], error: tf.errors.OpError) -> InputEr
 def write_features(path: str, arrays: Arrays) -> str:
     """Write one .npz in the interchange format (through Beam's FileSystems: a local
     path, `gs://…` or any registered scheme)."""
-    from st_model.files import make_folder, write_with
+    from core.files import make_folder, write_with
     make_folder(os.path.dirname(path) or ".")
     return write_with(path, lambda buffer: np.savez(buffer, **arrays))
 
@@ -136,9 +136,9 @@ def write_features(path: str, arrays: Arrays) -> str:
 def write_split(output_dir: str, split: str, arrays: Arrays,
                 shard_rows: Optional[int] = None) -> str:
     """OUTPUT/<split>.npz, or with `shard_rows` the folder OUTPUT/<split>/ of row
-    shards of that many rows (st_model.features.save_feature_shards)."""
-    from st_model.features import make_feature_set, save_feature_shards
-    from st_model.tracks import join_path
+    shards of that many rows (core.features.save_feature_shards)."""
+    from core.features import make_feature_set, save_feature_shards
+    from core.files import join_path
     if not shard_rows:
         return write_features(join_path(output_dir, f"{split}.npz"), arrays)
     folder = join_path(output_dir, split)

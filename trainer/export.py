@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from st_model.errors import InputError
+from core.errors import InputError
 from trainer import data, models, runtime
 import tensorflow as tf
 

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
-from st_model.errors import InputError
+from core.errors import InputError
 from trainer import runtime  # noqa: F401  (autograph set-up before any Keras code)
 import tensorflow as tf
 

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from st_model.errors import InputError
+from core.errors import InputError
 from trainer import data, export, models, runtime, training, triplets
 from trainer.config import RankNetConfig
 import tensorflow as tf

@@ -16,8 +16,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402
 
-from st_model import progress  # noqa: E402
-from st_model.errors import InputError  # noqa: E402
+from core import progress  # noqa: E402
+from core.errors import InputError  # noqa: E402
 
 _DONE = False
 

@@ -25,8 +25,8 @@ from typing import AbstractSet, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from core.errors import InputError
 from st_model import fused_ranking
-from st_model.errors import InputError
 from st_model.fused_ranking import FusedRanking, RankingError, ranking_files  # noqa: F401
 from trainer import runtime
 import tensorflow as tf

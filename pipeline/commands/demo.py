@@ -19,10 +19,10 @@ import sys
 import time
 from typing import Dict, List
 
+from core import progress
+from core.datasets import SPLITS
+from core.errors import InputError, check_output_dir
 from pipeline import fingerprint
-from st_model import progress
-from st_model.errors import InputError, check_output_dir
-from st_model.tracks import SPLITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +99,8 @@ def ingest_domain(dataset_dir: str, examples_dir: str, fresh: bool) -> Dict:
 
 def fuse_round(features_dir: str, fusion_dir: str) -> Dict:
     """ST model + fusion + evaluation + fused train ranking for one round's features."""
+    from core.features import load_features, split_features_path
     from st_model.config import FusionConfig
-    from st_model.features import load_features, split_features_path
     from st_model.fuse import fuse
     feats = {s: load_features(split_features_path(features_dir, s)) for s in SPLITS}
     return fuse(feats["train"], feats["query"], feats["gallery"], FusionConfig(),

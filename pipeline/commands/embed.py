@@ -27,9 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from st_model.errors import check_output_dir
+    from core.errors import InputError, check_output_dir
     from trainer import embed
-    from st_model.errors import InputError
     splits = args.splits.split(",") if args.splits else None
     check_output_dir(args.output_dir)
     if args.shard_rows is not None and args.shard_rows < 1:

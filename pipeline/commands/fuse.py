@@ -4,7 +4,7 @@
         --output-dir OUT [--mode camera_sequence|tfusion] [--fusion ...] \\
         [--alpha A --beta B] [beam pipeline options ...]
 
-Inputs are .npz files in the feature interchange format (st_model/features.py).
+Inputs are .npz files in the feature interchange format (core/features.py).
 Writes OUT/metrics.json ({"vision": {...}, "fusion": {...}, ...}), OUT/st_model.npz,
 OUT/fused_ranking-*.tfrecord.gz and OUT/st_model.png; progress goes to stderr.
 
@@ -139,7 +139,7 @@ def config_from_args(args: argparse.Namespace) -> FusionConfig:
 
 def frame_rate_of(names) -> float:
     """Nominal frame rate of the dataset the names come from (25 when unknown)."""
-    from st_model.tracks import FRAME_RATES, detect_convention
+    from core.names import FRAME_RATES, detect_convention
     try:
         return FRAME_RATES.get(detect_convention([str(names[0])]), _DEFAULTS.frame_rate)
     except (ValueError, IndexError):
@@ -147,8 +147,8 @@ def frame_rate_of(names) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from st_model.errors import check_output_dir
-    from st_model.features import load_features, read_header
+    from core.errors import check_output_dir
+    from core.features import load_features, read_header
     from st_model.fuse import fuse
     config = config_from_args(args).validate()
     check_output_dir(args.output_dir)

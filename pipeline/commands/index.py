@@ -28,11 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+    from core.features import load_features
     from pipeline.beam_options import make_pipeline
     from pipeline.bundle import open_bundle
     from pipeline.components.embedder import embed_split_to_shards
-    from st_model.errors import InputError
-    from st_model.features import load_features
     from st_model.gallery_index import build_index, write_index
     from trainer.data import has_split
     t0 = time.monotonic()

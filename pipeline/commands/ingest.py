@@ -17,7 +17,8 @@ ACCEPTS_BEAM_ARGS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from st_model.tracks import CONVENTIONS, LAYOUTS
+    from core.datasets import LAYOUTS
+    from core.names import CONVENTIONS
     parser.add_argument("dataset_dir", help="dataset folder: Market-1501/DukeMTMC-reID "
                         "layout (bounding_box_train, query, bounding_box_test), TFusion "
                         "layout (train, probe, test) or a folder with manifest.csv")
@@ -33,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import check_output_dir
     from pipeline.beam_options import make_pipeline
     from pipeline.reid_examples import format_report, ingest_folder
-    from st_model.errors import check_output_dir
     check_output_dir(args.output)
     report = ingest_folder(args.dataset_dir, args.output, make_pipeline(args.beam_args),
                            schema_path("reid_examples"), layout=args.layout,

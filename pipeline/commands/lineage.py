@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import InputError
     from pipeline import lineage
-    from st_model.errors import InputError
     store = lineage.open_store(os.path.join(args.output_dir, "metadata.sqlite"))
     pushed = lineage.latest_pushed_model(store)
     if pushed is None:

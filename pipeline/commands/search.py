@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def query_paths(path: str) -> List[str]:
-    from st_model.errors import InputError
+    from core.errors import InputError
     if os.path.isdir(path):
         found = sorted(os.path.join(path, n) for n in os.listdir(path)
                        if n.lower().endswith(IMAGE_SUFFIXES))
@@ -68,8 +68,8 @@ def query_paths(path: str) -> List[str]:
 
 def st_points(paths: List[str], args) -> List[Tuple[int, int, int, int]]:
     """(camera, sequence, frame, pid or -2) per query."""
-    from st_model.errors import InputError
-    from st_model.tracks import parse_name
+    from core.errors import InputError
+    from core.names import parse_name
     if (args.camera is None) != (args.frame is None):
         raise InputError(f"{args.query}: give both --camera and --frame (or neither, to "
                          f"read them from the file names)")
@@ -96,7 +96,7 @@ def read_images(paths: List[str]) -> List[bytes]:
     """Encoded bytes of each query; an image TensorFlow cannot decode is an error."""
     import tensorflow as tf
 
-    from st_model.errors import InputError, op_error_text
+    from core.errors import InputError, op_error_text
     out = []
     for p in paths:
         with open(p, "rb") as f:
@@ -112,7 +112,7 @@ def read_images(paths: List[str]) -> List[bytes]:
 def check_times(index, model, frames, source: str) -> None:
     """Each query time within the index's frame range widened by the ST model's reach
     (the grid's largest |Δ|)."""
-    from st_model.errors import InputError
+    from core.errors import InputError
     grid = model.grid
     reach = max(abs(grid.lo), abs(grid.lo + grid.width * grid.n_bins))
     lo, hi = index.frame_range
@@ -126,12 +126,12 @@ def check_times(index, model, frames, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from core.errors import InputError
+    from core.features import make_feature_set
+    from core.progress import log
     from pipeline.bundle import check_signature, open_bundle
-    from st_model.errors import InputError
-    from st_model.features import make_feature_set
     from st_model.gallery_index import load_index
     from st_model.gallery_search import GallerySearch
-    from st_model.progress import log
     from st_model.scoring import STTables
     if args.top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {args.top_k}")

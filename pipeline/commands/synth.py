@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from st_model.errors import InputError, check_output_dir
+    from core.errors import InputError, check_output_dir
     from synth.generate import generate
 
     if args.workers is not None and args.workers < 1:

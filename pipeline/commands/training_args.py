@@ -45,7 +45,7 @@ def training_values(args: argparse.Namespace) -> Dict[str, Any]:
 
 def check_output(args: argparse.Namespace) -> None:
     """Refuse an --output (or --run-dir) that is an existing file before training."""
-    from st_model.errors import check_output_dir
+    from core.errors import check_output_dir
     check_output_dir(args.output, "model folder (--output)")
     check_output_dir(run_dir(args), "run folder (--run-dir)")
 

@@ -3,7 +3,7 @@
 A Beam component: each worker loads the exported SavedModel once (DoFn.setup) and
 embeds batches of serialized tf.Examples through its `serving_default` signature. The
 rows of a split are ordered by image name (the same order on any runner) and written
-as `<features>/<split>/features-SSSSS-of-NNNNN.npz` (st_model/features.py): shard i
+as `<features>/<split>/features-SSSSS-of-NNNNN.npz` (core/features.py): shard i
 holds the sorted rows [i·R, (i+1)·R). Only the image names travel to every worker (a
 side input giving each name its row); each shard's rows are grouped and written by one
 worker, so no element holds a whole split.
@@ -16,11 +16,11 @@ import numpy as np
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Examples, Model
 
+from core.datasets import SPLITS
+from core.errors import InputError
+from core.progress import log
 from pipeline.artifacts import Features
-from st_model.errors import InputError
 from st_model.neighbours import DEFAULT_ROW_BLOCK
-from st_model.progress import log
-from st_model.tracks import SPLITS
 
 SPLIT_PATTERN = os.path.join("Split-{split}", "data_tfrecord-*.gz")
 Arrays = Dict[str, np.ndarray]
@@ -75,8 +75,8 @@ def write_shard(shard: Tuple[int, Iterable[Arrays]], folder: str, order: RowOrde
     """Write one shard's rows, ordered by name, as folder/features-SSSSS-of-NNNNN.npz
     (the rows of load_features(folder) are those of the whole split sorted by name,
     trainer.embed.concat_sorted)."""
-    from st_model.features import make_feature_set, save_features, shard_name
-    from st_model.tracks import join_path
+    from core.features import make_feature_set, save_features, shard_name
+    from core.files import join_path
     from trainer.embed import concat_sorted
     index, parts = shard
     path = join_path(folder, shard_name(index, order.shards))
@@ -101,8 +101,8 @@ class WriteFeatureShards(beam.PTransform):
         self.folder, self.shard_rows = folder, int(shard_rows)
 
     def expand(self, batches):
-        from st_model.features import SHARD_PREFIX, SHARD_SUFFIX
-        from st_model.files import make_folder, remove_files
+        from core.features import SHARD_PREFIX, SHARD_SUFFIX
+        from core.files import make_folder, remove_files
         make_folder(self.folder)  # a rerun's shards of another count are not mixed in
         remove_files(self.folder, SHARD_PREFIX, SHARD_SUFFIX)
         order = beam.pvalue.AsSingleton(
@@ -120,7 +120,7 @@ def embed_split_to_shards(p: beam.Pipeline, examples_uri: str, split: str, model
                           folder: str, batch_size: int = 128,
                           shard_rows: int = DEFAULT_ROW_BLOCK):
     """Add to `p`: read a split of an Examples artifact, embed it, write its shards."""
-    from st_model.tracks import join_path
+    from core.files import join_path
     return (p
             | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
                 join_path(examples_uri, SPLIT_PATTERN.format(split=split)),
@@ -142,7 +142,7 @@ def Embedder(
 ) -> None:
     """Embed every split of `examples` with `model` into features/<split>/ (row shards
     of `shard_rows` rows)."""
-    from st_model.tracks import join_path
+    from core.files import join_path
     from trainer.data import has_split
     from trainer.export import resolve_model_dir
     model_dir = resolve_model_dir(model.uri)

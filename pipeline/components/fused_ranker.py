@@ -7,9 +7,9 @@ of the next RankNet round (schemas/fused_ranking.pbtxt).
 import apache_beam as beam
 from tfx import v1 as tfx
 
+from core.progress import log
 from pipeline.artifacts import Features, FusedRanking, STModel
 from pipeline.components.st_model_gen import fusion_config_of, split_path
-from st_model.progress import log
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -21,8 +21,8 @@ def FusedRanker(
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Write the fused top-N ranking of every train image."""
+    from core.features import read_header
     from st_model.beam_transforms import WriteFusedRanking
-    from st_model.features import read_header
     from st_model.st_artifact import load_st_model
     config = fusion_config_of(fusion_config, "FusedRanker")
     train = read_header(split_path(features.uri, "train"))

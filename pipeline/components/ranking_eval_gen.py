@@ -13,9 +13,9 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model
 
+from core.progress import log
 from pipeline.artifacts import Features, STModel
 from pipeline.components.st_model_gen import fusion_config_of, load_split_features
-from st_model.progress import log
 
 METRICS_FILE = "metrics.json"
 
@@ -23,9 +23,9 @@ METRICS_FILE = "metrics.json"
 def bundle_eval_model(bundle_uri: str, examples_uri: str, candidate):
     """EvalModel of a serving bundle: its embedding of the query / gallery splits and
     the ST model it was blessed with (pipeline/components/serving_bundle.py)."""
+    from core.features import make_feature_set
     from pipeline.components.serving_bundle import bundle_st_model_dir
     from pipeline.eval_examples import EvalModel
-    from st_model.features import make_feature_set
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     from trainer.embed import embed_split
@@ -57,11 +57,10 @@ def RankingEvalGen(
     """Write Split-eval of per-query match ranks (candidate, and baseline if any)."""
     from pipeline.eval_examples import (FUSED_RANKS, VISION_RANKS, EvalModel,
                                         build_eval_examples, write_eval_examples)
+    from core.files import join_path, write_file
     from st_model import metrics
     from st_model.scoring import STTables
-    from st_model.files import write_file
     from st_model.st_artifact import load_st_model
-    from st_model.tracks import join_path
     config = fusion_config_of(fusion_config, "RankingEvalGen")
     query, gallery = load_split_features(features.uri, ("query", "gallery"))
     tables = STTables.from_model(load_st_model(st_model.uri))

@@ -14,8 +14,8 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
+from core.datasets import SPLITS
 from schemas import schema_path
-from st_model.tracks import SPLITS
 
 from pipeline.reid_examples import REPORT_NAME, ingest_folder
 

@@ -12,15 +12,15 @@ from tfx import v1 as tfx
 
 from pipeline.artifacts import Features, STModel
 # split_path(uri, split): the shard folder or .npz of one split of a Features artifact
-from st_model.features import split_features_path as split_path
-from st_model.progress import log
+from core.features import split_features_path as split_path
+from core.progress import log
 
 
 def load_split_features(features_uri: str,
                         splits: Sequence[str] = ("train", "query", "gallery")):
     """The FeatureSets of `splits` of a Features artifact (default train, query,
     gallery), in that order."""
-    from st_model.features import load_features
+    from core.features import load_features
     return tuple(load_features(split_path(features_uri, s)) for s in splits)
 
 
@@ -38,12 +38,12 @@ def STModelGen(
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Estimate the target's ST model from the train split of `features`."""
+    from core.features import load_st_points, read_header
+    from core.files import join_path
     from st_model import estimate
     from st_model.beam_transforms import EstimateSTModel
     from st_model.plot import plot_st_model
-    from st_model.features import load_st_points, read_header
     from st_model.st_artifact import FILENAME, load_st_model, save_st_model
-    from st_model.tracks import join_path
     config = fusion_config_of(fusion_config, "STModelGen")
     # the launcher reads ST points only; the workers read the train features by blocks
     train = read_header(split_path(features.uri, "train"))

@@ -14,8 +14,8 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
+from core.progress import log
 from pipeline.artifacts import FusedRanking
-from st_model.progress import log
 
 SPLIT_FILE = os.path.join("Split-{split}", "data_tfrecord-00000-of-00001.gz")
 

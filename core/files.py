@@ -1,14 +1,54 @@
-"""Reading and writing the ST artifacts through Beam's FileSystems, so a local
-folder, `gs://…` or any other registered Beam filesystem works the same way (on
-the launching machine and on the workers). Paths are joined with tracks.join_path.
+"""Paths, listings and file I/O through Beam's FileSystems, so a local folder,
+`gs://…` or any other registered Beam filesystem works the same way (on the
+launching machine and on the workers).
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 from typing import BinaryIO, List
 
-from st_model.tracks import is_remote, list_files
+
+def is_remote(path: str) -> bool:
+    """True for a path with a scheme (`gs://...`): never joined onto a local root."""
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems.get_scheme(path) is not None
+
+
+def join_path(root: str, *parts: str) -> str:
+    """`root/part/...` for a local or remote root."""
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems.join(root, *parts)
+
+
+def glob_escape(path: str) -> str:
+    """`path` with Beam's glob characters matched literally."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def list_files(folder: str, recursive: bool = False) -> list:
+    """FileMetadata (path, size_in_bytes, last_updated_in_seconds) of the files in
+    `folder` (and its sub-folders when `recursive`), sorted by path; [] when none."""
+    from apache_beam.io.filesystems import FileSystems
+    pattern = join_path(glob_escape(folder.rstrip("/")), "**" if recursive else "*")
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted(found, key=lambda m: m.path)
+
+
+def is_folder(path: str) -> bool:
+    """A local folder, or a remote prefix that holds at least one file."""
+    from apache_beam.io.filesystems import FileSystems
+    if not is_remote(path):
+        return os.path.isdir(path)
+    pattern = join_path(glob_escape(path.rstrip("/")), "**")
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def is_file(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+    return os.path.isfile(path) if not is_remote(path) else FileSystems.exists(path)
+
 
 def open_file(path: str) -> BinaryIO:
     """A seekable read channel of `path` (no decompression guessed from the name)."""
@@ -25,7 +65,6 @@ def exists(path: str) -> bool:
 def file_metadata(path: str):
     """FileMetadata (path, size_in_bytes, last_updated_in_seconds) of one file."""
     from apache_beam.io.filesystems import FileSystems
-    from st_model.tracks import glob_escape
     found = FileSystems.match([glob_escape(path)])[0].metadata_list
     if not found:
         raise FileNotFoundError(f"{path}: no such file")

@@ -23,7 +23,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from st_model.errors import InputError
+from core.errors import InputError
 
 
 class FeatureFileError(InputError):
@@ -137,7 +137,7 @@ def make_feature_set(features: np.ndarray, camera: np.ndarray, frame: np.ndarray
 def _read_npz(path: str, keys: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
     """Arrays of an .npz file (all, or those of `keys` it holds), or
     FeatureFileError saying why it is unreadable."""
-    from st_model.files import open_file
+    from core.files import open_file
     try:
         f = open_file(path)
     except Exception as e:  # noqa: BLE001 - any filesystem's "cannot open"
@@ -164,7 +164,7 @@ def _read_npz(path: str, keys: Optional[Sequence[str]] = None) -> Dict[str, np.n
 
 
 def _check_exists(path: str) -> None:
-    from st_model.files import exists
+    from core.files import exists
     if not exists(path):
         raise FeatureFileError(f"{path}: feature file does not exist")
 
@@ -187,14 +187,14 @@ def shard_name(shard: int, shards: int) -> str:
 
 def is_sharded(path: str) -> bool:
     """Whether `path` names a folder of row shards rather than one .npz file."""
-    from st_model.files import is_folder_path
+    from core.files import is_folder_path
     return is_folder_path(path, SHARD_SUFFIX)
 
 
 def split_features_path(folder: str, split: str) -> str:
     """The features of one split in a folder of splits: its folder of row shards
     `folder/<split>/` when there is one, else the file `folder/<split>.npz`."""
-    from st_model.tracks import join_path, list_files
+    from core.files import join_path, list_files
     shards = join_path(folder, split)
     return shards if list_files(shards) else join_path(folder, split + SHARD_SUFFIX)
 
@@ -213,8 +213,7 @@ def shard_files(path: str) -> List[Tuple[str, int, float]]:
     """(path, size, mtime) of the files of a feature set in row order: the file
     itself, or the complete series of shards of a folder (errors name what is
     missing)."""
-    from st_model.files import file_metadata
-    from st_model.tracks import list_files
+    from core.files import file_metadata, list_files
     if not is_sharded(path):
         _check_exists(path)
         meta = file_metadata(path)
@@ -363,7 +362,7 @@ class FeatureHeader:
 
 def _npy_shape(path: str, key: str) -> Tuple[int, ...]:
     """Shape of array `key` of an .npz file, from its .npy header (no data read)."""
-    from st_model.files import open_file
+    from core.files import open_file
     with open_file(path) as f, zipfile.ZipFile(f) as z, z.open(f"{key}.npy") as a:
         version = np.lib.format.read_magic(a)
         return tuple(np.lib.format._read_array_header(a, version)[0])
@@ -400,7 +399,7 @@ def _arrays(fs: FeatureSet) -> Dict[str, np.ndarray]:
 
 def save_features(fs: FeatureSet, path: str) -> str:
     """Write a FeatureSet so that load_features gives it back bit for bit."""
-    from st_model.files import write_with
+    from core.files import write_with
     arrays = _arrays(fs)
     return write_with(path, lambda buf: np.savez(buf, **arrays))
 
@@ -409,8 +408,7 @@ def save_feature_shards(fs: FeatureSet, folder: str, shard_rows: int) -> List[st
     """Write a FeatureSet as a folder of row shards of `shard_rows` rows (earlier
     shards there are removed first); load_features(folder) gives it back bit for
     bit."""
-    from st_model.files import make_folder, remove_files
-    from st_model.tracks import join_path
+    from core.files import join_path, make_folder, remove_files
     make_folder(folder)
     remove_files(folder, SHARD_PREFIX, SHARD_SUFFIX)
     n = len(fs)

@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from st_model.tracks import (FRAME_RATES, ManifestError, STPoint, UnrecognisedName,
-                             detect_layout, parse_name, parse_names, read_dataset_folder,
-                             read_manifest, read_name_list)
+from core.datasets import ManifestError, detect_layout, read_dataset_folder, read_manifest
+from core.names import (FRAME_RATES, STPoint, UnrecognisedName, parse_name, parse_names,
+                        read_name_list)
 
 
 def _independent_market_parse(name):
