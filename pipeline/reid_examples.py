@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from core.datasets import SPLITS, DatasetListing, ImageRecord, read_dataset_folder
 from core.errors import InputError
 from core.names import FRAME_RATES
-from pipeline.schema_check import ExampleValidator
+from schemas.check import ExampleValidator
 
 REPORT_NAME = "ingest_report.json"
 LISTING_NAME = "image_list.jsonl"

@@ -1,4 +1,5 @@
-"""TFMD schemas (text protos) of the records TFusion-TFX writes."""
+"""TFMD schemas (text protos) of the records TFusion-TFX writes, and their row-level
+check (schemas/check.py)."""
 import os
 
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))

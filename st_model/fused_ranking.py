@@ -183,8 +183,8 @@ def read_fused_ranking(uri: str) -> FusedRanking:
     schemas/fused_ranking.pbtxt, scores must descend and anchors must be distinct;
     RankingError names the artifact, the file and the record otherwise."""
     import tensorflow as tf  # lazily
-    from pipeline.schema_check import ExampleValidator
     from schemas import schema_path
+    from schemas.check import ExampleValidator
     validator = ExampleValidator.from_pbtxt(schema_path("fused_ranking"))
     names: List[str] = []
     neighbours: List[List[str]] = []

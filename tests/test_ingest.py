@@ -123,7 +123,7 @@ def test_cli_reports_bad_folder(tmp_path, capsys):
 
 
 def test_schema_validator_rejects_bad_values():
-    from pipeline.schema_check import ExampleValidator
+    from schemas.check import ExampleValidator
     v = ExampleValidator.from_pbtxt(SCHEMA)
     ok = {"image": b"x", "image_name": b"n.jpg", "camera": 1, "frame": 0, "sequence": 1,
           "pid": -1, "split": b"train"}

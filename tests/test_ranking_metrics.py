@@ -14,8 +14,8 @@ import pytest
 from core.features import make_feature_set
 from pipeline import eval_examples as ee
 from pipeline import ranking_metrics as rm
-from pipeline.schema_check import ExampleValidator
 from schemas import schema_path
+from schemas.check import ExampleValidator
 from st_model import fuse
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model, frame_span
