@@ -5,7 +5,7 @@ Features: ../shared/bench/simulate_features.py on the real Market-1501 lists
 (3,368 queries x 19,732 gallery images; --noise 1.5, seed 0), an ST model estimated
 on the train split (as `tfusion fuse` does). Times, in one process:
 
-  reference  st_model.fuse.evaluate, vision and fused (the in-memory metrics)
+  reference  st_model.evaluation.evaluate, vision and fused (the in-memory metrics)
   (a)        the per-query evaluation examples (pipeline/eval_examples.py), vision +
              fused, built and written as GZIP TFRecords
   (b)        TFMA over them as the TFX Evaluator runs it (DirectRunner), with the
@@ -57,7 +57,7 @@ def eval_model(folder: str, config):
 
 
 def reference(m, config) -> dict:
-    from st_model.fuse import evaluate
+    from st_model.evaluation import evaluate
     out = {}
     for ranking, tables in (("vision", None), ("fused", m.tables)):
         r = evaluate(m.query, m.gallery, tables, config)
@@ -94,7 +94,7 @@ def run(args, work: str) -> None:
           f"{len(cand.gallery)} gallery; {os.cpu_count()} CPUs seen (shared machine)")
     print(f"ST model on the train split (not part of the evaluation) {t_st:6.1f} s wall")
     want, t_ref, c_ref = timed(reference, cand, config)
-    print(f"reference  st_model.fuse.evaluate vision + fused   {t_ref:6.1f} s wall "
+    print(f"reference  st_model.evaluation.evaluate vision + fused   {t_ref:6.1f} s wall "
           f"{c_ref:6.1f} s CPU")
     uri = os.path.join(work, "eval_examples")
     built, t_a, c_a = timed(ee.build_eval_examples, cand, None, config)

@@ -39,7 +39,7 @@ def bounds(row: dict, fusion: dict) -> dict:
     from pipeline.components.st_model_gen import load_split_features
     from st_model import estimate
     from st_model.config import FusionConfig
-    from st_model.fuse import evaluate
+    from st_model.evaluation import evaluate
     from st_model.scoring import STTables
     config = FusionConfig.from_dict(fusion).resolved()
     train, query, gallery = load_split_features(row["features"])

@@ -6,7 +6,7 @@ The report comes from
   ingested into tf.Examples by the ReidExampleGen Beam job): round 0 ranks with colour
   histograms, round 1 with the same histograms after an LDA trained on the labelled
   source domain (synth/baseline.py), each fused with an ST model estimated on the
-  target's train split (`st_model.fuse.fuse`); the gate is a demonstration one
+  target's train split (`pipeline.fuse_job.fuse`); the gate is a demonstration one
   (fused rank-1 of the last round >= --gate-rank1, no loss beyond 1 point vs round 0);
 - or, with --demo-out DIR, the rounds of a `tfusion demo` output folder
   (features/roundN/*.npz, fusion/roundN/st_model.{npz,png}, examples/target).
@@ -74,9 +74,10 @@ def synthetic_rounds(work, preset, n_queries):
     """Render + ingest a SynthReID target, fuse two feature rounds; RoundResults."""
     from core.datasets import read_dataset_folder
     from pipeline.beam_options import make_pipeline
+    from pipeline.fuse_job import PLOT_FILE, fuse
     from pipeline.reid_examples import ingest_folder
     from schemas import schema_path
-    from st_model.fuse import FILENAME, PLOT_FILE, fuse
+    from st_model.st_artifact import FILENAME
     from synth.baseline import dataset_features, fit_lda
     from synth.generate import generate
     dirs = generate(preset, os.path.join(work, "data"), seed=0, force=True,
@@ -103,7 +104,8 @@ def synthetic_rounds(work, preset, n_queries):
 
 def demo_rounds(out, n_queries):
     """RoundResults of a `tfusion demo` output folder."""
-    from st_model.fuse import FILENAME, PLOT_FILE
+    from pipeline.fuse_job import PLOT_FILE
+    from st_model.st_artifact import FILENAME
     rounds, r = [], 0
     while os.path.isdir(os.path.join(out, "features", f"round{r}")):
         feats = os.path.join(out, "features", f"round{r}")

@@ -31,7 +31,7 @@ import numpy as np
 from core.features import FeatureFileError, FeatureSet
 from st_model import metrics
 from st_model.config import FusionConfig
-from st_model.fuse import match_ranks
+from st_model.evaluation import match_ranks
 from st_model.scoring import STTables
 
 QUERY_NAME = "query_name"
@@ -94,7 +94,7 @@ def _model_ranks(model: EvalModel, config: FusionConfig,
 
 def build_eval_examples(candidate: EvalModel, baseline: Optional[EvalModel] = None,
                         config: Optional[FusionConfig] = None) -> EvalExamples:
-    """Match ranks of every query under vision and fusion (st_model.fuse.match_ranks,
+    """Match ranks of every query under vision and fusion (st_model.evaluation.match_ranks,
     as `tfusion fuse` evaluates), for the candidate and optionally the baseline."""
     config = (config or FusionConfig()).resolved().validate()
     if baseline is not None:

@@ -9,7 +9,7 @@ is inline, so the file needs nothing else (no network, no JavaScript).
 
 The inputs are plain data: `RoundResult`, `GateDecision`, and `RankedQuery` lists
 built by `ranked_queries` from the round's FeatureSets with exactly the scoring that
-evaluates the round (st_model.fuse.score_function) under the Market protocol
+evaluates the round (st_model.evaluation.score_function) under the Market protocol
 (st_model.metrics.ranked_gallery); `attach_images` fills in the images from a
 target Examples artifact. matplotlib, PIL and TensorFlow are imported only when used.
 """
@@ -27,7 +27,7 @@ import numpy as np
 from core.features import FeatureSet
 from st_model import metrics
 from st_model.config import FusionConfig
-from st_model.fuse import score_function
+from st_model.evaluation import score_function
 from st_model.scoring import STTables
 
 METRICS = (("rank1", "rank-1"), ("rank5", "rank-5"), ("rank10", "rank-10"), ("mAP", "mAP"))
@@ -148,7 +148,7 @@ def ranked_queries(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTa
                    config: FusionConfig, n_queries: int = 6, top: int = 10,
                    seed: int = 0) -> List[RankedQuery]:
     """Top-`top` gallery lists by vision and by fusion (none when `tables` is None) of
-    n_queries seeded queries, scored as st_model.fuse.evaluate scores the round."""
+    n_queries seeded queries, scored as st_model.evaluation.evaluate scores the round."""
     for fs in (query, gallery):
         if fs.pid is None:
             raise ValueError(f"{fs.source}: missing array pid (needed to frame true "
@@ -461,9 +461,9 @@ def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
                    st_plot: Optional[str] = None, examples_uri: Optional[str] = None,
                    n_queries: int = 6, seed: int = 0) -> RoundResult:
     """One round of the report from its files: vision and fusion evaluated (with
-    CMC) by st_model.fuse.evaluate with the saved ST model, `n_queries` ranked
+    CMC) by st_model.evaluation.evaluate with the saved ST model, `n_queries` ranked
     queries, and their images when `examples_uri` (the target Examples) is given."""
-    from st_model.fuse import evaluate
+    from st_model.evaluation import evaluate
     from st_model.st_artifact import load_st_model
     config = config.resolved()
     tables = STTables.from_model(load_st_model(st_model_path))

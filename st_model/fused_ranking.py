@@ -19,9 +19,12 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from core.errors import InputError
+from core.features import FeatureSet
 from core.files import join_path
+from core.progress import counter
 from st_model import neighbours
-from st_model.scoring import BlockScorer
+from st_model.config import FusionConfig
+from st_model.scoring import BlockScorer, STTables
 
 PREFIX = "fused_ranking"
 # rows scored at a time: a row block's temporaries then stay in the allocator's heap
@@ -107,6 +110,24 @@ def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[flo
         for w in writers:
             w.close()
     return paths
+
+
+def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionConfig,
+                            output_dir: str,
+                            col_block: int = neighbours.DEFAULT_COL_BLOCK) -> List[str]:
+    """The fused ranking of `train` scored in this process (row blocks, col_block
+    train columns at a time) and written to `output_dir` as one file; returns its
+    paths."""
+    scorer = BlockScorer(tables, train, train, config)
+    report = counter("fused train ranking")
+
+    def records():
+        for start, stop in neighbours.row_blocks(len(train)):
+            rows = np.arange(start, stop, dtype=np.int64)
+            idx, sc = fused_top_n_rows(scorer, rows, config.ranking_top_n, col_block)
+            yield from ranking_records(train.names, rows, idx, sc)
+            report(stop, len(train))
+    return write_ranking(output_dir, records())
 
 
 class RankingError(InputError):

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("apache_beam")
 
 from core.features import load_features  # noqa: E402
+from pipeline.fuse_job import fuse  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
-from st_model.fuse import fuse  # noqa: E402
 
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
               "--direct_num_workers=1"]
@@ -81,7 +81,7 @@ def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(
 
     from core.features import load_st_points
     from pipeline.beam_options import beam_args
-    from st_model.fuse import build_st_job
+    from pipeline.fuse_job import build_st_job
     n, d = 13_000, 2048
     rng = np.random.default_rng(0)
     arrays = dict(features=rng.standard_normal((n, d), dtype=np.float32),

@@ -5,7 +5,7 @@ import pytest
 
 from core.features import make_feature_set
 from st_model.config import FusionConfig
-from st_model.fuse import score_function
+from st_model.evaluation import score_function
 from st_model.gallery_index import build_index, load_index, write_index
 from st_model.gallery_search import GallerySearch
 from st_model.histograms import DeltaGrid

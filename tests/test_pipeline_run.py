@@ -99,7 +99,7 @@ def test_tfma_metrics_agree_with_st_model_metrics(tiny_run):
 
     from pipeline.components.st_model_gen import load_split_features
     from st_model.config import FusionConfig
-    from st_model.fuse import evaluate
+    from st_model.evaluation import evaluate
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     _, summary, _ = tiny_run
@@ -204,7 +204,7 @@ def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
     from st_model.config import FusionConfig
     from st_model.estimate import estimate_st_model, frame_span
     from st_model.fused_ranking import read_ranking
-    from st_model.fuse import write_ranking_in_memory
+    from st_model.fused_ranking import write_ranking_in_memory
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     out, summary, _ = tiny_run

@@ -2,7 +2,7 @@
 
 TFMA runs as the TFX Evaluator runs it (pipeline.ranking_metrics.run_ranking_analysis)
 on the examples of a small synthetic camera network: every metric must agree with
-st_model.fuse.evaluate (the `tfusion fuse` evaluation) to 1e-6, for the candidate
+st_model.evaluation.evaluate (the `tfusion fuse` evaluation) to 1e-6, for the candidate
 and for the baseline model, and the gates must bless / refuse as configured.
 """
 import json
@@ -16,7 +16,7 @@ from pipeline import eval_examples as ee
 from pipeline import ranking_metrics as rm
 from schemas import schema_path
 from schemas.check import ExampleValidator
-from st_model import fuse
+from st_model import evaluation
 from st_model.config import FusionConfig
 from st_model.estimate import estimate_st_model, frame_span
 from st_model.scoring import STTables
@@ -81,8 +81,8 @@ def models():
 @pytest.fixture(scope="module")
 def reference(models):
     """st_model's own metrics of both models (vision and fused)."""
-    return {name: {"vision": fuse.evaluate(m.query, m.gallery, None, CONFIG),
-                   "fused": fuse.evaluate(m.query, m.gallery, m.tables, CONFIG)}
+    return {name: {"vision": evaluation.evaluate(m.query, m.gallery, None, CONFIG),
+                   "fused": evaluation.evaluate(m.query, m.gallery, m.tables, CONFIG)}
             for name, m in models.items()}
 
 
@@ -150,7 +150,7 @@ def test_eval_examples_hold_every_evaluated_query_and_list_the_excluded(
     assert len(records) == counts["evaluated"]
     index = [f["query_index"].int64_list.value[0] for f in records]
     assert index == sorted(index)
-    ranks = fuse.match_ranks(cand.query, cand.gallery, cand.tables, CONFIG)
+    ranks = evaluation.match_ranks(cand.query, cand.gallery, cand.tables, CONFIG)
     fused = dict(zip(ranks.queries.tolist(), ranks.ranks))
     schema = ExampleValidator.from_pbtxt(schema_path("eval_examples"))
     for q, f in zip(index, records):

@@ -12,7 +12,7 @@ from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck, GateDeci
                                  load_images, ranked_queries, write_run_report)
 from st_model import metrics
 from st_model.config import FusionConfig
-from st_model.fuse import evaluate
+from st_model.evaluation import evaluate
 from st_model.st_artifact import save_st_model
 import report_case
 
@@ -72,7 +72,7 @@ def test_ranked_lists_follow_the_protocol_and_the_evaluated_scoring(case):
     assert [r.name for r in ranked] == [r.name for r in ranked_queries(
         q, g, tables, config, n_queries=5, seed=3)]                       # seeded
     names = list(q.names)
-    from st_model.fuse import score_function
+    from st_model.evaluation import score_function
     vision = score_function(q, g, None, config)
     fused = score_function(q, g, tables, config)
     for r in ranked:

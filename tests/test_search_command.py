@@ -64,7 +64,7 @@ def reference_top10(setup):
     from core.features import make_feature_set
     from core.names import parse_name
     from st_model import metrics
-    from st_model.fuse import score_function
+    from st_model.evaluation import score_function
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     from trainer.export import Embedder

@@ -115,7 +115,8 @@ def test_two_worker_processes_give_the_in_memory_model_and_ranking(storage, tmp_
     """fuse's Beam job on the DirectRunner with 2 separate worker processes, on a
     feature file or a folder of row shards: the same ST model and fused ranking as
     the in-memory path, bit for bit."""
-    from st_model.fuse import run_beam, write_ranking_in_memory
+    from pipeline.fuse_job import run_beam
+    from st_model.fused_ranking import write_ranking_in_memory
     from st_model.fused_ranking import read_ranking
     from st_model.scoring import STTables
     path = write_train(tmp_path / "train.npz", n=400, seed=3)

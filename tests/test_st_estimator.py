@@ -7,7 +7,7 @@ import pytest
 from core.features import make_feature_set
 from st_model import chance, estimate, smoothing
 from st_model.config import FusionConfig
-from st_model.fuse import evaluate
+from st_model.evaluation import evaluate
 from st_model.scoring import STTables
 from st_model.st_artifact import load_st_model, save_st_model
 

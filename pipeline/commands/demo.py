@@ -100,8 +100,8 @@ def ingest_domain(dataset_dir: str, examples_dir: str, fresh: bool) -> Dict:
 def fuse_round(features_dir: str, fusion_dir: str) -> Dict:
     """ST model + fusion + evaluation + fused train ranking for one round's features."""
     from core.features import load_features, split_features_path
+    from pipeline.fuse_job import fuse
     from st_model.config import FusionConfig
-    from st_model.fuse import fuse
     feats = {s: load_features(split_features_path(features_dir, s)) for s in SPLITS}
     return fuse(feats["train"], feats["query"], feats["gallery"], FusionConfig(),
                 fusion_dir)

@@ -149,7 +149,7 @@ def frame_rate_of(names) -> float:
 def run(args: argparse.Namespace) -> int:
     from core.errors import check_output_dir
     from core.features import load_features, read_header
-    from st_model.fuse import fuse
+    from pipeline.fuse_job import fuse
     config = config_from_args(args).validate()
     check_output_dir(args.output_dir)
     beam_args = getattr(args, "beam_args", None) or None

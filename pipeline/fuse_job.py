@@ -1,12 +1,13 @@
 """`fuse`: ST model + fusion + evaluation + fused train ranking, for features from
-any model — the Python API behind `tfusion fuse` (and the pipeline / demo).
+any model — the job behind `tfusion fuse` (and the demo): it launches the ST math of
+st_model/ and writes OUT/metrics.json.
 
 Two execution paths with identical artifacts (they call the same math):
 - in memory (default): numpy/scipy in this process, blockwise so memory stays flat;
 - Beam: when `beam_args` is given (any pipeline option, e.g. `--runner=DataflowRunner`
   or `--runner=DirectRunner`), ST estimation and the fused train ranking run as one
-  Beam pipeline (beam_transforms.py) whose workers read the train feature file;
-  evaluation then runs here on the ST artifact.
+  Beam pipeline (st_model/beam_transforms.py) whose workers read the train feature
+  file; evaluation (st_model/evaluation.py) then runs here on the ST artifact.
 Every output goes through Beam's FileSystems (core/files.py): OUTPUT may be a
 local folder, `gs://…` or any registered Beam filesystem.
 """
@@ -14,63 +15,20 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Union
 
-import numpy as np
-
-from core.features import FeatureFileError, FeatureHeader, FeatureSet, save_features
+from core.features import FeatureHeader, FeatureSet, save_features
 from core.files import join_path, make_folder, write_file
-from core.progress import counter, log, peak_rss_gb
-from st_model import blas, estimate, fused_ranking, fused_rerank, metrics, neighbours
+from core.progress import log, peak_rss_gb
+from st_model import blas, estimate, fused_ranking, neighbours
 from st_model.config import FusionConfig
-from st_model.scoring import BlockScorer, STTables
+from st_model.evaluation import check_inputs, evaluate, evaluate_reranked, unseen_report
+from st_model.scoring import STTables
 from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
 
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "st_model.png"
 STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
-
-
-def check_inputs(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
-                 gallery: FeatureSet) -> None:
-    """Same feature dimension everywhere; query/gallery carry pid for evaluation;
-    train spans at least two cameras. (Query/gallery cameras that train lacks are
-    allowed: their pairs get the neutral ST factor, see unseen_report.)"""
-    d = train.dim
-    for fs in (query, gallery):
-        if fs.dim != d:
-            raise FeatureFileError(f"{fs.source}: features have dimension "
-                                   f"{fs.dim}, but {train.source} has {d}")
-        if fs.pid is None:
-            raise FeatureFileError(f"{fs.source}: missing array pid (needed to evaluate "
-                                   f"the query/gallery ranking)")
-    known = np.unique(train.camera)
-    if len(known) < 2:
-        raise FeatureFileError(f"{train.source}: the train split has a single camera; "
-                               f"an ST model needs pairs across cameras")
-
-
-def unseen_report(model: STModel, query: FeatureSet, gallery: FeatureSet,
-                  q_node: np.ndarray, g_node: np.ndarray) -> Dict:
-    """Counts of query/gallery images (and query × gallery pairs) in cameras or
-    nodes the train split never saw; logged as a warning when there are any."""
-    report = {"query": model.nodes.unseen(query.camera, query.sequence),
-              "gallery": model.nodes.unseen(gallery.camera, gallery.sequence)}
-    q_bad, g_bad = int((q_node < 0).sum()), int((g_node < 0).sum())
-    report["neutral_pairs"] = int(q_bad * len(gallery) + g_bad * len(query)
-                                  - q_bad * g_bad)
-    report["pairs"] = int(len(query) * len(gallery))
-    if q_bad or g_bad:
-        q, g = report["query"], report["gallery"]
-        log(f"WARNING: train ({model.params.get('train_images')} images) never saw "
-            f"camera(s) {sorted(set(q['unseen_cameras']) | set(g['unseen_cameras']))} "
-            f"or some (camera, sequence) nodes: query {q['images_unseen_camera']} images "
-            f"in unseen cameras + {q['images_unseen_node']} in unseen nodes "
-            f"({query.source}), gallery {g['images_unseen_camera']} + "
-            f"{g['images_unseen_node']} ({gallery.source}); their "
-            f"{report['neutral_pairs']} of {report['pairs']} query-gallery pairs get "
-            f"the neutral ST factor (vision decides)")
-    return report
 
 
 def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> STModel:
@@ -129,72 +87,6 @@ def estimate_with_beam(train: Union[FeatureSet, FeatureHeader], train_path: Opti
         return run_beam(staged, config, span, output_dir, beam_args, ranking)
     finally:
         FileSystems.delete([staged])
-
-
-def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionConfig,
-                            output_dir: str,
-                            col_block: int = neighbours.DEFAULT_COL_BLOCK) -> List[str]:
-    scorer = BlockScorer(tables, train, train, config)
-    report = counter("fused train ranking")
-
-    def records():
-        for start, stop in neighbours.row_blocks(len(train)):
-            rows = np.arange(start, stop, dtype=np.int64)
-            idx, sc = fused_ranking.fused_top_n_rows(scorer, rows, config.ranking_top_n,
-                                                     col_block)
-            yield from fused_ranking.ranking_records(train.names, rows, idx, sc)
-            report(stop, len(train))
-    return fused_ranking.write_ranking(output_dir, records())
-
-
-def score_function(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-                   config: FusionConfig, q_node: Optional[np.ndarray] = None,
-                   g_node: Optional[np.ndarray] = None) -> metrics.ScoreFn:
-    """score_fn(q_idx, g_idx) of the query × gallery ranking: cosine similarity of the
-    (unit) features for vision (tables None), else the fused score (BlockScorer)."""
-    if tables is None:
-        return lambda q, g: query.features[q] @ gallery.features[g].T
-    return BlockScorer(tables, query, gallery, config, q_node, g_node)
-
-
-def match_ranks(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-                config: FusionConfig, q_node: Optional[np.ndarray] = None,
-                g_node: Optional[np.ndarray] = None) -> metrics.MatchRanks:
-    """Ranks of every query's true matches (metrics.query_match_ranks) by vision
-    (tables None: cosine of the unit features) or by the fused score (node ids of
-    query / gallery looked up when not given); errors name the files."""
-    score = score_function(query, gallery, tables, config, q_node, g_node)
-    return ranks_of(score, query, gallery, "vision" if tables is None else "fusion")
-
-
-def ranks_of(score: metrics.ScoreFn, query: FeatureSet, gallery: FeatureSet,
-             what: str) -> metrics.MatchRanks:
-    """metrics.query_match_ranks of score_fn `score`; errors name the files."""
-    try:
-        return metrics.query_match_ranks(score, query.pid, query.camera, gallery.pid,
-                                         gallery.camera, source=f"{what} ranking")
-    except ValueError as e:
-        raise FeatureFileError(f"{query.source} / {gallery.source}: {e}") from None
-
-
-def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-             config: FusionConfig, q_node: Optional[np.ndarray] = None,
-             g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
-    """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
-    query / gallery looked up when not given)."""
-    return metrics.ranking_result(match_ranks(query, gallery, tables, config,
-                                              q_node, g_node))
-
-
-def evaluate_reranked(query: FeatureSet, gallery: FeatureSet, tables: STTables,
-                      config: FusionConfig, q_node: Optional[np.ndarray] = None,
-                      g_node: Optional[np.ndarray] = None
-                      ) -> Tuple[metrics.RankingResult, Dict]:
-    """Rank-1/5/10 and mAP of the re-ranked fused list (fused_rerank.py) and its
-    report (visit links, k-reciprocal set sizes)."""
-    score, info = fused_rerank.reranked_score_fn(query, gallery, tables, config,
-                                                 q_node, g_node)
-    return metrics.ranking_result(ranks_of(score, query, gallery, "re-ranked fusion")), info
 
 
 def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: FeatureSet,
@@ -274,7 +166,7 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
         timing["oracle_st_s"] = time.monotonic() - t4
     if ranking and not beam_args:
         t2 = time.monotonic()
-        write_ranking_in_memory(train, tables, config, output_dir)
+        fused_ranking.write_ranking_in_memory(train, tables, config, output_dir)
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
         t5 = time.monotonic()
