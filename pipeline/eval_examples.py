@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from core import examples_layout
 from core.features import FeatureFileError, FeatureSet
 from st_model import metrics
 from st_model.config import FusionConfig
@@ -41,7 +42,6 @@ FUSED_RANKS = "fused_ranks"
 BASELINE_PREFIX = "baseline_"
 PREDICTION = "prediction"
 SPLIT = "eval"
-DATA_FILE = "data_tfrecord-00000-of-00001.gz"
 REPORT_FILE = "eval_examples.json"
 
 
@@ -137,10 +137,9 @@ def write_eval_examples(uri: str, examples: EvalExamples) -> Dict[str, int]:
     """URI/Split-eval/data_tfrecord-00000-of-00001.gz and URI/eval_examples.json
     (counts, ranking features, names of the excluded queries); returns the counts."""
     import tensorflow as tf  # lazily: only the writer needs it
-    split_dir = os.path.join(uri, f"Split-{SPLIT}")
-    tf.io.gfile.makedirs(split_dir)
+    tf.io.gfile.makedirs(examples_layout.split_dir(uri, SPLIT))
     opts = tf.io.TFRecordOptions(compression_type="GZIP")
-    with tf.io.TFRecordWriter(os.path.join(split_dir, DATA_FILE), opts) as w:
+    with tf.io.TFRecordWriter(examples_layout.single_file(uri, SPLIT), opts) as w:
         for i in range(examples.queries.size):
             w.write(_example(examples, i))
     counts = examples.counts()

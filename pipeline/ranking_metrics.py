@@ -30,6 +30,7 @@ import tensorflow_model_analysis as tfma  # noqa: E402
 from tensorflow_model_analysis import constants as tfma_constants  # noqa: E402
 from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
 
+from core import examples_layout  # noqa: E402
 from pipeline.eval_examples import (BASELINE_PREFIX, FUSED_RANKS, PREDICTION,  # noqa: E402
                                     VISION_RANKS)
 from st_model import metrics  # noqa: E402
@@ -211,6 +212,7 @@ def run_ranking_analysis(examples_uri: str, output_path: str,
               for spec in config.model_specs]
     tfma.run_model_analysis(
         eval_shared_model=models[0] if len(models) == 1 else models,
-        eval_config=config, data_location=os.path.join(examples_uri, "Split-eval", "*"),
+        eval_config=config,
+        data_location=examples_layout.split_files_pattern(examples_uri, "eval"),
         output_path=output_path, pipeline_options=PipelineOptions(beam_args or []))
     return tfma.load_validation_result(output_path).validation_ok

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from core import examples_layout
 from core.datasets import SPLITS, DatasetListing, ImageRecord, read_dataset_folder
 from core.errors import InputError
 from core.names import FRAME_RATES
@@ -176,8 +177,8 @@ class WriteReidExamples(beam.PTransform):
              | f"Only{split.title()}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
              | f"Values{split.title()}" >> beam.Values()
              | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
-                 FileSystems.join(self._uri, f"Split-{split}", "data_tfrecord"),
-                 file_name_suffix=".gz",
+                 examples_layout.file_prefix(self._uri, split),
+                 file_name_suffix=examples_layout.FILE_SUFFIX,
                  compression_type=beam.io.filesystem.CompressionTypes.GZIP))
         bad = results[_ReadValidateEncode.BAD]
         (bad

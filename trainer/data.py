@@ -1,4 +1,4 @@
-"""tf.data input: Examples artifacts (Split-*/data_tfrecord-*.gz) → decoded image batches.
+"""tf.data input: Examples artifacts (core/examples_layout.py) → decoded image batches.
 
 Two readers:
 - `stream_split` streams a split in file order (parallel parse + decode, prefetch) for
@@ -17,12 +17,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from core import examples_layout
 from core.errors import InputError, op_error_text
 from trainer import runtime  # noqa: F401
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-SPLIT_FILES = "data_tfrecord-*.gz"
 INT_FIELDS = ("camera", "frame", "sequence", "pid")
 REQUIRED_FIELDS = {"image": "bytes_list", "image_name": "bytes_list",
                    **{f: "int64_list" for f in INT_FIELDS}}
@@ -32,22 +32,18 @@ class ExamplesError(InputError):
     """An Examples artifact that cannot be read as re-ID image examples."""
 
 
-def _split_pattern(examples_uri: str, split: str) -> str:
-    return os.path.join(examples_uri, f"Split-{split}", SPLIT_FILES)
-
-
 def has_split(examples_uri: str, split: str) -> bool:
     """Whether the Examples artifact holds files of `split`."""
-    return bool(tf.io.gfile.glob(_split_pattern(examples_uri, split)))
+    return bool(tf.io.gfile.glob(examples_layout.split_files_pattern(examples_uri, split)))
 
 
 def split_files(examples_uri: str, split: str) -> List[str]:
     """The GZIP TFRecord files of one split of an Examples artifact."""
-    pattern = _split_pattern(examples_uri, split)
+    pattern = examples_layout.split_files_pattern(examples_uri, split)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         have = sorted(os.path.basename(p.rstrip("/")) for p in
-                      tf.io.gfile.glob(os.path.join(examples_uri, "Split-*")))
+                      tf.io.gfile.glob(examples_layout.split_dirs_pattern(examples_uri)))
         raise ExamplesError(f"examples {examples_uri}: no files match {pattern} "
                             f"(splits present: {have or 'none'})")
     return files

@@ -8,7 +8,6 @@ holds the sorted rows [i·R, (i+1)·R). Only the image names travel to every wor
 side input giving each name its row); each shard's rows are grouped and written by one
 worker, so no element holds a whole split.
 """
-import os
 from typing import Dict, Iterable, List, Tuple
 
 import apache_beam as beam
@@ -22,7 +21,6 @@ from core.progress import log
 from pipeline.artifacts import Features
 from st_model.neighbours import DEFAULT_ROW_BLOCK
 
-SPLIT_PATTERN = os.path.join("Split-{split}", "data_tfrecord-*.gz")
 Arrays = Dict[str, np.ndarray]
 
 
@@ -120,10 +118,10 @@ def embed_split_to_shards(p: beam.Pipeline, examples_uri: str, split: str, model
                           folder: str, batch_size: int = 128,
                           shard_rows: int = DEFAULT_ROW_BLOCK):
     """Add to `p`: read a split of an Examples artifact, embed it, write its shards."""
-    from core.files import join_path
+    from core.examples_layout import split_files_pattern
     return (p
             | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
-                join_path(examples_uri, SPLIT_PATTERN.format(split=split)),
+                split_files_pattern(examples_uri, split),
                 compression_type=beam.io.filesystem.CompressionTypes.GZIP)
             | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=batch_size,
                                                       max_batch_size=batch_size)

@@ -14,10 +14,9 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
+from core import examples_layout
 from core.progress import log
 from pipeline.artifacts import FusedRanking
-
-SPLIT_FILE = os.path.join("Split-{split}", "data_tfrecord-00000-of-00001.gz")
 
 
 @tfx.dsl.components.component
@@ -42,7 +41,7 @@ def TripletGen(
     trip = trip_lib.sample_for_config(ranking, table, config, where, exclude=held)
     held_trip = trip_lib.sample_held_out(ranking, held, table, config, where)
     for split, part in (("train", trip), ("eval", held_trip)):
-        path = os.path.join(triplets.uri, SPLIT_FILE.format(split=split))
+        path = examples_layout.single_file(triplets.uri, split)
         tf.io.gfile.makedirs(os.path.dirname(path))
         with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
             for record in (trip_lib.triplet_examples(part, table.name, table.images)
