@@ -36,7 +36,7 @@ def run_seed(out: str, preset: str, seed: int, rounds: int) -> dict:
 
 def bounds(row: dict, fusion: dict) -> dict:
     """Oracle-ST fused figures and chance rank-1 of one round's features."""
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     from st_model import estimate
     from st_model.config import FusionConfig
     from st_model.evaluation import evaluate
@@ -52,7 +52,7 @@ def bounds(row: dict, fusion: dict) -> dict:
 def chance_rank1(features_uri: str) -> float:
     """Expected rank-1 of a random ranking: mean over evaluated queries of the share of
     true matches among the gallery images the protocol keeps."""
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     q, g = load_split_features(features_uri, ("query", "gallery"))
     rates = []
     for p, c in zip(q.pid, q.camera):

@@ -74,10 +74,10 @@ def synthetic_rounds(work, preset, n_queries):
     """Render + ingest a SynthReID target, fuse two feature rounds; RoundResults."""
     from core.datasets import read_dataset_folder
     from pipeline.beam_options import make_pipeline
-    from pipeline.fuse_job import PLOT_FILE, fuse
+    from pipeline.fuse_job import fuse
     from pipeline.reid_examples import ingest_folder
     from schemas import schema_path
-    from st_model.st_artifact import FILENAME
+    from st_model.st_artifact import FILENAME, PLOT_FILENAME
     from synth.baseline import dataset_features, fit_lda
     from synth.generate import generate
     dirs = generate(preset, os.path.join(work, "data"), seed=0, force=True,
@@ -97,15 +97,14 @@ def synthetic_rounds(work, preset, n_queries):
         rounds.append(evaluate_round(
             f"round {r}: {what}", feats["query"], feats["gallery"],
             os.path.join(fusion, FILENAME), FusionConfig(),
-            st_plot=os.path.join(fusion, PLOT_FILE), examples_uri=examples,
+            st_plot=os.path.join(fusion, PLOT_FILENAME), examples_uri=examples,
             n_queries=n_queries))
     return rounds
 
 
 def demo_rounds(out, n_queries):
     """RoundResults of a `tfusion demo` output folder."""
-    from pipeline.fuse_job import PLOT_FILE
-    from st_model.st_artifact import FILENAME
+    from st_model.st_artifact import FILENAME, PLOT_FILENAME
     rounds, r = [], 0
     while os.path.isdir(os.path.join(out, "features", f"round{r}")):
         feats = os.path.join(out, "features", f"round{r}")
@@ -114,7 +113,7 @@ def demo_rounds(out, n_queries):
             f"round {r}", load_features(split_features_path(feats, "query"), True),
             load_features(split_features_path(feats, "gallery"), True),
             os.path.join(fusion, FILENAME), FusionConfig(),
-            st_plot=os.path.join(fusion, PLOT_FILE),
+            st_plot=os.path.join(fusion, PLOT_FILENAME),
             examples_uri=os.path.join(out, "examples", "target"), n_queries=n_queries))
         r += 1
     if not rounds:

@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--run", required=True)
     ap.add_argument("--index", default=None, help="index folder (built when missing)")
     args = ap.parse_args()
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     from pipeline.run_report import ranked_queries
     from st_model.config import FusionConfig
     from st_model.scoring import STTables

@@ -1,5 +1,6 @@
 """A pushed serving bundle as `tfusion index` / `tfusion search` read it: its
-manifest, ST model, fusion config and fingerprint; errors name the folder."""
+manifest, ST model, fusion config and fingerprint; errors name the folder. The
+bundle's file names (written by pipeline/components/serving_bundle.py) live here."""
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,15 @@ from core.errors import InputError
 from st_model.config import FusionConfig
 
 MANIFEST = "tfusion_manifest.json"
+ST_DIR = "st_model"   # the bundle's copy of its ST model artifact
 FUSED_SIGNATURE = "fused_scores"
 FINGERPRINTED = ("saved_model.pb", os.path.join("variables", "variables.index"),
-                 os.path.join("st_model", "st_model.npz"))
+                 os.path.join(ST_DIR, "st_model.npz"))
+
+
+def bundle_st_model_dir(model_dir: str) -> str:
+    """The ST model folder inside a bundle's serving directory."""
+    return os.path.join(model_dir, ST_DIR)
 
 
 @dataclass

@@ -24,10 +24,10 @@ from st_model import blas, estimate, fused_ranking, neighbours
 from st_model.config import FusionConfig
 from st_model.evaluation import check_inputs, evaluate, evaluate_reranked, unseen_report
 from st_model.scoring import STTables
-from st_model.st_artifact import FILENAME, STModel, load_st_model, save_st_model
+from st_model.st_artifact import (FILENAME, PLOT_FILENAME, STModel, load_st_model,
+                                  save_st_model)
 
 METRICS_FILE = "metrics.json"
-PLOT_FILE = "st_model.png"
 STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
 
 
@@ -171,7 +171,7 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     if plot:
         t5 = time.monotonic()
         from st_model.plot import plot_st_model
-        plot_st_model(model, train, join_path(output_dir, PLOT_FILE))
+        plot_st_model(model, train, join_path(output_dir, PLOT_FILENAME))
         timing["plot_s"] = time.monotonic() - t5
     timing["total_s"] = time.monotonic() - t0
     log("time per stage: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s"

@@ -62,7 +62,7 @@ def held_out_order_accuracy(store, pipeline: str, r: int) -> Optional[float]:
 
 
 def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
-    from pipeline.components.ranking_eval_gen import METRICS_FILE
+    from pipeline.component_io import METRICS_FILE
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
     name = config.name
     rounds: List[Dict] = []
@@ -116,7 +116,7 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
 def report_rounds(summary: Dict) -> List:
     """run_report.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
     the round, and a few ranked queries with their images."""
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     from pipeline.run_report import RoundResult, attach_images, ranked_queries
     from st_model.config import FusionConfig
     from st_model.scoring import STTables

@@ -43,7 +43,7 @@ def score_in_tensorflow_only_process(serving: str, query, gallery, work: str) ->
 def check_pushed_bundle(summary: Dict) -> Dict:
     """Rank-1 / mAP of the gated round's query × gallery scored by the pushed bundle,
     beside the round's TFMA figures (percent)."""
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     from st_model import metrics
     row = summary["rounds"][-1]
     # the run may have named a relative output folder; the client runs elsewhere

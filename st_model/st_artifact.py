@@ -26,6 +26,7 @@ FORMAT = "tfusion-st-model"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 FILENAME = "st_model.npz"
+PLOT_FILENAME = "st_model.png"   # its picture (st_model/plot.py)
 
 
 @dataclass

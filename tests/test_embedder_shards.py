@@ -10,8 +10,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.features import load_features, make_feature_set, shard_layout
 from pipeline.beam_options import LOCAL_BEAM_ARGS
+from pipeline.component_io import split_path
 from pipeline.components.embedder import WriteFeatureShards, embed_split_to_shards
-from pipeline.components.st_model_gen import split_path
 from test_trainer import H, W, write_examples
 from trainer.embed import concat_sorted, write_features
 

@@ -97,7 +97,7 @@ def test_every_component_succeeded(tiny_run):
 def test_tfma_metrics_agree_with_st_model_metrics(tiny_run):
     import tensorflow_model_analysis as tfma
 
-    from pipeline.components.st_model_gen import load_split_features
+    from pipeline.component_io import load_split_features
     from st_model.config import FusionConfig
     from st_model.evaluation import evaluate
     from st_model.scoring import STTables
@@ -195,16 +195,16 @@ def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
 
     from pipeline import lineage
     from pipeline.beam_options import LOCAL_BEAM_ARGS
+    from pipeline.component_io import load_split_features
     from pipeline.components.embedder import Embedder
     from pipeline.components.fused_ranker import FusedRanker
     from pipeline.components.ranking_eval_gen import RankingEvalGen
     from pipeline.components.reid_example_gen import ReidExampleGen
-    from pipeline.components.st_model_gen import STModelGen, load_split_features
+    from pipeline.components.st_model_gen import STModelGen
     from pipeline.pipeline import eval_config
     from st_model.config import FusionConfig
     from st_model.estimate import estimate_st_model, frame_span
-    from st_model.fused_ranking import read_ranking
-    from st_model.fused_ranking import write_ranking_in_memory
+    from st_model.fused_ranking import read_ranking, write_ranking_in_memory
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     out, summary, _ = tiny_run

@@ -7,7 +7,7 @@ import numpy as np
 
 from core.features import load_features, load_st_points
 from core.files import write_file
-from pipeline.components.st_model_gen import split_path
+from pipeline.component_io import split_path
 from pipeline.run_report import PNG_SIGNATURE, RoundResult, write_run_report
 from pipeline.run_summary import read_json
 from st_model import fused_ranking

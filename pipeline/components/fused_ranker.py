@@ -9,7 +9,7 @@ from tfx import v1 as tfx
 
 from core.progress import log
 from pipeline.artifacts import Features, FusedRanking, STModel
-from pipeline.components.st_model_gen import fusion_config_of, split_path
+from pipeline.component_io import fusion_config_of, split_path
 
 
 @tfx.dsl.components.component(use_beam=True)

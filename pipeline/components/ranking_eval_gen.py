@@ -15,16 +15,14 @@ from tfx.types.standard_artifacts import Examples, Model
 
 from core.progress import log
 from pipeline.artifacts import Features, STModel
-from pipeline.components.st_model_gen import fusion_config_of, load_split_features
-
-METRICS_FILE = "metrics.json"
+from pipeline.component_io import METRICS_FILE, fusion_config_of, load_split_features
 
 
 def bundle_eval_model(bundle_uri: str, examples_uri: str, candidate):
     """EvalModel of a serving bundle: its embedding of the query / gallery splits and
     the ST model it was blessed with (pipeline/components/serving_bundle.py)."""
     from core.features import make_feature_set
-    from pipeline.components.serving_bundle import bundle_st_model_dir
+    from pipeline.bundle import bundle_st_model_dir
     from pipeline.eval_examples import EvalModel
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model

@@ -18,9 +18,8 @@ from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Model
 
 from pipeline.artifacts import STModel
+from pipeline.bundle import MANIFEST, ST_DIR, bundle_st_model_dir
 
-MANIFEST = "tfusion_manifest.json"
-ST_DIR = "st_model"
 REQUEST = "fused_scores_request.json"
 MANIFEST_VERSION = 2   # 2: fused_scores signature in the SavedModel
 
@@ -34,11 +33,6 @@ def copy_tree(src: str, dst: str) -> None:
         tf.io.gfile.makedirs(out)
         for name in files:
             tf.io.gfile.copy(os.path.join(folder, name), os.path.join(out, name), True)
-
-
-def bundle_st_model_dir(model_dir: str) -> str:
-    """The ST model folder inside a bundle's serving directory."""
-    return os.path.join(model_dir, ST_DIR)
 
 
 @tfx.dsl.components.component
@@ -61,7 +55,7 @@ def write_bundle(model_uri: str, st_model_uri: str, serving: str,
     """The bundle's serving folder from a model folder and an ST model folder."""
     import tensorflow as tf
 
-    from pipeline.components.st_model_gen import fusion_config_of
+    from pipeline.component_io import fusion_config_of
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     from trainer import fused_scoring
