@@ -3,34 +3,60 @@
 A command that reuses earlier outputs records, in the folder, a fingerprint of what
 produced them (preset, seed, configuration, and the content of its input folders);
 on a later run it reuses the folder only when the fingerprint it would record now is
-the same, and otherwise redoes the work.
+the same, and otherwise redoes the work. A folder's content has one fingerprint,
+tree_digest, which the pipeline's ReidExampleGen also takes as its dataset's.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 FILENAME = "fingerprint.json"
 
 
-def tree_digest(folder: str) -> str:
-    """SHA-256 over the relative path and bytes of every file under `folder`
-    (its own fingerprint file excluded), in sorted order."""
+def _listing(folder: str) -> List[Tuple[str, str]]:
+    """(relative path, path) of every file under `folder` (local or remote, through
+    Beam's FileSystems), its own fingerprint file excluded, sorted by path."""
+    from core.files import is_folder, list_files
+    root = folder.rstrip("/")
+    if not is_folder(root):
+        return []
+    out = [(m.path[len(root):].lstrip("/"), m.path)
+           for m in list_files(root, recursive=True)]
+    return [(rel, path) for rel, path in out if rel != FILENAME]
+
+
+def _digest(files: List[Tuple[str, str]]) -> str:
+    from core.files import open_file
     h = hashlib.sha256()
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            if name == FILENAME and root == folder:
-                continue
-            path = os.path.join(root, name)
-            h.update(os.path.relpath(path, folder).encode() + b"\0")
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            h.update(b"\0")
+    for rel, path in files:
+        h.update(rel.encode() + b"\0")
+        with open_file(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
     return h.hexdigest()
+
+
+def tree_digest(folder: str) -> str:
+    """The one fingerprint of a folder's content: SHA-256 over the relative path and
+    bytes of every file under `folder` (its own fingerprint file excluded), in sorted
+    order. Local and remote folders (gs://...) are read alike."""
+    return _digest(_listing(folder))
+
+
+def dataset_fingerprint(root: str) -> str:
+    """tree_digest of a dataset folder, which must hold files: part of
+    ReidExampleGen's cache key (and of the demo's), so changed content is
+    re-ingested and unchanged content is not."""
+    files = _listing(root)
+    if not files:
+        from pipeline.run_config import RunConfigError
+        raise RunConfigError(f"{root.rstrip('/')}: dataset folder is empty or does not "
+                             "exist")
+    return _digest(files)
 
 
 def make(**parts: Any) -> Dict[str, Any]:

@@ -21,8 +21,9 @@ from pipeline.components.reid_example_gen import ReidExampleGen
 from pipeline.components.serving_bundle import ServingBundle
 from pipeline.components.st_model_gen import STModelGen
 from pipeline.components.triplet_gen import TripletGen
+from pipeline.fingerprint import dataset_fingerprint
 from pipeline.ranking_metrics import ranking_eval_config
-from pipeline.run_config import RunConfig, beam_pipeline_args, dataset_fingerprint
+from pipeline.run_config import RunConfig, beam_pipeline_args
 
 MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "trainer", "module")

@@ -118,20 +118,3 @@ def beam_pipeline_args(config: RunConfig) -> List[str]:
         args = [f"--runner=DataflowRunner", f"--project={config.project}",
                 f"--region={config.region}", f"--temp_location={config.temp_location}"] + args
     return beam_args(args)
-
-
-def dataset_fingerprint(root: str) -> str:
-    """A digest of a dataset folder's listing (relative paths, sizes, modification
-    times): part of ReidExampleGen's cache key, so changed content is re-ingested.
-    Local and remote folders (gs://...) are listed alike, through Beam's FileSystems."""
-    import hashlib
-    from core.files import is_folder, list_files
-    root = root.rstrip("/")
-    entries = ([(m.path[len(root):], m.size_in_bytes, m.last_updated_in_seconds)
-                for m in list_files(root, recursive=True)] if is_folder(root) else [])
-    if not entries:
-        raise RunConfigError(f"{root}: dataset folder is empty or does not exist")
-    h = hashlib.sha256()
-    for e in entries:
-        h.update(("\0".join(map(str, e)) + "\n").encode())
-    return h.hexdigest()

@@ -72,7 +72,8 @@ def test_remote_manifest_with_remote_and_relative_paths(store):
 
 
 def test_remote_folder_fingerprint_and_missing_folder(store):
-    from pipeline.run_config import RunConfigError, dataset_fingerprint
+    from pipeline.fingerprint import dataset_fingerprint
+    from pipeline.run_config import RunConfigError
     build_folder(str(store / "ds"), MARKET)
     first = dataset_fingerprint("tfusiontest://ds")
     assert dataset_fingerprint("tfusiontest://ds") == first

@@ -175,7 +175,8 @@ def test_degraded_candidate_is_not_blessed_nor_pushed(tiny_run):
 
 
 def test_dataset_fingerprint_follows_content(tmp_path):
-    from pipeline.run_config import RunConfigError, dataset_fingerprint
+    from pipeline.fingerprint import dataset_fingerprint
+    from pipeline.run_config import RunConfigError
     d = tmp_path / "ds"
     d.mkdir()
     (d / "a.jpg").write_bytes(b"1")

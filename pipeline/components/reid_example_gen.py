@@ -32,7 +32,7 @@ def ReidExampleGen(
 ) -> None:
     """Ingest `dataset_dir` (Market/Duke, TFusion or manifest layout) as tf.Examples.
 
-    `dataset_fingerprint` (pipeline.run_config.dataset_fingerprint) is not read here:
+    `dataset_fingerprint` (pipeline.fingerprint.dataset_fingerprint) is not read here:
     as a parameter it is part of the cache key, so a folder whose content changed is
     ingested again instead of being served from the cache."""
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
