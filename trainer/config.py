@@ -19,6 +19,17 @@ def _check(ok: bool, name: str, value: Any, expected: str) -> None:
         raise InputError(f"training option {name} = {value!r}, expected {expected}")
 
 
+def check_windows(near: Tuple[int, int], far: Tuple[int, int], reciprocal_k: int = 0
+                  ) -> None:
+    """InputError unless RankNet's fused-rank windows are 1-based, ordered and leave
+    room for j (trainer/triplets.py draws i from `near` and j from `far`)."""
+    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
+        raise InputError(f"bad rank ranges near={tuple(near)} far={tuple(far)} "
+                         "(1-based, inclusive, first <= last, far reaching below near)")
+    if reciprocal_k < 0:
+        raise InputError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
+
+
 @dataclass
 class TrainConfig:
     # model
@@ -121,7 +132,6 @@ class RankNetConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from trainer.triplets import check_windows
         _check(self.batch_triplets >= 1, "batch_triplets", self.batch_triplets, ">= 1")
         _check(0 <= self.freeze_fraction <= 1, "freeze_fraction", self.freeze_fraction,
                "in [0, 1]")

@@ -29,6 +29,7 @@ from core.errors import InputError
 from st_model import fused_ranking
 from st_model.fused_ranking import FusedRanking, RankingError, ranking_files  # noqa: F401
 from trainer import runtime
+from trainer.config import check_windows
 import tensorflow as tf
 
 
@@ -63,16 +64,6 @@ class Triplets:
 
     def rows(self) -> np.ndarray:
         return np.stack([self.anchor, self.first, self.second], axis=1)
-
-
-def check_windows(near: Tuple[int, int], far: Tuple[int, int], reciprocal_k: int = 0
-                  ) -> None:
-    """InputError unless the rank windows are 1-based, ordered and leave room for j."""
-    if not (1 <= near[0] <= near[1] and 1 <= far[0] <= far[1] and far[1] > near[0]):
-        raise InputError(f"bad rank ranges near={tuple(near)} far={tuple(far)} "
-                         "(1-based, inclusive, first <= last, far reaching below near)")
-    if reciprocal_k < 0:
-        raise InputError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
 
 
 def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
