@@ -38,8 +38,9 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck,  # noqa: E402
-                                 GateDecision, evaluate_round, write_run_report)
+from pipeline.report_data import GateCheck, GateDecision, evaluate_round  # noqa: E402
+from pipeline.report_html import write_run_report  # noqa: E402
+from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
 from st_model.features import (load_features, make_feature_set,  # noqa: E402
                                 split_features_path)

@@ -114,10 +114,10 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
 
 
 def report_rounds(summary: Dict) -> List:
-    """run_report.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
+    """report_data.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
     the round, and a few ranked queries with their images."""
     from pipeline.components.st_model_gen import load_split_features
-    from pipeline.run_report import RoundResult, attach_images, ranked_queries
+    from pipeline.report_data import RoundResult, attach_images, ranked_queries
     from st_model.config import FusionConfig
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
@@ -138,8 +138,8 @@ def report_rounds(summary: Dict) -> List:
 
 
 def report_gate(summary: Dict):
-    """run_report.GateDecision of the last round's Evaluator."""
-    from pipeline.run_report import GateCheck, GateDecision
+    """report_data.GateDecision of the last round's Evaluator."""
+    from pipeline.report_data import GateCheck, GateDecision
     gate = summary["gate"]
     if not gate:
         return None
@@ -159,7 +159,7 @@ def report_gate(summary: Dict):
 
 def write_outputs(summary: Dict, out: str) -> None:
     """OUTPUT/run_summary.json and the HTML report OUTPUT/report.html."""
-    from pipeline.run_report import write_run_report
+    from pipeline.report_html import write_run_report
     from st_model.files import write_file
     path = join_path(out, "report.html")
     links = {"ML Metadata": summary["metadata"], "run summary": join_path(

@@ -6,7 +6,9 @@ import base64
 import numpy as np
 
 from pipeline.components.st_model_gen import split_path
-from pipeline.run_report import PNG_SIGNATURE, RoundResult, write_run_report
+from pipeline.report_data import RoundResult
+from pipeline.report_html import write_run_report
+from pipeline.report_pictures import PNG_SIGNATURE
 from pipeline.run_summary import read_json
 from st_model import fused_ranking
 from st_model.features import load_features, load_st_points

@@ -7,9 +7,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck, GateDecision,
-                                 RoundResult, attach_images, evaluate_round,
-                                 load_images, ranked_queries, write_run_report)
+from pipeline.report_data import (GateCheck, GateDecision, RoundResult, attach_images,
+                                  evaluate_round, ranked_queries)
+from pipeline.report_html import write_run_report
+from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR, load_images
 from st_model import metrics
 from st_model.config import FusionConfig
 from st_model.fuse import evaluate
