@@ -98,7 +98,7 @@ def synthetic_rounds(work, preset, n_queries):
             f"round {r}: {what}", feats["query"], feats["gallery"],
             os.path.join(fusion, FILENAME), FusionConfig(),
             st_plot=os.path.join(fusion, PLOT_FILE), examples_uri=examples,
-            n_queries=n_queries))
+            n_queries=n_queries, train=feats["train"]))
     return rounds
 
 

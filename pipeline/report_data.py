@@ -5,7 +5,9 @@ and `RankedQuery` lists.
 scoring that evaluates the round (st_model.fuse.score_function) under the Market
 protocol (st_model.metrics.ranked_gallery); `attach_images` fills in their images
 from a target Examples artifact; `evaluate_round` builds a whole round from its saved
-files. The page itself is pipeline/report_html.py, its pictures pipeline/report_pictures.py.
+files. A round also carries the query / gallery images the ST model never saw
+(st_model.fuse.unseen_report) and whether its ST plot could draw a true Δ curve.
+The page itself is pipeline/report_html.py, its pictures pipeline/report_pictures.py.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from st_model import metrics
 from st_model.config import FusionConfig
 from st_model.features import FeatureSet
 from st_model.fuse import score_function
+from st_model.plot import Points
 from st_model.scoring import STTables
 
 SYMBOLS = {">=": "≥", "<=": "≤"}
+UNSEEN_LABEL = ("Images the ST model never saw (query / gallery images in cameras, and "
+                "in (camera, sequence) nodes, that the target train split lacks; their "
+                "pairs get the neutral ST factor)")
 
 
 @dataclass
@@ -49,7 +55,10 @@ class RankedQuery:
 class RoundResult:
     """One round's evaluation: metric dicts {rank1, rank5, rank10, mAP} in percent
     (RankingResult.as_dict), CMC at ranks 1..K (RankingResult.cmc; may be empty),
-    the ST model plot (PNG path, st_model/plot.py) and the ranked queries."""
+    the ST model plot (PNG path, st_model/plot.py) and the ranked queries.
+    `unseen`: st_model.fuse.unseen_report of the round (None: not recorded);
+    `st_true_curve`: whether the train split had identities for the plot's true Δ
+    curve (None: not known)."""
     name: str
     vision: Mapping[str, float]
     fused: Mapping[str, float]
@@ -57,13 +66,16 @@ class RoundResult:
     fused_cmc: Sequence[float] = ()
     st_plot: Optional[str] = None
     ranked: List[RankedQuery] = field(default_factory=list)
+    unseen: Optional[Mapping] = None
+    st_true_curve: Optional[bool] = None
 
     @classmethod
     def from_rankings(cls, name: str, vision: metrics.RankingResult,
                       fused: metrics.RankingResult, st_plot: Optional[str] = None,
-                      ranked: Sequence[RankedQuery] = ()) -> "RoundResult":
+                      ranked: Sequence[RankedQuery] = (), unseen: Optional[Mapping] = None,
+                      st_true_curve: Optional[bool] = None) -> "RoundResult":
         return cls(name, vision.as_dict(), fused.as_dict(), list(vision.cmc),
-                   list(fused.cmc), st_plot, list(ranked))
+                   list(fused.cmc), st_plot, list(ranked), unseen, st_true_curve)
 
 
 @dataclass
@@ -97,6 +109,24 @@ class GateDecision:
     checks: List[GateCheck] = field(default_factory=list)
     baseline: Optional[str] = None    # the baseline model, when there is one
     candidate: Optional[str] = None   # the candidate model
+
+
+def unseen_counts(unseen: Optional[Mapping]) -> str:
+    """A round's unseen images as text (st_model.fuse.unseen_report): query and
+    gallery counts in unseen cameras / unseen nodes, 0 shown as 0; the cameras
+    when there are any; "not recorded" for None."""
+    if not unseen:
+        return "not recorded"
+    q, g = unseen["query"], unseen["gallery"]
+    text = (f"query {q['images_unseen_camera']} in cameras / {q['images_unseen_node']} "
+            f"in nodes, gallery {g['images_unseen_camera']} / {g['images_unseen_node']}")
+    cameras = sorted(set(q["unseen_cameras"]) | set(g["unseen_cameras"]))
+    if cameras:
+        text += f" (unseen camera(s) {', '.join(map(str, cameras))})"
+    if unseen.get("neutral_pairs"):
+        text += (f"; {unseen['neutral_pairs']} of {unseen['pairs']} query × gallery "
+                 f"pairs get the neutral ST factor")
+    return text
 
 
 # ---------------------------------------------------------------- ranked queries
@@ -161,18 +191,25 @@ def attach_images(ranked: Sequence[RankedQuery], examples_uri: str,
 def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
                    st_model_path: str, config: FusionConfig,
                    st_plot: Optional[str] = None, examples_uri: Optional[str] = None,
-                   n_queries: int = 6, seed: int = 0) -> RoundResult:
+                   n_queries: int = 6, seed: int = 0,
+                   train: Optional[Points] = None) -> RoundResult:
     """One round of the report from its files: vision and fusion evaluated (with
     CMC) by st_model.fuse.evaluate with the saved ST model, `n_queries` ranked
-    queries, and their images when `examples_uri` (the target Examples) is given."""
-    from st_model.fuse import evaluate
+    queries, their images when `examples_uri` (the target Examples) is given, and
+    the images the ST model never saw. `train` (any ST points of the train split)
+    tells whether the ST plot could draw a true Δ curve."""
+    from st_model.fuse import evaluate, unseen_report
+    from st_model.plot import has_identities
     from st_model.st_artifact import load_st_model
     config = config.resolved()
-    tables = STTables.from_model(load_st_model(st_model_path))
+    model = load_st_model(st_model_path)
+    tables = STTables.from_model(model)
     vis = evaluate(query, gallery, None, config)
     fus = evaluate(query, gallery, tables, config)
     ranked = ranked_queries(query, gallery, tables, config, n_queries, seed=seed)
     if examples_uri:
         ranked = attach_images(ranked, examples_uri)
-    return RoundResult.from_rankings(name, vis, fus, st_plot, ranked)
+    return RoundResult.from_rankings(name, vis, fus, st_plot, ranked,
+                                     unseen_report(model, query, gallery),
+                                     None if train is None else has_identities(train))
 

@@ -1,9 +1,10 @@
 """The run report: one self-contained HTML page a person looks at after a run.
 
 Per round: rank-1/5/10 and mAP of vision and of the fusion, their CMC curves, the ST
-model plot, and ranked results as pictures (as torchreid's visualize_ranked_results):
-for a few queries, the top-10 gallery images by vision and by fusion, true matches
-framed green and wrong ones red. Before the rounds, the gate decision (blessed or not, each
+model plot (saying when it has no true Δ curve), the images the ST model never saw,
+and ranked results as pictures (as torchreid's visualize_ranked_results): for a few
+queries, the top-10 gallery images by vision and by fusion, true matches framed green
+and wrong ones red. Before the rounds, the gate decision (blessed or not, each
 threshold with its value and bound). Images are embedded as data URIs and the style
 is inline, so the file needs nothing else (no network, no JavaScript).
 
@@ -16,11 +17,12 @@ import html
 import os
 from typing import List, Mapping, Optional, Sequence
 
-from pipeline.report_data import (SYMBOLS, GateDecision, RankedEntry, RankedQuery,
-                                  RoundResult)
+from pipeline.report_data import (SYMBOLS, UNSEEN_LABEL, GateDecision, RankedEntry,
+                                  RankedQuery, RoundResult, unseen_counts)
 from pipeline.report_pictures import (MATCH_COLOUR, QUERY_COLOUR, THUMB_HEIGHT,
                                       WRONG_COLOUR, cmc_png, data_uri, image_uri,
                                       st_plot_png)
+from st_model.plot import NO_TRUE_CURVE
 
 METRICS = (("rank1", "rank-1"), ("rank5", "rank-5"), ("rank10", "rank-10"), ("mAP", "mAP"))
 
@@ -106,6 +108,18 @@ def _summary_table(rounds: Sequence[RoundResult]) -> str:
             f'<th>fused mAP</th></tr>{rows}</table>')
 
 
+def _unseen_note(r: RoundResult) -> str:
+    """The round's images the ST model never saw; 0 is shown as 0."""
+    attrs = ""
+    if r.unseen:
+        q, g = r.unseen["query"], r.unseen["gallery"]
+        for k in ("camera", "node"):
+            n = q[f"images_unseen_{k}"] + g[f"images_unseen_{k}"]
+            attrs += f' data-unseen-{k}="{n}"'
+    return (f'<p class="unseen"{attrs}>{html.escape(UNSEEN_LABEL)}: '
+            f'{html.escape(unseen_counts(r.unseen))}.</p>')
+
+
 def _ranked_row(page: _Page, label: str, entries: Sequence[RankedEntry]) -> str:
     if not entries:
         return (f'<div class="row" data-ranking="{label}"><div class="label">{label}'
@@ -147,6 +161,10 @@ def _round_section(page: _Page, r: RoundResult) -> None:
         uri = data_uri(st_plot_png(r.st_plot, r.name), "image/png")
         page.add(f'<img class="st-plot" src="{uri}" alt="ST model, {html.escape(r.name)}">')
     page.add('</div>')
+    if r.st_true_curve is False:
+        page.add(f'<p class="no-true-curve">ST model plot: '
+                 f'{html.escape(NO_TRUE_CURVE)}.</p>')
+    page.add(_unseen_note(r))
     if r.ranked:
         page.add('<h3>Ranked results</h3>')
         _ranked_block(page, r.ranked)
