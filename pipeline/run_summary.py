@@ -1,6 +1,6 @@
-"""What a finished `tfusion run` produced, read back from ML Metadata: TFMA metrics per
-round, the images the ST model never saw, the gate decision, the pushed bundle; as
-JSON, a table and the HTML report."""
+"""What a finished `tfusion run` (or `tfusion demo`) produced, read back from ML
+Metadata: TFMA metrics per round, the images the ST model never saw, the gate
+decision, the pushed bundle; as JSON, the one printed summary and the HTML report."""
 from __future__ import annotations
 
 import json
@@ -186,7 +186,7 @@ def write_outputs(summary: Dict, out: str) -> None:
 
 
 def format_summary(summary: Dict) -> str:
-    """The summary `tfusion run` prints."""
+    """The summary `tfusion run` and `tfusion demo` print."""
     from pipeline.report_data import UNSEEN_LABEL, unseen_counts
     lines = ["", f"TFusion pipeline {summary['pipeline']!r} — target query vs gallery "
                  "(TFMA, Market protocol, %):",

@@ -1,5 +1,5 @@
 """`fuse`: ST model + fusion + evaluation + fused train ranking, for features from
-any model — the Python API behind `tfusion fuse` (and the pipeline / demo).
+any model — the Python API behind `tfusion fuse` (and the benchmarks).
 
 Two execution paths with identical artifacts (they call the same math):
 - in memory (default): numpy/scipy in this process, blockwise so memory stays flat;
