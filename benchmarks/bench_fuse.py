@@ -10,8 +10,9 @@
    8-camera one-sequence network with ~14k train images, and time-shuffled copies
    (no ST signal at all). Fusion must never end clearly worse than vision there;
    rows where it does are flagged WORSE.
-3. SynthReID features (--features DIR[,DIR...]: folders of train/query/gallery.npz,
-   e.g. a `tfusion demo` run's OUT/features/round0).
+3. SynthReID features (--features DIR[,DIR...]: folders of train/query/gallery
+   features, .npz files or row-shard folders, e.g. round 0's Embedder output of a
+   `tfusion run` / `tfusion demo` folder: `rounds[0].features` in its run_summary.json).
 
 Every fused figure is printed beside its oracle-ST bound (`tfusion fuse --oracle-st`:
 the same fusion with the ST model estimated from true train identities, same run)
@@ -41,10 +42,11 @@ WORSE_MARGIN = 1.0  # points of rank-1 / mAP below vision that count as "clearly
 
 def run_fuse(data_dir: str, out_dir: str, *extra: str) -> dict:
     """`tfusion fuse` in a child process; returns metrics plus wall time and peak RSS."""
+    from core.features import split_features_path
     cmd = [sys.executable, "-m", "pipeline.cli", "fuse",
-           "--train", os.path.join(data_dir, "train.npz"),
-           "--query", os.path.join(data_dir, "query.npz"),
-           "--gallery", os.path.join(data_dir, "gallery.npz"),
+           "--train", split_features_path(data_dir, "train"),
+           "--query", split_features_path(data_dir, "query"),
+           "--gallery", split_features_path(data_dir, "gallery"),
            "--output-dir", out_dir, "--oracle-st", *extra]
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
@@ -128,7 +130,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("market", "networks", "features"), default=None)
     ap.add_argument("--noise", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     ap.add_argument("--features", default=None,
-                    help="comma-separated folders of train/query/gallery.npz to fuse too")
+                    help="comma-separated folders of train/query/gallery features "
+                         "(.npz or row-shard folders) to fuse too")
     ap.add_argument("--no-tfusion", action="store_true")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="bench_fuse_")

@@ -51,7 +51,7 @@ def log(msg: str) -> None:
 
 def round0(work: str, preset: str, seed: int, pretrain_steps: int) -> Dict[str, str]:
     """Rendered domains, examples, pretrained model, round-0 features and fusion."""
-    from pipeline.commands.demo import ingest_domain, render_data
+    from pipeline.prepared_data import ingest_domain, render_data
     from trainer.config import PretrainConfig
     from trainer.data import split_files
     from trainer.pretrain import pretrain
@@ -73,9 +73,20 @@ def round0(work: str, preset: str, seed: int, pretrain_steps: int) -> Dict[str, 
     return state
 
 
+def fuse_round(features_dir: str, fusion_dir: str) -> Dict:
+    """ST model + fusion + evaluation + fused train ranking of one round's features
+    (default FusionConfig, as the pipeline's rounds)."""
+    from st_model.config import FusionConfig
+    from core.features import load_features, split_features_path
+    from pipeline.fuse_job import fuse
+    from core.datasets import SPLITS
+    feats = {s: load_features(split_features_path(features_dir, s)) for s in SPLITS}
+    return fuse(feats["train"], feats["query"], feats["gallery"], FusionConfig(),
+                fusion_dir)
+
+
 def evaluate_model(model: str, target: str, features: str, fusion: str) -> Dict:
     """Embed the target with `model`, re-estimate its ST model and fuse (cached)."""
-    from pipeline.commands.demo import fuse_round
     from trainer.embed import embed_examples_to_dir
     done = os.path.join(fusion, "metrics.json")
     if not os.path.isfile(done):

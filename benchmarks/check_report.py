@@ -8,15 +8,15 @@ The report comes from
   source domain (synth/baseline.py), each fused with an ST model estimated on the
   target's train split (`pipeline.fuse_job.fuse`); the gate is a demonstration one
   (fused rank-1 of the last round >= --gate-rank1, no loss beyond 1 point vs round 0);
-- or, with --demo-out DIR, the rounds of a `tfusion demo` output folder
-  (features/roundN/*.npz, fusion/roundN/st_model.{npz,png}, examples/target).
+- or, with --run-out DIR, the report.html a `tfusion run` (or `tfusion demo`) wrote
+  in its output folder, as it is.
 
 Chromium then runs with the network disabled (dead proxy, every host unresolvable) and
 a NetLog: it must render the page (--dump-dom shows every image), take the
 screenshot, and request no URL other than file: and data:. The full-page screenshot
 must show both frame colours (true matches green, others red).
 
-usage: python benchmarks/check_report.py [--work DIR] [--preset tiny] [--demo-out DIR]
+usage: python benchmarks/check_report.py [--work DIR] [--preset tiny] [--run-out DIR]
        [--chromium PATH] [--queries 6]
 Not part of CI: it needs `apt-get install chromium`.
 """
@@ -38,11 +38,11 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck,  # noqa: E402
-                                 GateDecision, evaluate_round, write_run_report)
+from pipeline.report_data import GateCheck, GateDecision, evaluate_round  # noqa: E402
+from pipeline.report_html import write_run_report  # noqa: E402
+from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR  # noqa: E402
 from st_model.config import FusionConfig  # noqa: E402
-from core.features import (load_features, make_feature_set,  # noqa: E402
-                           split_features_path)
+from core.features import make_feature_set  # noqa: E402
 
 BROWSER_FLAGS = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -98,26 +98,7 @@ def synthetic_rounds(work, preset, n_queries):
             f"round {r}: {what}", feats["query"], feats["gallery"],
             os.path.join(fusion, FILENAME), FusionConfig(),
             st_plot=os.path.join(fusion, PLOT_FILENAME), examples_uri=examples,
-            n_queries=n_queries))
-    return rounds
-
-
-def demo_rounds(out, n_queries):
-    """RoundResults of a `tfusion demo` output folder."""
-    from st_model.st_artifact import FILENAME, PLOT_FILENAME
-    rounds, r = [], 0
-    while os.path.isdir(os.path.join(out, "features", f"round{r}")):
-        feats = os.path.join(out, "features", f"round{r}")
-        fusion = os.path.join(out, "fusion", f"round{r}")
-        rounds.append(evaluate_round(
-            f"round {r}", load_features(split_features_path(feats, "query"), True),
-            load_features(split_features_path(feats, "gallery"), True),
-            os.path.join(fusion, FILENAME), FusionConfig(),
-            st_plot=os.path.join(fusion, PLOT_FILENAME),
-            examples_uri=os.path.join(out, "examples", "target"), n_queries=n_queries))
-        r += 1
-    if not rounds:
-        raise SystemExit(f"{out}: no features/round0 folder (not a tfusion demo output)")
+            n_queries=n_queries, train=feats["train"]))
     return rounds
 
 
@@ -259,7 +240,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", help="output folder (default: a new temp folder)")
     ap.add_argument("--preset", default="tiny", help="SynthReID preset (default tiny)")
-    ap.add_argument("--demo-out", help="report on a `tfusion demo` output folder instead")
     ap.add_argument("--run-out", help="check the report.html that `tfusion run` wrote in "
                                       "this output folder, as it is")
     ap.add_argument("--queries", type=int, default=6, help="ranked queries per round")
@@ -273,11 +253,8 @@ def main():
     t0 = time.monotonic()
     if args.run_out:
         return check_run_report(args.run_out, args.chromium, work, args.queries)
-    if args.demo_out:
-        rounds, gate = demo_rounds(args.demo_out, args.queries), None
-    else:
-        rounds = synthetic_rounds(work, args.preset, args.queries)
-        gate = demonstration_gate(rounds, args.gate_rank1)
+    rounds = synthetic_rounds(work, args.preset, args.queries)
+    gate = demonstration_gate(rounds, args.gate_rank1)
     path = write_run_report(os.path.join(work, "report.html"), rounds, gate,
                             title="TFusion run report (check_report.py)",
                             links={"work folder": work})

@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--index", default=None, help="index folder (built when missing)")
     args = ap.parse_args()
     from pipeline.component_io import load_split_features
-    from pipeline.run_report import ranked_queries
+    from pipeline.report_data import ranked_queries
     from st_model.config import FusionConfig
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model

@@ -43,7 +43,8 @@ COMMANDS = {
     "search": ("pipeline.commands.search",
                "rank an index's gallery for query images by the bundle's fused score"),
     "demo": ("pipeline.commands.demo",
-             "run the loop without TFX orchestration on an embedded SynthReID default"),
+             "`tfusion run` with the demo's defaults: the pipeline on the SynthReID demo "
+             "preset into demo_out"),
 }
 
 

@@ -1,5 +1,5 @@
 """`fuse`: ST model + fusion + evaluation + fused train ranking, for features from
-any model — the job behind `tfusion fuse` (and the demo): it launches the ST math of
+any model — the job behind `tfusion fuse` (and the benchmarks): it launches the ST math of
 st_model/ and writes OUT/metrics.json.
 
 Two execution paths with identical artifacts (they call the same math):

@@ -1,5 +1,6 @@
-"""What a finished `tfusion run` produced, read back from ML Metadata: TFMA metrics per
-round, the gate decision, the pushed bundle; as JSON, a table and the HTML report."""
+"""What a finished `tfusion run` (or `tfusion demo`) produced, read back from ML
+Metadata: TFMA metrics per round, the images the ST model never saw, the gate
+decision, the pushed bundle; as JSON, the one printed summary and the HTML report."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from typing import Dict, List, Optional
 
 from core.files import join_path
 from pipeline import lineage
+from st_model.st_artifact import PLOT_FILENAME
 
 METRIC_NAMES = ("rank1", "rank5", "rank10", "mAP")
 
@@ -61,6 +63,14 @@ def held_out_order_accuracy(store, pipeline: str, r: int) -> Optional[float]:
         return None
 
 
+def train_has_identities(features_uri: str) -> bool:
+    """Whether the train split of a Features artifact carries identities, from which
+    the ST model plot draws its true Δ curve (an unlabeled target has none)."""
+    from core.features import load_st_points, split_features_path
+    from st_model.plot import has_identities
+    return has_identities(load_st_points(split_features_path(features_uri, "train")))
+
+
 def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
     from pipeline.component_io import METRICS_FILE
     store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
@@ -92,11 +102,14 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
                       "queries": m.get("query_count")},
             "queries": m.get("query_count"),
             "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion")},
+            "unseen": local.get("unseen"),
             "evaluation": evaluation["evaluation"][0].uri,
             "eval_examples": eval_examples["eval_examples"][0].uri if eval_examples else None,
             "st_model": st["st_model"][0].uri if st else None,
-            "st_plot": join_path(st["st_model"][0].uri, "st_model.png") if st else None,
+            "st_plot": join_path(st["st_model"][0].uri, PLOT_FILENAME) if st else None,
             "features": feats["features"][0].uri if feats else None,
+            "st_true_curve": train_has_identities(feats["features"][0].uri)
+            if feats else None,
             "ranknet_held_out_order_accuracy": held_out_order_accuracy(store, name, r),
         })
     pushed = lineage.latest_outputs(store, name, "Pusher").get("pushed_model", [])
@@ -114,10 +127,10 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
 
 
 def report_rounds(summary: Dict) -> List:
-    """run_report.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
-    the round, and a few ranked queries with their images."""
+    """report_data.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
+    the round, its unseen images, and a few ranked queries with their images."""
     from pipeline.component_io import load_split_features
-    from pipeline.run_report import RoundResult, attach_images, ranked_queries
+    from pipeline.report_data import RoundResult, attach_images, ranked_queries
     from st_model.config import FusionConfig
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
@@ -133,13 +146,14 @@ def report_rounds(summary: Dict) -> List:
         out.append(RoundResult(f"round {row['round']}", row["vision"], row["fused"],
                                (local.get("vision") or {}).get("cmc", ()),
                                (local.get("fusion") or {}).get("cmc", ()),
-                               row["st_plot"], ranked))
+                               row["st_plot"], ranked, row.get("unseen"),
+                               row.get("st_true_curve")))
     return out
 
 
 def report_gate(summary: Dict):
-    """run_report.GateDecision of the last round's Evaluator."""
-    from pipeline.run_report import GateCheck, GateDecision
+    """report_data.GateDecision of the last round's Evaluator."""
+    from pipeline.report_data import GateCheck, GateDecision
     gate = summary["gate"]
     if not gate:
         return None
@@ -160,7 +174,7 @@ def report_gate(summary: Dict):
 def write_outputs(summary: Dict, out: str) -> None:
     """OUTPUT/run_summary.json and the HTML report OUTPUT/report.html."""
     from core.files import write_file
-    from pipeline.run_report import write_run_report
+    from pipeline.report_html import write_run_report
     path = join_path(out, "report.html")
     links = {"ML Metadata": summary["metadata"], "run summary": join_path(
         out, "run_summary.json")}
@@ -173,6 +187,8 @@ def write_outputs(summary: Dict, out: str) -> None:
 
 
 def format_summary(summary: Dict) -> str:
+    """The summary `tfusion run` and `tfusion demo` print."""
+    from pipeline.report_data import UNSEEN_LABEL, unseen_counts
     lines = ["", f"TFusion pipeline {summary['pipeline']!r} — target query vs gallery "
                  "(TFMA, Market protocol, %):",
              f"{'round':>5} {'vision r1':>9} {'r5':>6} {'r10':>6} {'mAP':>6}   "
@@ -186,6 +202,9 @@ def format_summary(summary: Dict) -> str:
                      + (f"{100 * order:13.1f}" if order is not None else f"{'–':>13}"))
     lines.append("RankNet order: % of held-out triples (anchors the round never trained "
                  "on) that the round's embedding orders as the fused ranking does.")
+    lines.append(f"{UNSEEN_LABEL}:")
+    lines += [f"  round {row['round']}: {unseen_counts(row.get('unseen'))}"
+              for row in summary["rounds"]]
     gate, push = summary["gate"], summary["push"]
     if gate:
         lines.append("")
@@ -197,10 +216,13 @@ def format_summary(summary: Dict) -> str:
     if push:
         lines.append(f"pushed: {push['destination']}" if push["pushed"] else
                      "pushed: nothing (the candidate was not blessed)")
-    lines += [f"ST model plots: " + ", ".join(r["st_plot"] for r in summary["rounds"]
-                                               if r.get("st_plot")),
-              f"ML Metadata: {summary['metadata']}  (`tfusion lineage --output-dir "
-              f"{summary['out']}`)"]
+    lines.append(f"ST model plots: " + ", ".join(r["st_plot"] for r in summary["rounds"]
+                                                  if r.get("st_plot")))
+    if any(r.get("st_true_curve") is False for r in summary["rounds"]):
+        from st_model.plot import NO_TRUE_CURVE
+        lines.append(f"  ({NO_TRUE_CURVE})")
+    lines.append(f"ML Metadata: {summary['metadata']}  (`tfusion lineage --output-dir "
+                 f"{summary['out']}`)")
     if summary.get("report"):
         lines.append(f"report: {summary['report']}")
     if summary.get("minutes") is not None:

@@ -1,5 +1,5 @@
 """The picture of `tfusion search`: each query beside its top-k gallery images, as
-the run report's ranked results (pipeline/run_report.py) — true matches framed green
+the run report's ranked results (pipeline/report_html.py) — true matches framed green
 and others red when the names carry identities, the query framed blue."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _pid(name: str) -> int:
 def gallery_images(index, names: Sequence[str]) -> Dict[str, bytes]:
     """Encoded bytes of the index rows `names`, from the Examples the index was built
     from (INDEX/examples for an ingested folder)."""
-    from pipeline.run_report import load_images
+    from pipeline.report_pictures import load_images
     src = index.header["examples"]
     if not os.path.isabs(src):
         src = os.path.join(index.path, src)

@@ -138,11 +138,12 @@ def neighbour_weights(cosine: np.ndarray, best_row: np.ndarray, best_col: np.nda
     and z*_i image i's best cross-camera score; β = None gives TFusion's hard top-k
     (weight 1 each).
 
-    A pair counts fully when it is the best match of i or of j, and less the further
-    it falls behind both images' best: a network where each person has one true
-    match elsewhere puts its weight on mutual top-1s, a dense one (many matches per
-    image) spreads it over the top-k, and a pair that is only close for one side of
-    it (a hub image near everyone) counts little.
+    A pair counts fully only when it is the best match of both i and j (a mutual
+    best match), and less the further it falls behind the better of the two images'
+    best scores: a network where each person has one true match elsewhere puts its
+    weight on mutual top-1s, a dense one (many matches per image) spreads it over the
+    top-k, and a pair that is only close for one side of it (a hub image near
+    everyone) counts little.
     """
     ok = np.isfinite(cosine)
     if sharpness is None:

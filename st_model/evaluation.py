@@ -36,9 +36,15 @@ def check_inputs(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
 
 
 def unseen_report(model: STModel, query: FeatureSet, gallery: FeatureSet,
-                  q_node: np.ndarray, g_node: np.ndarray) -> Dict:
+                  q_node: Optional[np.ndarray] = None,
+                  g_node: Optional[np.ndarray] = None) -> Dict:
     """Counts of query/gallery images (and query × gallery pairs) in cameras or
-    nodes the train split never saw; logged as a warning when there are any."""
+    nodes the train split never saw (node ids looked up when not given); logged as
+    a warning when there are any."""
+    if q_node is None:
+        q_node = model.nodes.lookup(query.camera, query.sequence)
+    if g_node is None:
+        g_node = model.nodes.lookup(gallery.camera, gallery.sequence)
     report = {"query": model.nodes.unseen(query.camera, query.sequence),
               "gallery": model.nodes.unseen(gallery.camera, gallery.sequence)}
     q_bad, g_bad = int((q_node < 0).sum()), int((g_node < 0).sum())

@@ -1,5 +1,7 @@
 """st_model.png: per camera pair, the estimated, random and (when train labels are
 present) true Δ distributions — the plot the paper uses to show its ST model.
+A target train split without identities (the usual unlabeled target) gets no true
+curve, and the figure says so (NO_TRUE_CURVE).
 
 Node pairs are pooled per camera pair over same-sequence pairs (cross-sequence
 deltas compare different clocks and would blur the picture). Each curve is
@@ -11,8 +13,8 @@ from typing import Union
 
 import numpy as np
 
-from core.features import FeatureHeader, FeatureSet, STPoints
 from st_model import smoothing
+from core.features import FeatureHeader, FeatureSet, STPoints
 from st_model.scoring import smoothed_evidence
 from st_model.st_artifact import STModel
 
@@ -30,6 +32,14 @@ def _pooled(counts: np.ndarray, model: STModel, ci: int, cj: int) -> np.ndarray:
 
 
 Points = Union[FeatureSet, FeatureHeader, STPoints]   # camera, frame, sequence, pid
+NO_TRUE_CURVE = ("no true Δ curve: the train split has no identities (unlabeled), so "
+                 "only the estimated and random Δ are drawn")
+
+
+def has_identities(train: Points) -> bool:
+    """Whether `train` carries identities (some pid > 0), from which the plot draws
+    the true Δ curve."""
+    return train.pid is not None and bool((np.asarray(train.pid) > 0).any())
 
 
 def _true_counts(train: Points, model: STModel, ci: int, cj: int) -> np.ndarray:
@@ -51,6 +61,18 @@ def plot_st_model(model: STModel, train: Points, path: str,
                   max_cameras: int = 8) -> str:
     """Write the per-camera-pair figure to `path` (PNG, any Beam filesystem) and
     return the path; `train` needs its ST points only (camera, frame, sequence, pid)."""
+    fig = st_figure(model, train, max_cameras)
+    import matplotlib.pyplot as plt
+    from core.files import write_with
+    try:
+        write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
+    return path
+
+
+def st_figure(model: STModel, train: Points, max_cameras: int = 8):
+    """The matplotlib figure of plot_st_model (the caller closes it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -99,12 +121,9 @@ def plot_st_model(model: STModel, train: Points, path: str,
                                                 for a in axes.flat) if h), ([], []))
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=7)
-    fig.suptitle(f"ST model ({model.nodes.mode}): P(Δ | camera pair), Δ in seconds; "
-                 f"bin {model.grid.width} frames", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    from core.files import write_with
-    try:
-        write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
-    finally:
-        plt.close(fig)
-    return path
+    title = (f"ST model ({model.nodes.mode}): P(Δ | camera pair), Δ in seconds; "
+             f"bin {model.grid.width} frames")
+    labeled = has_identities(train)
+    fig.suptitle(title if labeled else f"{title}\n{NO_TRUE_CURVE}", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if labeled else 0.94))
+    return fig

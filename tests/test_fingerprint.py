@@ -1,11 +1,11 @@
-"""Outputs know their inputs: the demo reuses rendered images and ingested examples
-only when their recorded fingerprint matches this run's preset, seed and images."""
+"""Outputs know their inputs: rendered images and ingested examples are reused only
+when their recorded fingerprint matches this run's preset, seed and images."""
 import os
 
 import pytest
 
 from pipeline import fingerprint
-from pipeline.commands import demo
+from pipeline import prepared_data
 
 pytest.importorskip("apache_beam")
 
@@ -29,17 +29,18 @@ def test_fingerprint_tracks_content_and_parts(tmp_path):
 
 def test_demo_redoes_data_and_examples_for_another_seed(tmp_path, capsys):
     out = str(tmp_path / "demo")
-    dirs = demo.render_data(out, "tiny", 0, fresh=False)
-    demo.ingest_domain(dirs["target"], os.path.join(out, "ex"), fresh=False)
+    dirs = prepared_data.render_data(out, "tiny", 0, fresh=False)
+    prepared_data.ingest_domain(dirs["target"], os.path.join(out, "ex"), fresh=False)
     ingested0 = fingerprint.recorded(os.path.join(out, "ex"))["digest"]
 
-    demo.render_data(out, "tiny", 0, fresh=False)
-    demo.ingest_domain(dirs["target"], os.path.join(out, "ex"), fresh=False)
+    prepared_data.render_data(out, "tiny", 0, fresh=False)
+    prepared_data.ingest_domain(dirs["target"], os.path.join(out, "ex"), fresh=False)
     err = capsys.readouterr().err
     assert "reusing SynthReID images" in err and "reusing examples" in err
 
-    demo.render_data(out, "tiny", 1, fresh=False)
-    report = demo.ingest_domain(dirs["target"], os.path.join(out, "ex"), fresh=False)
+    prepared_data.render_data(out, "tiny", 1, fresh=False)
+    report = prepared_data.ingest_domain(dirs["target"], os.path.join(out, "ex"),
+                                         fresh=False)
     err = capsys.readouterr().err
     assert "redoing SynthReID images" in err and "seed: 0 -> 1" in err
     assert "redoing examples" in err and "reusing examples" not in err

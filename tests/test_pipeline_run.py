@@ -157,6 +157,27 @@ def test_lineage_reaches_both_example_sets(tiny_run, capsys):
     assert printed.startswith("PushedModel #") and "ReidExampleGen_source" in printed
 
 
+def test_unseen_cameras_are_counted_and_shown_in_summary_and_report(tiny_run):
+    """RankingEvalGen counts the query / gallery images in cameras or nodes the round's
+    ST model never saw (none on SynthReID); the printed summary and the report show
+    the counts, 0 as 0. The labeled SynthReID train split draws its true Δ curve."""
+    from pipeline.run_summary import format_summary
+    _, summary, _ = tiny_run
+    text = format_summary(summary)
+    for row in summary["rounds"]:
+        for split in ("query", "gallery"):
+            assert row["unseen"][split]["images_unseen_camera"] == 0
+            assert row["unseen"][split]["images_unseen_node"] == 0
+        assert row["unseen"]["neutral_pairs"] == 0 and row["unseen"]["pairs"] > 0
+        assert f"  round {row['round']}: query 0 in cameras / 0 in nodes, gallery 0 / 0" \
+            in text
+        assert row["st_true_curve"] is True
+    page = open(summary["report"], encoding="utf-8").read()
+    assert page.count('data-unseen-camera="0" data-unseen-node="0"') == \
+        len(summary["rounds"])
+    assert 'class="no-true-curve"' not in page
+
+
 def test_degraded_candidate_is_not_blessed_nor_pushed(tiny_run):
     from pipeline import lineage
     from pipeline.commands.run import run_pipeline

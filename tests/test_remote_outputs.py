@@ -8,7 +8,9 @@ import numpy as np
 from core.features import load_features, load_st_points
 from core.files import write_file
 from pipeline.component_io import split_path
-from pipeline.run_report import PNG_SIGNATURE, RoundResult, write_run_report
+from pipeline.report_data import RoundResult
+from pipeline.report_html import write_run_report
+from pipeline.report_pictures import PNG_SIGNATURE
 from pipeline.run_summary import read_json
 from st_model import fused_ranking
 from test_embedder_shards import assert_same_set, embedded_batches, run_shards

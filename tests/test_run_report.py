@@ -1,15 +1,18 @@
 """The run report: ranked results follow the evaluation's scoring and protocol, and the
-HTML shows the given figures, framed pictures and gate decision, self-contained."""
+HTML shows the given figures, framed pictures and gate decision, self-contained; the
+images the ST model never saw and a train split without identities are shown."""
 import os
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
-from pipeline.run_report import (MATCH_COLOUR, WRONG_COLOUR, GateCheck, GateDecision,
-                                 RoundResult, attach_images, evaluate_round,
-                                 load_images, ranked_queries, write_run_report)
+from pipeline.report_data import (GateCheck, GateDecision, RoundResult, attach_images,
+                                  evaluate_round, ranked_queries)
+from pipeline.report_html import write_run_report
+from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR, load_images
 from st_model import metrics
 from st_model.config import FusionConfig
 from st_model.evaluation import evaluate
@@ -213,3 +216,82 @@ def test_evaluate_round_from_saved_files_matches_the_evaluation(case, tmp_path):
     assert r.vision_cmc[0] == r.vision["rank1"] and len(r.fused_cmc) == 50
     assert len(r.ranked) == 3 and all(e.image for x in r.ranked for e in x.fused)
     assert os.path.isfile(write_run_report(str(tmp_path / "r.html"), [r]))
+
+
+def _summary(rounds):
+    """A run summary (pipeline/run_summary.py) of `rounds` (dicts with unseen /
+    st_true_curve), without gate or push."""
+    m = {"rank1": 50.0, "rank5": 60.0, "rank10": 70.0, "mAP": 40.0, "queries": 12}
+    return {"pipeline": "tfusion", "out": "OUT", "metadata": "OUT/metadata.sqlite",
+            "gate": None, "push": None,
+            "rounds": [{"round": i, "vision": m, "fused": m, "st_plot": f"r{i}.png", **r}
+                       for i, r in enumerate(rounds)]}
+
+
+def test_unseen_cameras_are_counted_and_shown_in_report_and_summary(case, tmp_path):
+    from pipeline.run_summary import format_summary
+    from st_model.evaluation import unseen_report
+    sets, tables, _ = case
+    q, g, train = sets["query"], sets["gallery"], sets["train"]
+    two_cameras = train.subset(np.flatnonzero(train.camera != 3))
+    models = {"all": save_st_model(tables.model, str(tmp_path / "all.npz")),
+              "two": save_st_model(report_case.st_tables(two_cameras).model,
+                                   str(tmp_path / "two.npz"))}
+    rounds = [evaluate_round(f"round {k}", q, g, path, FusionConfig(), n_queries=2)
+              for k, path in models.items()]
+    in_camera_3 = int((g.camera == 3).sum())
+    assert rounds[0].unseen["gallery"]["images_unseen_camera"] == 0
+    assert rounds[1].unseen == unseen_report(report_case.st_tables(two_cameras).model, q, g)
+    assert rounds[1].unseen["gallery"]["images_unseen_camera"] == in_camera_3 > 0
+    assert rounds[1].unseen["query"]["images_unseen_camera"] == 0
+    assert rounds[1].unseen["gallery"]["unseen_cameras"] == [3]
+    page = _Page(open(write_run_report(str(tmp_path / "u.html"), rounds + [
+        RoundResult("round old", {}, {})]), encoding="utf-8").read())
+    notes = page.find("p", class_="unseen")
+    assert [n["attrs"].get("data-unseen-camera") for n in notes] == \
+        ["0", str(in_camera_3), None]
+    assert notes[0]["text"].endswith("query 0 in cameras / 0 in nodes, gallery 0 / 0.")
+    assert f"gallery {in_camera_3} / 0 (unseen camera(s) 3)" in notes[1]["text"]
+    assert notes[2]["text"].endswith("not recorded.")
+    text = format_summary(_summary([{"unseen": r.unseen} for r in rounds] + [{}]))
+    assert "  round 0: query 0 in cameras / 0 in nodes, gallery 0 / 0\n" in text
+    assert f"  round 1: query 0 in cameras / 0 in nodes, gallery {in_camera_3} / 0 " \
+           f"(unseen camera(s) 3)" in text
+    assert "  round 2: not recorded\n" in text
+
+
+def test_report_on_an_unlabeled_train_split_draws_and_shows_no_true_curve(case, tmp_path):
+    """A target train split without identities (a manifest whose train rows have no
+    pid: pid -1) gets no true Δ curve; the plot, the report and the summary say so."""
+    import matplotlib.pyplot as plt
+
+    from pipeline.run_summary import format_summary, train_has_identities
+    from core.features import save_features
+    from st_model.plot import NO_TRUE_CURVE, plot_st_model, st_figure
+    sets, tables, _ = case
+    q, g, labeled = sets["query"], sets["gallery"], sets["train"]
+    unlabeled = replace(labeled, pid=np.full(len(labeled), -1, np.int64))
+    model = report_case.st_tables(unlabeled).model
+    assert model.same_as(tables.model)           # identities play no part in the model
+    for train, true_curve in ((labeled, True), (unlabeled, False)):
+        fig = st_figure(model, train)
+        labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+        assert ("true" in labels) == true_curve
+        assert (NO_TRUE_CURVE in fig._suptitle.get_text()) != true_curve
+        plt.close(fig)
+        folder = tmp_path / ("labeled" if true_curve else "unlabeled")
+        save_features(train, str(folder / "train.npz"))
+        assert train_has_identities(str(folder)) == true_curve
+    plot = plot_st_model(model, unlabeled, str(tmp_path / "st_model.png"))
+    path = save_st_model(model, str(tmp_path / "st_model.npz"))
+    rounds = [evaluate_round(f"round {i}", q, g, path, FusionConfig(), st_plot=plot,
+                             n_queries=2, train=t)
+              for i, t in enumerate((unlabeled, labeled))]
+    assert [r.st_true_curve for r in rounds] == [False, True]
+    page = _Page(open(write_run_report(str(tmp_path / "n.html"), rounds),
+                      encoding="utf-8").read())
+    notes = page.find("p", class_="no-true-curve")
+    assert len(notes) == 1 and NO_TRUE_CURVE in notes[0]["text"]
+    text = format_summary(_summary([{"st_true_curve": False}, {"st_true_curve": True}]))
+    assert f"({NO_TRUE_CURVE})" in text
+    assert NO_TRUE_CURVE not in format_summary(_summary([{"st_true_curve": True}]))

@@ -28,13 +28,16 @@ QUIET_WARNINGS = ("ArtifactQuery.property_predicate is not supported",
                   "Examples artifact does not have payload_format")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_run") -> None:
+    """The flags of `tfusion run` (and `tfusion demo`, whose run folder defaults to
+    demo_out)."""
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
                         help="SynthReID preset with its steps and gates (default demo)")
     parser.add_argument("--config", help="JSON run config (pipeline/run_config.py fields); "
                                          "replaces --preset")
-    parser.add_argument("--output-dir", default="tfusion_run",
-                        help="run folder: artifacts, ML Metadata, pushed models, report")
+    parser.add_argument("--output-dir", default=output_dir,
+                        help="run folder: artifacts, ML Metadata, pushed models, report "
+                             f"(default {output_dir})")
     parser.add_argument("--source", help="labeled source dataset folder (with --target)")
     parser.add_argument("--target", help="unlabeled target dataset folder (with --source)")
     parser.add_argument("--rounds", type=int, help="RankNet rounds")
@@ -107,7 +110,7 @@ def prepare_data(config: RunConfig, out: str) -> Dict[str, str]:
     """The source and target folders: given, or the preset rendered into OUTPUT/data."""
     if config.source_dir:
         return {"source": config.source_dir, "target": config.target_dir}
-    from pipeline.commands.demo import render_data
+    from pipeline.prepared_data import render_data
     return render_data(out, config.preset, config.seed, fresh=False)
 
 

@@ -3,9 +3,10 @@
     tfusion synth --preset demo --out data/synth [--config FILE] [--lists DIR]
                   [--seed N] [--workers N] [--force] [--no-preview]
 
-Presets: tiny (seconds, for tests), demo (source ~150 ids + 6-camera target),
-market (one image per name of --lists, default ../shared/data/market). Two-domain
-presets write OUT/source/ and OUT/target/; one-domain presets write OUT/ itself.
+Presets: tiny (seconds, for tests), demo (a 670-identity source + a Market-like
+6-camera target), dense (the demo with a denser target), market (one image per name
+of --lists, default ../shared/data/market). Two-domain presets write OUT/source/ and
+OUT/target/; one-domain presets write OUT/ itself.
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ One example per evaluated query of the target: the ranks of its true matches in 
 gallery under the Market protocol, by vision and by fusion with the round's ST model.
 With a baseline (the latest blessed serving bundle), the same ranks by the baseline's
 own embedding and ST model, so that TFMA's change threshold compares the two models on
-the same queries. Also writes metrics.json (st_model.metrics, with CMC curves).
+the same queries. Also writes metrics.json (st_model.metrics, with CMC curves, and
+the query / gallery images in cameras or ST nodes the round's ST model never saw:
+st_model.evaluation.unseen_report, logged as a warning when there are any).
 """
 import json
 
@@ -57,11 +59,14 @@ def RankingEvalGen(
                                         build_eval_examples, write_eval_examples)
     from core.files import join_path, write_file
     from st_model import metrics
+    from st_model.evaluation import unseen_report
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     config = fusion_config_of(fusion_config, "RankingEvalGen")
     query, gallery = load_split_features(features.uri, ("query", "gallery"))
-    tables = STTables.from_model(load_st_model(st_model.uri))
+    model = load_st_model(st_model.uri)
+    tables = STTables.from_model(model)
+    unseen = unseen_report(model, query, gallery)
     candidate = EvalModel(query, gallery, tables)
     baseline = None
     if baseline_model is not None:
@@ -75,6 +80,7 @@ def RankingEvalGen(
         for k in (VISION_RANKS, FUSED_RANKS))
     result = {"vision": {**vision.as_dict(), "cmc": list(vision.cmc)},
               "fusion": {**fused.as_dict(), "cmc": list(fused.cmc)}, **counts,
+              "unseen": unseen,
               "baseline_model": baseline_model.uri if baseline_model is not None else None}
     write_file(join_path(eval_examples.uri, METRICS_FILE),
                json.dumps(result, indent=2).encode("utf-8"))
