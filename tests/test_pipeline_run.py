@@ -14,6 +14,8 @@ import pytest
 
 pytest.importorskip("tfx.v1")
 
+from pipeline.run_log import LOG_NAME, VERBOSE_ENV  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEGRADED_MODULE = os.path.join(REPO, "tests", "degraded_module", "degraded_ranknet_module.py")
 # fewer steps than the preset: this checks the machinery, not the accuracy
@@ -33,14 +35,28 @@ def node_states(out, node):
     return [lineage.execution_state(e) for e in lineage.node_executions(store, "tfusion", node)]
 
 
-def run_until_done(out, node, timeout=900):
-    """Start `tfusion run --preset tiny` in its own process and SIGKILL it as soon as
-    ML Metadata records `node` as complete."""
+def cli_run(out):
+    """`tfusion run --preset tiny` with the test's steps, and the environment of a user
+    who has not silenced Python warnings."""
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--preset", "tiny",
            "--output-dir", out, "--pretrain-steps", str(STEPS["pretrain_steps"]),
            "--transfer-steps", str(STEPS["transfer_steps"])]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", VERBOSE_ENV)}
+    return cmd, env
+
+
+def console_files(out):
+    """The console (stdout, stderr) of the resumed run of `tiny_run`."""
+    return (os.path.join(os.path.dirname(out), "resumed_run.out"),
+            os.path.join(os.path.dirname(out), "resumed_run.err"))
+
+
+def run_until_done(out, node, timeout=900):
+    """Start `tfusion run --preset tiny` in its own process and SIGKILL it as soon as
+    ML Metadata records `node` as complete."""
+    cmd, env = cli_run(out)
     log = open(os.path.join(os.path.dirname(out), "killed_run.log"), "w")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     t0 = time.monotonic()
     try:
@@ -67,8 +83,14 @@ def tiny_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run") / "tiny")
     run_until_done(out, "STModelGen_r0")
     killed = {n: node_states(out, n) for n in BEFORE_KILL}
-    from pipeline.commands.run import run_pipeline
-    summary = run_pipeline(tiny_config(), out)
+    # resumed as a user does, from the command line; its console is kept for a test
+    cmd, env = cli_run(out)
+    stdout, stderr = console_files(out)
+    with open(stdout, "w") as o, open(stderr, "w") as e:
+        rc = subprocess.run(cmd, cwd=REPO, stdout=o, stderr=e, env=env, timeout=1800).returncode
+    assert rc == 0, open(stderr).read()[-3000:]
+    with open(os.path.join(out, "run_summary.json")) as f:
+        summary = json.load(f)
     return out, summary, killed
 
 
@@ -79,6 +101,29 @@ def test_killed_run_resumes_without_redoing_finished_components(tiny_run):
         assert node_states(out, node) == ["COMPLETE", "CACHED"], node
     # what had not run yet ran after the restart
     assert node_states(out, "Pusher")[-1] == "COMPLETE"
+
+
+def test_console_shows_progress_and_results_and_names_the_log(tiny_run):
+    """What setuptools, pip, the Google clients and TFX print stays off the console of
+    both runs (the killed one and the resumed one) and is found in OUTPUT/run.log."""
+    out, _, _ = tiny_run
+    stdout, stderr = (open(p).read() for p in console_files(out))
+    killed = open(os.path.join(os.path.dirname(out), "killed_run.log")).read()
+    with open(os.path.join(out, LOG_NAME)) as f:
+        log = f.read()
+    noise = ("running bdist_wheel", "SetuptoolsDeprecationWarning", "Looking in indexes",
+             "Successfully installed tfx-user-code", "FutureWarning",
+             "Examples artifact does not have payload_format")
+    for text in noise:
+        assert text not in stdout + stderr and text not in killed, text
+        assert text in log, text
+    assert log.count("==== tfusion run ") == 2  # the killed run, then the resumed one
+    assert "Component Pusher is running." in log  # TFX's INFO lines
+    assert "[run" in killed and "Trainer_pretrain done" in killed
+    assert "Pusher done" in stderr and "Pusher done" in log
+    assert stdout.startswith("\nTFusion pipeline 'tfusion'")
+    assert stdout.splitlines()[-1] == f"log: {os.path.join(out, LOG_NAME)}"
+    assert all(line.startswith(("[run ", "[tfusion ")) for line in stderr.splitlines())
 
 
 def test_every_component_succeeded(tiny_run):

@@ -7,6 +7,10 @@ report.html. A re-run with the same inputs is served from the cache; a run that 
 stopped resumes after its last finished component. More Beam pipeline options for
 every Beam component follow a literal `--`, e.g.
 `tfusion run -- --direct_running_mode=multi_processing --direct_num_workers=2`.
+The console shows progress, the results and real problems; everything else (TFX, Beam
+and TensorFlow logs, warnings, the packaging of the Trainers' user modules) goes to
+OUTPUT/run.log (pipeline/run_log.py), named at the end; `--verbose` keeps it all on
+the console.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from contextlib import contextmanager
 from typing import Dict, List
 
 from pipeline.run_config import PRESETS, RUNNERS, RunConfig, preset_config
+from pipeline.run_log import LOG_NAME, console_for, verbose_from_env
 
 METADATA = "metadata.sqlite"
 ACCEPTS_BEAM_ARGS = True  # options after `--` arrive as args.beam_options
@@ -53,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_ru
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile the pipeline to OUTPUT/pipeline_ir.json and stop")
+    parser.add_argument("--verbose", action="store_true",
+                        help="everything on the console (TFX, Beam and TensorFlow logs, "
+                             "warnings, pip) instead of OUTPUT/run.log; also TFUSION_VERBOSE=1")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -70,8 +78,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 @contextmanager
-def component_progress():
-    """One line per component start / finish / cache hit, from the TFX runner's log."""
+def component_progress(keep_all: bool = False):
+    """One line per component start / finish / cache hit, from the TFX runner's log.
+
+    keep_all: every absl record goes on to the handlers (the run log); otherwise INFO
+    records and known harmless warnings are dropped, and TensorFlow's below ERROR."""
     import absl.logging
     logger = logging.getLogger("absl")
     started: Dict[str, float] = {}
@@ -83,7 +94,7 @@ def component_progress():
     def keep(record: logging.LogRecord) -> bool:
         msg, args = record.msg, record.args
         if record.levelno >= logging.WARNING:
-            return not any(str(msg).startswith(n) for n in QUIET_WARNINGS)
+            return keep_all or not any(str(msg).startswith(n) for n in QUIET_WARNINGS)
         if msg == "Component %s is running.":
             started[args[0]] = time.monotonic()
             show(f"{args[0]} ...")
@@ -91,13 +102,14 @@ def component_progress():
             show(f"{args[0]} done ({time.monotonic() - started.get(args[0], t0):.1f} s)")
         elif msg == "A cached execution %d is used.":
             show(f"  served from the cache (execution {args[0]})")
-        return False
+        return keep_all
     old = absl.logging.get_verbosity()
     absl.logging.set_verbosity(absl.logging.INFO)
     logger.addFilter(keep)
     tf_logger = logging.getLogger("tensorflow")  # TFMA's tf_record_iterator notices
     tf_level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
+    if not keep_all:
+        tf_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -122,28 +134,31 @@ def build(config: RunConfig, out: str):
                            os.path.join(out, "serving"))
 
 
-def run_pipeline(config: RunConfig, out: str) -> Dict:
-    """Run the DAG locally and return the run summary (also OUTPUT/run_summary.json)."""
-    from tfx import v1 as tfx
-    from pipeline.run_summary import summarize, write_outputs
+def run_pipeline(config: RunConfig, out: str, verbose: bool = False) -> Dict:
+    """Run the DAG locally and return the run summary (also OUTPUT/run_summary.json);
+    unless verbose, what is not progress or a problem goes to OUTPUT/run.log."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "run_config.json"), "w") as f:
         json.dump(config.to_dict(), f, indent=2)
-    pipeline = build(config, out)
-    t0 = time.monotonic()
-    with component_progress():
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    summary = summarize(config, out, minutes=(time.monotonic() - t0) / 60)
-    write_outputs(summary, out)
+    with console_for(out, verbose):
+        from tfx import v1 as tfx
+        from pipeline.run_summary import summarize, write_outputs
+        pipeline = build(config, out)
+        t0 = time.monotonic()
+        with component_progress(keep_all=not verbose):
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        summary = summarize(config, out, minutes=(time.monotonic() - t0) / 60)
+        write_outputs(summary, out)
     return summary
 
 
-def compile_pipeline(config: RunConfig, out: str) -> str:
+def compile_pipeline(config: RunConfig, out: str, verbose: bool = False) -> str:
     """The pipeline's IR as JSON (what a runner executes), without running anything."""
-    from google.protobuf import json_format
-    from tfx.dsl.compiler.compiler import Compiler
     os.makedirs(out, exist_ok=True)
-    ir = Compiler().compile(build(config, out))
+    with console_for(out, verbose):
+        from google.protobuf import json_format
+        from tfx.dsl.compiler.compiler import Compiler
+        ir = Compiler().compile(build(config, out))
     path = os.path.join(out, "pipeline_ir.json")
     with open(path, "w") as f:
         f.write(json_format.MessageToJson(ir))
@@ -152,13 +167,19 @@ def compile_pipeline(config: RunConfig, out: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    verbose = args.verbose or verbose_from_env()
+    log = os.path.join(args.output_dir, LOG_NAME)
     if args.compile_only:
-        print(compile_pipeline(config, args.output_dir))
+        print(compile_pipeline(config, args.output_dir, verbose))
+        if not verbose:
+            print(f"log: {log}", file=sys.stderr)
         return 0
     if config.runner == "dataflow":
         print("tfusion run: Beam components run on Dataflow; the orchestration (and the "
               "Trainers) run here", file=sys.stderr)
     from pipeline.run_summary import format_summary
-    summary = run_pipeline(config, args.output_dir)
+    summary = run_pipeline(config, args.output_dir, verbose)
     print(format_summary(summary))
+    if not verbose:
+        print(f"log: {log}")
     return 0
