@@ -26,7 +26,7 @@ from typing import ContextManager, Iterator, Optional, TextIO
 LOG_NAME = "run.log"
 VERBOSE_ENV = "TFUSION_VERBOSE"
 # packages whose warnings concern the user's data or run
-OWN_PACKAGES = ("pipeline", "st_model", "trainer", "synth")
+OWN_PACKAGES = ("core", "schemas", "pipeline", "st_model", "trainer", "synth")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARNINGS_LOGGER = "py.warnings"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -111,7 +111,8 @@ def test_only_the_projects_warnings_reach_the_console():
     assert run_log.on_console(record("absl", logging.ERROR))
     assert not run_log.on_console(record("absl", logging.WARNING))
     assert not run_log.on_console(record("pipeline", logging.INFO))
-    assert run_log.on_console(record("st_model.fuse", logging.WARNING))
+    assert run_log.on_console(record("st_model.evaluation", logging.WARNING))
+    assert run_log.on_console(record("core.files", logging.WARNING))
     assert run_log.on_console(record("py.warnings", logging.WARNING, warning_file=own))
     assert not run_log.on_console(record(
         "py.warnings", logging.WARNING,
