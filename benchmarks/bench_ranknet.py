@@ -184,7 +184,7 @@ def train_variant(name: str, state: Dict[str, str], out: str, seed: int, steps: 
     metrics = evaluate_model(model, state["target"], os.path.join(out, "features"),
                              os.path.join(out, "fusion"))
     summary = {"variant": name, "config": config.to_dict(), "triples": int(len(rows)),
-               "train_minutes": round(minutes, 2),
+               "train_minutes": round(minutes, 2), "steps": result.get("steps"),
                "train_order_accuracy": float(result["final"].get("order_accuracy", np.nan)),
                "vision": metrics["vision"], "fused": metrics["fusion"]}
     with open(summary_file, "w") as f:

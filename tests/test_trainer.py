@@ -497,3 +497,26 @@ def test_confident_fraction_draws_i_only_among_the_highest_fused_scores():
     everyone = triplets.sample_triplets(ranking, index_of, 400, np.random.default_rng(0),
                                         near=(1, 1), far=(25, 50))
     assert min(everyone.anchor) < 100
+
+
+def test_a_larger_target_gets_triples_per_anchor_and_the_steps_to_train_on_them():
+    names, ranking = _ranking(n_anchor=300, n_nb=40)
+    index_of = {n: k for k, n in enumerate(names)}
+    table = type("T", (), {"index_of": lambda self: index_of, "camera": None})()
+    small = RankNetConfig(steps=100, epoch_steps=100, reciprocal_k=0,
+                          triples_per_anchor=2.0)          # 1,600 triples >= 2 x 300
+    assert len(triplets.sample_for_config(ranking, table, small, "t")) == 1600
+    large = RankNetConfig(steps=10, epoch_steps=10, reciprocal_k=0,
+                          triples_per_anchor=2.0)          # 160 < 2 x 300 anchors
+    trip = triplets.sample_for_config(ranking, table, large, "t")
+    assert len(trip) == 600 and len(set(trip.anchor)) == 300
+    off = RankNetConfig(steps=10, epoch_steps=10, reciprocal_k=0, triples_per_anchor=0)
+    assert len(triplets.sample_for_config(ranking, table, off, "t")) == 160
+    # an explicit count (the held-out triples) is kept as asked
+    assert len(triplets.sample_for_config(ranking, table, large, "t", count=64)) == 64
+    # the run then trains on every triple: steps raised to cover them, never lowered
+    covered = triplets.steps_to_cover(large, len(trip))
+    assert covered.steps == 38 and triplets.run_triplets(covered) >= 600
+    assert triplets.steps_to_cover(small, 600) is small
+    with pytest.raises(ValueError, match="triples_per_anchor"):
+        RankNetConfig(triples_per_anchor=-1)

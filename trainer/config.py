@@ -129,6 +129,8 @@ class RankNetConfig(TrainConfig):
     score: str = "cosine"            # pair score: cosine (γ·ê_a·ê_b) | verification (paper)
     score_scale: float = 10.0        # initial γ of the cosine score (learned)
     holdout_fraction: float = 0.1    # anchors kept out of training to measure order accuracy
+    triples_per_anchor: float = 2.5  # at least this many triples per trained anchor: a
+    #                                  larger target trains longer (steps raised); 0 = off
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -143,6 +145,8 @@ class RankNetConfig(TrainConfig):
                self.confident_fraction, "in (0, 1]")
         _check(0 <= self.holdout_fraction < 1, "holdout_fraction", self.holdout_fraction,
                "in [0, 1)")
+        _check(self.triples_per_anchor >= 0, "triples_per_anchor", self.triples_per_anchor,
+               ">= 0")
 
     @classmethod
     def passthrough_keys(cls) -> Tuple[str, ...]:

@@ -208,6 +208,11 @@ def train_ranknet(images: np.ndarray, rows: np.ndarray, target: np.ndarray,
     With `held_out` triples (anchors never trained on), the trained embedding's order
     accuracy on them is logged, returned and recorded with the exported model."""
     runtime.seed_everything(config.seed, config.deterministic)
+    covered = triplets.steps_to_cover(config, len(rows))
+    if covered.steps != config.steps:
+        runtime.log(f"ranknet: {covered.steps} steps instead of {config.steps}, to train "
+                    f"on each of the {len(rows)} triples (triples_per_anchor)")
+    config = covered
     need = triplets.run_triplets(config)
     reps = -(-need // len(rows))
     rows, target = np.tile(rows, (reps, 1))[:need], np.tile(target, reps)[:need]

@@ -20,7 +20,7 @@ position bias.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AbstractSet, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -73,7 +73,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                     camera: Optional[np.ndarray] = None,
                     reciprocal_k: int = 0,
                     anchors: Optional[AbstractSet[str]] = None,
-                    confident_fraction: float = 1.0) -> Triplets:
+                    confident_fraction: float = 1.0,
+                    per_anchor: float = 0.0) -> Triplets:
     """Draw `count` triples, cycling over the anchors in random order (see module doc).
 
     With `camera` (camera of every train image), j is drawn only among the far-window
@@ -91,6 +92,8 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
     anchors): a fused score is comparable across anchors, and its high values are far
     more often true matches. Anchors left without such a neighbour are skipped and
     counted.
+    With `per_anchor` > 0, `count` is raised to per_anchor × the usable anchors, so a
+    larger target is covered as densely as a small one (RankNetConfig.triples_per_anchor).
     """
     check_windows(near, far, reciprocal_k)
     skipped = {"anchor_not_in_examples": 0, "neighbour_not_in_examples": 0,
@@ -130,6 +133,11 @@ def sample_triplets(ranking: FusedRanking, index_of: Dict[str, int], count: int,
                            f"skipped {skipped}) — was it built from these examples?")
     if any(skipped.values()):
         runtime.log(f"triplets: skipped {skipped} (of {len(ranking)} ranking records)")
+    covering = math.ceil(per_anchor * len(usable))
+    if covering > count:
+        runtime.log(f"triplets: {covering} triples ({per_anchor:g} per anchor over "
+                    f"{len(usable)} anchors) instead of {count}")
+        count = covering
     anchor, first, second = (np.empty(count, np.int64) for _ in range(3))
     s_i, s_j = np.empty(count), np.empty(count)
     order: List[int] = []
@@ -192,11 +200,19 @@ def sample_held_out(ranking: FusedRanking, held: Set[str], table, config, split_
 
 
 def run_triplets(config) -> int:
-    """How many triples one RankNet run of `config` trains on: its steps (rounded up
-    to whole epochs, trainer.training.epoch_plan) × batch_triplets."""
+    """How many triples one RankNet run of `config` trains on at least: its steps
+    (rounded up to whole epochs, trainer.training.epoch_plan) × batch_triplets."""
     from trainer import training
     per_epoch, epochs = training.epoch_plan(config)
     return epochs * per_epoch * config.batch_triplets
+
+
+def steps_to_cover(config, triples: int):
+    """`config` with its steps raised, if needed, so that one run trains on every one
+    of `triples` triples (a larger target's triples_per_anchor share)."""
+    if triples <= run_triplets(config):
+        return config
+    return replace(config, steps=math.ceil(triples / config.batch_triplets))
 
 
 def _confident(usable: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]],
@@ -221,7 +237,8 @@ def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
                       anchors: Optional[AbstractSet[str]] = None,
                       count: Optional[int] = None, seed: Optional[int] = None) -> Triplets:
     """The triples one RankNet run of `config` (RankNetConfig) trains on: as many as its
-    steps × batch_triplets (or `count`), drawn with its seed (or `seed`), rank windows,
+    steps × batch_triplets, or triples_per_anchor × the usable anchors where that is
+    more (or exactly `count`), drawn with its seed (or `seed`), rank windows,
     τ and sampling options from `ranking` over `table` (trainer.data.SplitTable of the
     target train split), with no anchor in `exclude` (the held-out anchors) or only
     the `anchors` given."""
@@ -234,7 +251,8 @@ def sample_for_config(ranking: FusedRanking, table, config, split_name: str,
                            config.temperature, split_name=split_name,
                            camera=table.camera if config.same_camera_pairs else None,
                            reciprocal_k=config.reciprocal_k, anchors=anchors,
-                           confident_fraction=config.confident_fraction)
+                           confident_fraction=config.confident_fraction,
+                           per_anchor=config.triples_per_anchor if count is None else 0.0)
 
 
 # ---------------------------------------------------------------- triplets Examples
