@@ -186,19 +186,25 @@ def test_unseen_query_and_gallery_cameras_fuse_with_a_neutral_factor_and_a_warni
     assert m["unseen"]["neutral_pairs"] == 5 * 40 + 3 * 40 - 5 * 3
 
 
-def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
-    import argparse
-
+def test_alpha_beta_need_the_bayes_rule_named_and_frame_rate_follows_the_names():
+    from core.errors import InputError
     from pipeline.cli import parse_command_line
     from pipeline.commands import fuse as fuse_command
-    args, module = parse_command_line(
-        ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
-         "--alpha", "0.2", "--", "--runner=X"])
-    assert module is fuse_command
-    cfg = fuse_command.config_from_args(args)
-    assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_options == ["--runner=X"]
-    with pytest.raises(ValueError, match="bayes"):
-        fuse_command.config_from_args(argparse.Namespace(**{**vars(args),
-                                                             "fusion": "loglinear"})).validate()
+
+    def settings(*flags):
+        args, module = parse_command_line(
+            ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
+             *flags, "--", "--runner=X"])
+        assert module is fuse_command and args.beam_options == ["--runner=X"]
+        return fuse_command.settings_from_args(args)
+    # no silent switch to bayes: α with the default (loglinear) rule names both
+    with pytest.raises(InputError, match="alpha.*bayes.*not to 'loglinear'.*--fusion bayes"):
+        settings("--alpha", "0.2")
+    with pytest.raises(InputError, match="not to 'logistic'"):
+        settings("--fusion", "logistic", "--beta", "0.1")
+    rule = settings("--fusion", "bayes", "--alpha", "0.2").rule
+    assert (rule.fusion, rule.alpha) == ("bayes", 0.2)
+    st, rule = settings("--mode", "tfusion", "--alpha", "0.2")   # tfusion's rule is bayes
+    assert (rule.fusion, st.sharpness, st.max_delta) == ("bayes", None, 40000)
     assert fuse_command.frame_rate_of(["0005_c2_f0046985.jpg"]) == 60.0
     assert fuse_command.frame_rate_of(["0002_c1s1_000451_03.jpg"]) == 25.0
