@@ -97,7 +97,7 @@ def test_rerank_reports_the_re_ranked_list_beside_the_fusion(fused):
     mem, _ = fused
     m = json.loads((mem / "metrics.json").read_text())
     r, f = m["fusion_reranked"], m["fusion"]
-    assert r["queries"] == f["queries"] and m["config"]["rerank"]
+    assert r["queries"] == f["queries"] and m["config"]["fusion_rule"]["rerank"]
     assert r["mAP"] > f["mAP"] and r["rank1"] >= f["rank1"] - 0.5
     assert r["visit_links"] > 0 and r["reciprocal_set"] > 1
     assert m["timing"]["rerank_s"] > 0
@@ -119,7 +119,7 @@ def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
     mb = json.loads((beam / "metrics.json").read_text())
     assert mm["fusion"] == mb["fusion"] and mb["path"] == "beam"
     assert mm["fusion_reranked"] == mb["fusion_reranked"]
-    assert mm["config"]["frame_rate"] == mb["config"]["frame_rate"]
+    assert mm["config"]["st"]["frame_rate"] == mb["config"]["st"]["frame_rate"]
     assert (beam / "st_model.png").read_bytes() == (mem / "st_model.png").read_bytes()
 
 
@@ -128,7 +128,7 @@ def test_tfusion_mode_runs_and_reports_its_rules(market_slice, tmp_path):
     assert main(_args(market_slice, out, "--mode", "tfusion", "--no-plot",
                       "--no-ranking")) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["fusion_rule"] == "bayes" and m["config"]["max_delta"] == 40000
+    assert m["fusion_rule"] == "bayes" and m["config"]["st"]["max_delta"] == 40000
     assert m["st_model"]["nodes"] == ["c1", "c2", "c3", "c4", "c5", "c6"]
     assert m["fusion"]["rank1"] > m["vision"]["rank1"]
 
