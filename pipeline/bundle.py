@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict
 
-from core.errors import InputError
 from core.dataclass_dict import from_dict
+from core.errors import InputError
 from st_model.config import FusionRule
 
 MANIFEST = "tfusion_manifest.json"
@@ -34,6 +34,10 @@ class Bundle:
     @property
     def config(self) -> FusionRule:
         """The bundle's fusion rule (resolved when the bundle was written)."""
+        if "fusion_rule" not in self.manifest and "fusion" in self.manifest:
+            raise InputError(f"{self.path}/{MANIFEST}: written by an earlier version "
+                             "(\"fusion\" in place of \"fusion_rule\"); push the "
+                             "model again")
         return from_dict(FusionRule, self.manifest.get("fusion_rule") or {},
                          f"{self.path}/{MANIFEST} fusion_rule")
 
