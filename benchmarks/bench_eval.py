@@ -87,9 +87,9 @@ def run(args, work: str) -> None:
     from pipeline import eval_examples as ee
     from pipeline import ranking_metrics as rm
     from pipeline.run_summary import tfma_metrics
-    from st_model.config import FusionConfig
-    config = FusionConfig()
-    cand, t_st, _ = timed(eval_model, simulated(args.lists, work, args.noise), config)
+    from st_model.config import resolve_settings
+    st, config = resolve_settings()
+    cand, t_st, _ = timed(eval_model, simulated(args.lists, work, args.noise), st)
     print(f"Market harness, noise {args.noise}: {len(cand.query)} queries x "
           f"{len(cand.gallery)} gallery; {os.cpu_count()} CPUs seen (shared machine)")
     print(f"ST model on the train split (not part of the evaluation) {t_st:6.1f} s wall")
@@ -109,7 +109,7 @@ def run(args, work: str) -> None:
     print(f"(a) + (b)  {t_a + t_w + t_b:6.1f} s wall (target: < 120 s on 2 cores)")
     worst = compare("candidate", tfma_metrics(out)["candidate"], want)
     if args.baseline_noise is not None:
-        base = eval_model(simulated(args.lists, work, args.baseline_noise), config)
+        base = eval_model(simulated(args.lists, work, args.baseline_noise), st)
         want_base = reference(base, config)
         uri2 = os.path.join(work, "eval_examples_baseline")
         built, t_a, _ = timed(ee.build_eval_examples, cand, base, config)

@@ -34,18 +34,19 @@ def run_seed(out: str, preset: str, seed: int, rounds: int) -> dict:
     return summary
 
 
-def bounds(row: dict, fusion: dict) -> dict:
-    """Oracle-ST fused figures and chance rank-1 of one round's features."""
+def bounds(row: dict, run_config: dict) -> dict:
+    """Oracle-ST fused figures and chance rank-1 of one round's features (with the
+    run's resolved settings)."""
     from pipeline.component_io import load_split_features
     from st_model import estimate
-    from st_model.config import FusionConfig
+    from pipeline.run_config import RunConfig
     from st_model.evaluation import evaluate
     from st_model.scoring import STTables
-    config = FusionConfig.from_dict(fusion).resolved()
+    config = RunConfig.from_dict(run_config, "run_summary.json config")
     train, query, gallery = load_split_features(row["features"])
-    oracle = estimate.oracle_st_model(train, config,
+    oracle = estimate.oracle_st_model(train, config.st,
                                       estimate.frame_span(train, query, gallery))
-    result = evaluate(query, gallery, STTables.from_model(oracle), config)
+    result = evaluate(query, gallery, STTables.from_model(oracle), config.fusion_rule)
     return {"oracle_rank1": result.rank1, "oracle_mAP": result.mAP}
 
 
@@ -78,7 +79,7 @@ def main() -> int:
         s = run_seed(os.path.join(args.out, f"seed{seed}"), args.preset, seed, args.rounds)
         rows = []
         for row in s["rounds"]:
-            b = bounds(row, s["config"]["fusion"])
+            b = bounds(row, s["config"])
             rows.append({"round": row["round"], "vision": row["vision"]["rank1"],
                          "vision_mAP": row["vision"]["mAP"], "fused": row["fused"]["rank1"],
                          "fused_mAP": row["fused"]["mAP"], **b,

@@ -75,13 +75,13 @@ def round0(work: str, preset: str, seed: int, pretrain_steps: int) -> Dict[str, 
 
 def fuse_round(features_dir: str, fusion_dir: str) -> Dict:
     """ST model + fusion + evaluation + fused train ranking of one round's features
-    (default FusionConfig, as the pipeline's rounds)."""
-    from st_model.config import FusionConfig
+    (default settings, as the pipeline's rounds)."""
+    from st_model.config import resolve_settings
     from core.features import load_features, split_features_path
     from pipeline.fuse_job import fuse
     from core.datasets import SPLITS
     feats = {s: load_features(split_features_path(features_dir, s)) for s in SPLITS}
-    return fuse(feats["train"], feats["query"], feats["gallery"], FusionConfig(),
+    return fuse(feats["train"], feats["query"], feats["gallery"], resolve_settings(),
                 fusion_dir)
 
 

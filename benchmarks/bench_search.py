@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 
 from networks import camera_network, load_simulator  # noqa: E402
 from core.features import make_feature_set  # noqa: E402
-from st_model.config import FusionConfig  # noqa: E402
+from st_model.config import resolve_settings  # noqa: E402
 from st_model.estimate import estimate_st_model  # noqa: E402
 from st_model.gallery_index import build_index, write_index  # noqa: E402
 from st_model.gallery_search import TAU0, GallerySearch, top_rows  # noqa: E402
@@ -69,12 +69,12 @@ def main():
           f"{args.dim}-d, noise {args.noise} ({t_sim:.0f} s)")
 
     t0 = time.monotonic()
-    config = FusionConfig()
+    st, config = resolve_settings()
     if args.st_model == "oracle":
         from st_model.estimate import oracle_st_model
-        model = oracle_st_model(train, config, None)
+        model = oracle_st_model(train, st, None)
     else:
-        model = estimate_st_model(train, config)
+        model = estimate_st_model(train, st)
     tables = STTables.from_model(model)
     print(f"ST model ({args.st_model}): {model.nodes.size} nodes, "
           f"bins of {model.grid.width} frames, "

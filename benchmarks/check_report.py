@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pipeline.report_data import GateCheck, GateDecision, evaluate_round  # noqa: E402
 from pipeline.report_html import write_run_report  # noqa: E402
 from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR  # noqa: E402
-from st_model.config import FusionConfig  # noqa: E402
+from st_model.config import resolve_settings  # noqa: E402
 from core.features import make_feature_set  # noqa: E402
 
 BROWSER_FLAGS = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -92,11 +92,11 @@ def synthetic_rounds(work, preset, n_queries):
                                          ("LDA trained on the source", lda))):
         feats = _target_features(listing, project)
         fusion = os.path.join(work, "fusion", f"round{r}")
-        fuse(feats["train"], feats["query"], feats["gallery"], FusionConfig(), fusion,
+        fuse(feats["train"], feats["query"], feats["gallery"], resolve_settings(), fusion,
              ranking=False)
         rounds.append(evaluate_round(
             f"round {r}: {what}", feats["query"], feats["gallery"],
-            os.path.join(fusion, FILENAME), FusionConfig(),
+            os.path.join(fusion, FILENAME), resolve_settings().rule,
             st_plot=os.path.join(fusion, PLOT_FILENAME), examples_uri=examples,
             n_queries=n_queries, train=feats["train"]))
     return rounds

@@ -25,7 +25,8 @@ def main():
     args = ap.parse_args()
     from pipeline.component_io import load_split_features
     from pipeline.report_data import ranked_queries
-    from st_model.config import FusionConfig
+    from core.dataclass_dict import from_dict
+    from st_model.config import FusionRule
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     summary = json.load(open(os.path.join(args.run, "run_summary.json")))
@@ -40,7 +41,7 @@ def main():
     row = summary["rounds"][-1]
     query, gallery = load_split_features(row["features"], ("query", "gallery"))
     tables = STTables.from_model(load_st_model(row["st_model"]))
-    config = FusionConfig.from_dict(summary["config"]["fusion"]).resolved()
+    config = from_dict(FusionRule, summary["config"]["fusion_rule"], "run_summary.json")
     ranked = ranked_queries(query, gallery, tables, config, seed=summary["config"]["seed"])
     data = os.path.join(args.run, "data")
     qdir = next(os.path.join(r, "query") for r, d, _ in os.walk(data) if "query" in d

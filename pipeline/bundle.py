@@ -9,8 +9,9 @@ import os
 from dataclasses import dataclass
 from typing import Dict
 
+from core.dataclass_dict import from_dict
 from core.errors import InputError
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 
 MANIFEST = "tfusion_manifest.json"
 ST_DIR = "st_model"   # the bundle's copy of its ST model artifact
@@ -31,9 +32,14 @@ class Bundle:
     fingerprint: str
 
     @property
-    def config(self) -> FusionConfig:
-        return FusionConfig.from_dict(self.manifest.get("fusion") or {},
-                                      f"{self.path}/{MANIFEST} fusion")
+    def config(self) -> FusionRule:
+        """The bundle's fusion rule (resolved when the bundle was written)."""
+        if "fusion_rule" not in self.manifest and "fusion" in self.manifest:
+            raise InputError(f"{self.path}/{MANIFEST}: written by an earlier version "
+                             "(\"fusion\" in place of \"fusion_rule\"); push the "
+                             "model again")
+        return from_dict(FusionRule, self.manifest.get("fusion_rule") or {},
+                         f"{self.path}/{MANIFEST} fusion_rule")
 
     def st_model(self):
         from st_model.st_artifact import load_st_model

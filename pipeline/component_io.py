@@ -5,15 +5,19 @@ parameters they share — one place for each, so no component borrows from anoth
                     (split_path, load_split_features; core/features.py)
     Examples        core/examples_layout.py
     evaluation      RankingEvalGen's Examples also hold METRICS_FILE
-    fusion_config   the JSON of st_model.config.FusionConfig (fusion_config_of)
+    st_config       the JSON of a resolved st_model.config.STConfig
+    fusion_rule     the JSON of a resolved st_model.config.FusionRule
+                    (both written by settings_json, read by settings_of)
 """
 from __future__ import annotations
 
 import json
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Type, TypeVar
 
+from core.dataclass_dict import from_dict, to_dict
 from core.features import FeatureSet, load_features, split_features_path
-from st_model.config import FusionConfig
+
+T = TypeVar("T")
 
 METRICS_FILE = "metrics.json"
 
@@ -31,6 +35,13 @@ def load_split_features(features_uri: str,
     return tuple(load_features(split_path(features_uri, s)) for s in splits)
 
 
-def fusion_config_of(fusion_config: str, component: str) -> FusionConfig:
-    """The FusionConfig of a fusion component's `fusion_config` parameter (JSON)."""
-    return FusionConfig.from_dict(json.loads(fusion_config), f"{component} fusion_config")
+def settings_json(settings) -> str:
+    """A component's settings parameter (st_config, fusion_rule): the JSON of the
+    resolved config (pipeline/run_config.py resolves it once)."""
+    return json.dumps(to_dict(settings), sort_keys=True)
+
+
+def settings_of(cls: Type[T], text: str, component: str, parameter: str) -> T:
+    """The typed settings of a component's JSON parameter (what settings_json wrote;
+    already resolved and validated, so read back as they are)."""
+    return from_dict(cls, json.loads(text), f"{component} {parameter}")

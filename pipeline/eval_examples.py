@@ -31,7 +31,7 @@ import numpy as np
 from core import examples_layout
 from core.features import FeatureFileError, FeatureSet
 from st_model import metrics
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.evaluation import match_ranks
 from st_model.scoring import STTables
 
@@ -83,7 +83,7 @@ def _same_labels(a: FeatureSet, b: FeatureSet, what: str) -> None:
                                f"camera or name) differ")
 
 
-def _model_ranks(model: EvalModel, config: FusionConfig,
+def _model_ranks(model: EvalModel, config: FusionRule,
                  prefix: str) -> Dict[str, metrics.MatchRanks]:
     out = {prefix + VISION_RANKS: match_ranks(model.query, model.gallery, None, config)}
     if model.tables is not None:
@@ -93,10 +93,9 @@ def _model_ranks(model: EvalModel, config: FusionConfig,
 
 
 def build_eval_examples(candidate: EvalModel, baseline: Optional[EvalModel] = None,
-                        config: Optional[FusionConfig] = None) -> EvalExamples:
+                        config: FusionRule = FusionRule()) -> EvalExamples:
     """Match ranks of every query under vision and fusion (st_model.evaluation.match_ranks,
     as `tfusion fuse` evaluates), for the candidate and optionally the baseline."""
-    config = (config or FusionConfig()).resolved().validate()
     if baseline is not None:
         _same_labels(candidate.query, baseline.query, "query")
         _same_labels(candidate.gallery, baseline.gallery, "gallery")

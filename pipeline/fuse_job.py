@@ -21,7 +21,8 @@ from core.features import FeatureHeader, FeatureSet, save_features
 from core.files import join_path, make_folder, write_file
 from core.progress import log, peak_rss_gb
 from st_model import blas, estimate, fused_ranking, neighbours
-from st_model.config import FusionConfig
+from core.dataclass_dict import to_dict
+from st_model.config import Settings, STConfig
 from st_model.evaluation import check_inputs, evaluate, evaluate_reranked, unseen_report
 from st_model.scoring import STTables
 from st_model.st_artifact import (FILENAME, PLOT_FILENAME, STModel, load_st_model,
@@ -31,11 +32,11 @@ METRICS_FILE = "metrics.json"
 STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
 
 
-def estimate_in_memory(train: FeatureSet, config: FusionConfig, span: int) -> STModel:
+def estimate_in_memory(train: FeatureSet, config: STConfig, span: int) -> STModel:
     return estimate.estimate_st_model(train, config, span)
 
 
-def build_st_job(p, train_path: Union[str, FeatureHeader], config: FusionConfig,
+def build_st_job(p, train_path: Union[str, FeatureHeader], settings: Settings,
                  span: int, output_dir: str, ranking: bool = True,
                  col_block: int = neighbours.DEFAULT_COL_BLOCK) -> str:
     """Add the ST job to Beam pipeline `p`: the ST model estimated from the train
@@ -50,71 +51,72 @@ def build_st_job(p, train_path: Union[str, FeatureHeader], config: FusionConfig,
     if isinstance(train_path, str):
         train_path = read_header(train_path)
     path = join_path(output_dir, FILENAME)
-    model = p | "EstimateSTModel" >> EstimateSTModel(train_path, config, span,
+    model = p | "EstimateSTModel" >> EstimateSTModel(train_path, settings.st, span,
                                                      col_block=col_block)
     _ = model | "SaveSTModel" >> beam.Map(save_st_model, path)
     if ranking:
-        _ = model | "FusedRanking" >> WriteFusedRanking(train_path, config, output_dir,
+        _ = model | "FusedRanking" >> WriteFusedRanking(train_path, settings.rule, output_dir,
                                                         col_block=col_block)
     return path
 
 
-def run_beam(train_path: Union[str, FeatureHeader], config: FusionConfig, span: int, output_dir: str,
-             beam_args: List[str], ranking: bool = True,
+def run_beam(train_path: Union[str, FeatureHeader], settings: Settings, span: int,
+             output_dir: str, beam_args: List[str], ranking: bool = True,
              col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     log(f"Beam pipeline: {' '.join(beam_args)}")
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        path = build_st_job(p, train_path, config, span, output_dir, ranking, col_block)
+        path = build_st_job(p, train_path, settings, span, output_dir, ranking, col_block)
     return load_st_model(path)
 
 
 def estimate_with_beam(train: Union[FeatureSet, FeatureHeader], train_path: Optional[str],
-                       config: FusionConfig, span: int, output_dir: str,
+                       settings: Settings, span: int, output_dir: str,
                        beam_args: List[str], ranking: bool) -> STModel:
     """The Beam path on `train_path` (the file `train` was loaded from; a
     FeatureHeader is used as read); without one, `train` is first staged as
     OUTPUT/STAGED_TRAIN for the workers and removed after."""
     if isinstance(train, FeatureHeader):
-        return run_beam(train, config, span, output_dir, beam_args, ranking)
+        return run_beam(train, settings, span, output_dir, beam_args, ranking)
     if train_path is not None:
-        return run_beam(train_path, config, span, output_dir, beam_args, ranking)
+        return run_beam(train_path, settings, span, output_dir, beam_args, ranking)
     from apache_beam.io.filesystems import FileSystems
     staged = save_features(train, join_path(output_dir, STAGED_TRAIN))
     try:
-        return run_beam(staged, config, span, output_dir, beam_args, ranking)
+        return run_beam(staged, settings, span, output_dir, beam_args, ranking)
     finally:
         FileSystems.delete([staged])
 
 
 def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: FeatureSet,
-         config: FusionConfig, output_dir: str, beam_args: Optional[List[str]] = None,
+         settings: Settings, output_dir: str, beam_args: Optional[List[str]] = None,
          plot: bool = True, ranking: bool = True, oracle_st: bool = False,
          train_path: Optional[str] = None) -> Dict:
     """fuse_run with one BLAS thread (st_model/blas.py)."""
     with blas.single_thread():
-        return fuse_run(train, query, gallery, config, output_dir, beam_args, plot,
+        return fuse_run(train, query, gallery, settings, output_dir, beam_args, plot,
                         ranking, oracle_st, train_path)
 
 
 def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
-             gallery: FeatureSet, config: FusionConfig, output_dir: str,
+             gallery: FeatureSet, settings: Settings, output_dir: str,
              beam_args: Optional[List[str]] = None, plot: bool = True,
              ranking: bool = True, oracle_st: bool = False,
              train_path: Optional[str] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
-    OUT/st_model.png; returns the metrics dict. `train_path`: the feature file or
+    OUT/st_model.png; returns the metrics dict. `settings`: resolved
+    (st_model.config.resolve_settings). `train_path`: the feature file or
     shard folder `train` was read from, which the Beam path's workers read; with
     the Beam path `train` may be its FeatureHeader only (the launcher never holds
     the train features). `oracle_st` (benchmarks; needs train pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
     true train identities (estimate.oracle_st_model), the bound to read fusion against.
     """
     t0 = time.monotonic()
-    config = config.resolved().validate()
+    st, rule = settings
     check_inputs(train, query, gallery)
     make_folder(output_dir)
     if fused_ranking.remove_ranking(output_dir):
@@ -122,10 +124,10 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     span = estimate.frame_span(train, query, gallery)
     timing = {}
     if beam_args:
-        model = estimate_with_beam(train, train_path, config, span, output_dir,
+        model = estimate_with_beam(train, train_path, settings, span, output_dir,
                                    beam_args, ranking)
     else:
-        model = estimate_in_memory(train, config, span)
+        model = estimate_in_memory(train, st, span)
         save_st_model(model, output_dir)
     tables = STTables.from_model(model)
     timing["st_model_s"] = time.monotonic() - t0
@@ -135,18 +137,19 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     unseen = unseen_report(model, query, gallery, q_node, g_node)
     t1 = time.monotonic()
     log("evaluating vision")
-    vis = evaluate(query, gallery, None, config)
+    vis = evaluate(query, gallery, None, rule)
     log(f"vision: {vis}")
     log("evaluating fusion")
-    fus = evaluate(query, gallery, tables, config, q_node, g_node)
+    fus = evaluate(query, gallery, tables, rule, q_node, g_node)
     log(f"fusion: {fus}")
     timing["evaluation_s"] = time.monotonic() - t1
     reranked = None
-    if config.rerank:
+    if rule.rerank:
         timing["peak_rss_before_rerank_gb"] = peak_rss_gb()
         t3 = time.monotonic()
         log("re-ranking the fused list")
-        rr, rr_info = evaluate_reranked(query, gallery, tables, config, q_node, g_node)
+        rr, rr_info = evaluate_reranked(query, gallery, tables, rule, st.frame_rate,
+                                          q_node, g_node)
         reranked = {**rr.as_dict(), **rr_info}
         timing["rerank_s"] = time.monotonic() - t3
         timing["peak_rss_after_rerank_gb"] = peak_rss_gb()
@@ -155,18 +158,19 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     t4 = time.monotonic()
     if oracle_st:
         log("oracle-ST bound: the same fusion, ST model from true train identities")
-        oracle = STTables.from_model(estimate.oracle_st_model(train, config, span))
-        oracle_metrics = evaluate(query, gallery, oracle, config, q_node,
+        oracle = STTables.from_model(estimate.oracle_st_model(train, st, span))
+        oracle_metrics = evaluate(query, gallery, oracle, rule, q_node,
                                   g_node).as_dict()
         log(f"fusion with the oracle ST model: {oracle_metrics}")
-        if config.rerank:
-            rr, _ = evaluate_reranked(query, gallery, oracle, config, q_node, g_node)
+        if rule.rerank:
+            rr, _ = evaluate_reranked(query, gallery, oracle, rule, st.frame_rate,
+                                      q_node, g_node)
             oracle_reranked = rr.as_dict()
             log(f"oracle-ST fusion + re-ranking: {rr}")
         timing["oracle_st_s"] = time.monotonic() - t4
     if ranking and not beam_args:
         t2 = time.monotonic()
-        fused_ranking.write_ranking_in_memory(train, tables, config, output_dir)
+        fused_ranking.write_ranking_in_memory(train, tables, rule, output_dir)
         timing["fused_ranking_s"] = time.monotonic() - t2
     if plot:
         t5 = time.monotonic()
@@ -179,8 +183,8 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
         "excluded_queries": vis.excluded,
-        "mode": config.mode, "fusion_rule": config.fusion,
-        "config": config.as_dict(),
+        "mode": st.mode, "fusion_rule": rule.fusion,
+        "config": {"st": to_dict(st), "fusion_rule": to_dict(rule)},
         "st_model": {k: v for k, v in model.header().items() if k != "bandwidth_curve"},
         "unseen": unseen,
         "path": "beam" if beam_args else "in_memory",

@@ -8,12 +8,13 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import List
 
 from tfx import v1 as tfx
 
+from core.dataclass_dict import to_dict
+from pipeline.component_io import settings_json
 from pipeline.components.embedder import Embedder
 from pipeline.components.fused_ranker import FusedRanker
 from pipeline.components.ranking_eval_gen import RankingEvalGen
@@ -35,7 +36,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                     pipeline_root: str, metadata_path: str,
                     serving_dir: str) -> tfx.dsl.Pipeline:
     """The whole DAG for `config` over the two dataset folders."""
-    fusion = json.dumps(config.fusion, sort_keys=True)
+    st_config, fusion_rule = settings_json(config.st), settings_json(config.fusion_rule)
     source = ReidExampleGen(dataset_dir=source_dir,
                             dataset_fingerprint=dataset_fingerprint(source_dir)
                             ).with_id("ReidExampleGen_source")
@@ -46,8 +47,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
         module_file=PRETRAIN_MODULE, examples=source.outputs["examples"],
         train_args=tfx.proto.TrainArgs(num_steps=config.pretrain_steps),
         eval_args=tfx.proto.EvalArgs(splits=["train"], num_steps=0),
-        custom_config={"backbone": config.backbone, "seed": config.seed,
-                       "verification": True, **config.pretrain}).with_id("Trainer_pretrain")
+        custom_config=to_dict(config.pretrain_config())).with_id("Trainer_pretrain")
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -58,17 +58,17 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
     for r in range(config.rounds + 1):
         last = r == config.rounds
         embed = Embedder(examples=target.outputs["examples"], model=model).with_id(f"Embedder_r{r}")
-        st = STModelGen(features=embed.outputs["features"], fusion_config=fusion
+        st = STModelGen(features=embed.outputs["features"], st_config=st_config
                         ).with_id(f"STModelGen_r{r}")
         components += [embed, st]
         if last:
             bundle = ServingBundle(model=model, st_model=st.outputs["st_model"],
-                                   fusion_config=fusion).with_id("ServingBundle")
+                                   fusion_rule=fusion_rule).with_id("ServingBundle")
             components.append(bundle)
             model = bundle.outputs["bundle"]
         evalgen = RankingEvalGen(
             features=embed.outputs["features"], st_model=st.outputs["st_model"],
-            examples=target.outputs["examples"], fusion_config=fusion,
+            examples=target.outputs["examples"], fusion_rule=fusion_rule,
             **({"baseline_model": baseline.outputs["model"]} if last else {})
         ).with_id(f"RankingEvalGen_r{r}")
         evaluator = tfx.components.Evaluator(
@@ -79,11 +79,11 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
         if last:
             break
         ranker = FusedRanker(features=embed.outputs["features"],
-                             st_model=st.outputs["st_model"], fusion_config=fusion
+                             st_model=st.outputs["st_model"], fusion_rule=fusion_rule
                              ).with_id(f"FusedRanker_r{r}")
         triplets = TripletGen(fused_ranking=ranker.outputs["fused_ranking"],
                               examples=target.outputs["examples"],
-                              ranknet_config=json.dumps(ranknet_values(config), sort_keys=True)
+                              ranknet_config=settings_json(config.ranknet_config())
                               ).with_id(f"TripletGen_r{r}")
         ranknet = tfx.components.Trainer(
             module_file=config.ranknet_module_file or RANKNET_MODULE,
@@ -114,5 +114,4 @@ def eval_config(config: RunConfig, gated: bool):
 
 def ranknet_values(config: RunConfig) -> dict:
     """RankNetConfig fields of every RankNet round (TripletGen samples with the same)."""
-    return {"backbone": config.backbone, "seed": config.seed,
-            "steps": config.transfer_steps, **config.ranknet}
+    return to_dict(config.ranknet_config())

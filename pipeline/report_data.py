@@ -17,7 +17,7 @@ from typing import List, Mapping, Optional, Sequence
 import numpy as np
 
 from st_model import metrics
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from core.features import FeatureSet
 from st_model.evaluation import score_function
 from st_model.plot import Points
@@ -155,7 +155,7 @@ def _ranked_entries(score_fn, q: int, query: FeatureSet, gallery: FeatureSet,
 
 
 def ranked_queries(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-                   config: FusionConfig, n_queries: int = 6, top: int = 10,
+                   config: FusionRule, n_queries: int = 6, top: int = 10,
                    seed: int = 0) -> List[RankedQuery]:
     """Top-`top` gallery lists by vision and by fusion (none when `tables` is None) of
     n_queries seeded queries, scored as st_model.evaluation.evaluate scores the round."""
@@ -163,7 +163,6 @@ def ranked_queries(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTa
         if fs.pid is None:
             raise ValueError(f"{fs.source}: missing array pid (needed to frame true "
                              f"matches in the ranked results)")
-    config = config.resolved()       # the rules fuse() evaluates with
     vision = score_function(query, gallery, None, config)
     fused = None if tables is None else score_function(query, gallery, tables, config)
     out = []
@@ -189,7 +188,7 @@ def attach_images(ranked: Sequence[RankedQuery], examples_uri: str,
 
 
 def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
-                   st_model_path: str, config: FusionConfig,
+                   st_model_path: str, config: FusionRule,
                    st_plot: Optional[str] = None, examples_uri: Optional[str] = None,
                    n_queries: int = 6, seed: int = 0,
                    train: Optional[Points] = None) -> RoundResult:
@@ -201,7 +200,6 @@ def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
     from st_model.evaluation import evaluate, unseen_report
     from st_model.plot import has_identities
     from st_model.st_artifact import load_st_model
-    config = config.resolved()
     model = load_st_model(st_model_path)
     tables = STTables.from_model(model)
     vis = evaluate(query, gallery, None, config)

@@ -1,19 +1,34 @@
-"""What one `tfusion run` trains on and how: data, rounds, steps, gates, runner.
+"""What one `tfusion run` trains on and how: data, rounds, steps, gates, runner, and
+the typed settings of TFusion (ST estimation, fusion rule) and of training.
 
 A JSON file (`--config FILE`) holds any of the fields below; unknown keys are an error.
 Data come either from dataset folders (`source_dir`, `target_dir`, any layout that
 `tfusion ingest` reads) or from a SynthReID preset rendered into OUTPUT/data
-(`preset`, `seed`). Presets `tiny` (a smoke run, ~3 min) and `demo` set steps and gates.
+(`preset`, `seed`). The run-level settings of the presets (`tiny`, a smoke run, and
+`demo`) live beside the SynthReID presets (synth/config.py RUN_PRESETS).
+
+Everything is resolved and validated once, in RunConfig.from_dict: `st` becomes an
+st_model.config.STConfig and `fusion_rule` a FusionRule (mode presets applied), and
+`pretrain` / `ranknet` (more PretrainConfig / RankNetConfig fields) are checked by
+building those configs. Components get JSON parameters written from these values.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
+from core.dataclass_dict import from_dict, to_dict
 from core.errors import InputError, read_json_object
+from st_model.config import RENAMED_ST_KEYS, FusionRule, STConfig, resolve_settings
+from synth.config import RUN_PRESETS
+from trainer.config import PretrainConfig, RankNetConfig
 
 RUNNERS = ("local", "dataflow")
+# keys of earlier versions, and what replaced them
+RENAMED_KEYS = {"fusion": "split in two: 'st' (ST estimation: mode, top_k, sharpness, "
+                          "max_bin_frames, bandwidth, kappa, ...) and 'fusion_rule' "
+                          "(fusion, weight, alpha, beta, ranking_top_n, rerank, ...)"}
 
 
 class RunConfigError(InputError):
@@ -35,7 +50,9 @@ class RunConfig:
     backbone: str = "small"
     pretrain: Dict[str, Any] = field(default_factory=dict)   # more PretrainConfig fields
     ranknet: Dict[str, Any] = field(default_factory=dict)    # more RankNetConfig fields
-    fusion: Dict[str, Any] = field(default_factory=dict)     # FusionConfig fields
+    # TFusion: ST estimation and the fusion rule (resolved: the mode's presets applied)
+    st: STConfig = field(default_factory=STConfig)
+    fusion_rule: FusionRule = field(default_factory=FusionRule)
     ranknet_module_file: str = ""         # another Trainer module for RankNet rounds
     # gates on the last round (percent): absolute bound, and the largest drop of fused
     # rank-1 against the latest blessed model
@@ -50,18 +67,28 @@ class RunConfig:
     enable_cache: bool = True
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any], where: str = "run config") -> "RunConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise RunConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-        return cls(**values).validate(where)
+    def from_dict(cls, values: Mapping[str, Any], where: str = "run config") -> "RunConfig":
+        """The config of JSON-style values (nested settings as dicts), resolved and
+        validated; errors name `where` and the key."""
+        values = dict(values)
+        nested = {"st": (STConfig, RENAMED_ST_KEYS), "fusion_rule": (FusionRule, {})}
+        for key, (kind, renamed) in nested.items():
+            given = values.get(key)
+            if dataclasses.is_dataclass(given):
+                given = to_dict(given)
+            values[key] = from_dict(kind, given, f"{where}: {key}", RunConfigError,
+                                    renamed=renamed)
+        config = from_dict(cls, values, where, RunConfigError, renamed=RENAMED_KEYS)
+        try:
+            config.st, config.fusion_rule = resolve_settings(config.st, config.fusion_rule)
+        except InputError as e:
+            raise RunConfigError(f"{where}: {e}") from None
+        return config.validate(where)
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> "RunConfig":
         values = read_json_object(path, "run config", RunConfigError)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values, path)
+        return cls.from_dict(merge_overrides(values, overrides), path)
 
     def validate(self, where: str = "run config") -> "RunConfig":
         if bool(self.source_dir) != bool(self.target_dir):
@@ -81,33 +108,50 @@ class RunConfig:
         if self.beam_args:
             from pipeline.beam_options import check_options
             check_options(self.beam_args, f"{where}: beam_args")
-        # the nested configs are checked by the classes that read them
-        from st_model.config import FusionConfig
-        try:
-            FusionConfig.from_dict(self.fusion, f"{where}: fusion").validate()
-        except ValueError as e:
-            raise RunConfigError(str(e) if str(e).startswith(where) else
-                                 f"{where}: fusion: {e}") from None
+        for build in (self.pretrain_config, self.ranknet_config):
+            try:
+                build(where)
+            except InputError as e:
+                raise RunConfigError(str(e) if str(e).startswith(where) else
+                                     f"{where}: {e}") from None
         return self
 
+    def pretrain_config(self, where: str = "run config") -> PretrainConfig:
+        """The pretraining Trainer's settings (its custom_config)."""
+        return PretrainConfig.from_dict({"backbone": self.backbone, "seed": self.seed,
+                                         "verification": True, **self.pretrain},
+                                        f"{where}: pretrain")
+
+    def ranknet_config(self, where: str = "run config") -> RankNetConfig:
+        """Every RankNet round's settings (its Trainer and TripletGen sample with them)."""
+        return RankNetConfig.from_dict({"backbone": self.backbone, "seed": self.seed,
+                                        "steps": self.transfer_steps, **self.ranknet},
+                                       f"{where}: ranknet")
+
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
 
-PRESETS: Dict[str, Dict[str, Any]] = {
-    "tiny": {"preset": "tiny", "pretrain_steps": 40, "transfer_steps": 20,
-             "min_fused_rank1": 5.0, "max_fused_rank1_drop": 5.0},
-    "demo": {"preset": "demo", "rounds": 2, "pretrain_steps": 400, "transfer_steps": 300,
-             "min_fused_rank1": 30.0, "max_fused_rank1_drop": 2.0},
-}
+def merge_overrides(values: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """`values` with the overrides that are not None; nested settings ("st",
+    "fusion_rule": dicts) are merged key by key."""
+    out = dict(values)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("st", "fusion_rule") and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 def preset_config(preset: str, **overrides: Any) -> RunConfig:
-    if preset not in PRESETS:
-        raise RunConfigError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    values = dict(PRESETS[preset])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig.from_dict(values, f"preset {preset}")
+    """The run config of a preset (synth/config.py RUN_PRESETS), with overrides."""
+    if preset not in RUN_PRESETS:
+        raise RunConfigError(f"unknown preset {preset!r}; known: {sorted(RUN_PRESETS)}")
+    values = {"preset": preset, **RUN_PRESETS[preset]}
+    return RunConfig.from_dict(merge_overrides(values, overrides), f"preset {preset}")
 
 
 def beam_pipeline_args(config: RunConfig) -> List[str]:

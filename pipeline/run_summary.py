@@ -131,10 +131,12 @@ def report_rounds(summary: Dict) -> List:
     the round, its unseen images, and a few ranked queries with their images."""
     from pipeline.component_io import load_split_features
     from pipeline.report_data import RoundResult, attach_images, ranked_queries
-    from st_model.config import FusionConfig
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
-    config = FusionConfig.from_dict(summary["config"]["fusion"]).resolved()
+    from core.dataclass_dict import from_dict
+    from st_model.config import FusionRule
+    config = from_dict(FusionRule, summary["config"]["fusion_rule"],   # resolved by the run
+                       "run_summary.json config fusion_rule")
     out = []
     for row in summary["rounds"]:
         query, gallery = load_split_features(row["features"], ("query", "gallery"))

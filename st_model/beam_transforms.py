@@ -29,7 +29,7 @@ import apache_beam as beam
 import numpy as np
 
 from st_model import estimate, fused_ranking, neighbours, random_model, smoothing, vision
-from st_model.config import FusionConfig
+from st_model.config import FusionRule, STConfig
 from core.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoints,
                            layout_names, layout_points, shard_layout)
 from st_model.histograms import DeltaGrid
@@ -246,7 +246,7 @@ def _neighbour_block(keyed) -> estimate.NeighbourBlock:
 
 
 def _block_pair_deltas(block: estimate.NeighbourBlock, best: np.ndarray,
-                       vstats: Tuple[float, float], train: TrainFile, cfg: FusionConfig,
+                       vstats: Tuple[float, float], train: TrainFile, cfg: STConfig,
                        span: int):
     """(node pair a·M+b, its deltas) of one row block, one element per node pair."""
     loaded = train.load()
@@ -327,7 +327,7 @@ class EstimateSTModel(beam.PTransform):
     estimated from the train features at `train_path` (an .npz file or a folder of
     row shards, any Beam filesystem; or its FeatureHeader, already read)."""
 
-    def __init__(self, train_path: Union[str, FeatureHeader], config: FusionConfig,
+    def __init__(self, train_path: Union[str, FeatureHeader], config: STConfig,
                  span: int,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                  col_block: int = neighbours.DEFAULT_COL_BLOCK):
@@ -336,7 +336,7 @@ class EstimateSTModel(beam.PTransform):
         self.row_block, self.col_block = row_block, col_block
 
     def expand(self, pbegin):
-        span, cfg = self.span, self.config.resolved().validate()
+        span, cfg = self.span, self.config
         train, points = plan_train(self.train_path)
         nodes = build_nodes(points.camera, points.sequence, cfg.mode)
         plan = random_model.random_plan(nodes.lookup(points.camera, points.sequence),
@@ -408,7 +408,7 @@ class _FusedTileTopN(beam.DoFn):
     neighbours among the tile's columns (fused_ranking.fused_top_n_rows), from the
     tile's row and column blocks only."""
 
-    def __init__(self, train: TrainFile, config: FusionConfig):
+    def __init__(self, train: TrainFile, config: FusionRule):
         self.train, self.config = train, config
         self._tables = None
 
@@ -438,7 +438,7 @@ class WriteFusedRanking(beam.PTransform):
     the train features at `train_path` (an .npz file or a folder of row shards, any
     Beam filesystem; or its FeatureHeader, already read)."""
 
-    def __init__(self, train_path: Union[str, FeatureHeader], config: FusionConfig,
+    def __init__(self, train_path: Union[str, FeatureHeader], config: FusionRule,
                  out_dir: str,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK, shards: int = 1,
                  col_block: int = neighbours.DEFAULT_COL_BLOCK):
@@ -447,7 +447,7 @@ class WriteFusedRanking(beam.PTransform):
         self.row_block, self.shards, self.col_block = row_block, shards, col_block
 
     def expand(self, model_pc):
-        cfg = self.config.resolved()
+        cfg = self.config
         train, points = plan_train(self.train_path)
         n = len(points)
         tile_top_n = beam.ParDo(_FusedTileTopN(train, cfg),

@@ -1,4 +1,13 @@
-"""Every knob of ST estimation and fusion, with a priori defaults.
+"""Every knob of TFusion, with a priori defaults, as two typed configs:
+
+    STConfig     how the ST model is estimated from the unlabeled train split
+    FusionRule   how a visual score and the ST model are fused into one score
+                 (and the fused train ranking, the optional re-ranking)
+
+`resolve_settings` applies the mode's presets and validates both, once, where the
+settings enter (a CLI flag, a run config); the math receives its result and never
+resolves again. Each field's `metadata["help"]` is its documentation and the help of
+its generated CLI flag (pipeline/commands/flags.py).
 
 No default is tuned on query/gallery labels. Data-dependent choices (bandwidth and
 bin width) are made on the unlabeled train split by documented rules
@@ -6,102 +15,146 @@ bin width) are made on the unlabeled train split by documented rules
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Optional, Tuple
 
 from core.errors import InputError
+from st_model.nodes import MODES
 
 FUSIONS = ("loglinear", "bayes", "logistic")
 CHANCE_LEVELS = ("true_share", "whole")   # chance.true_pair_weight
+TFUSION_MAX_DELTA = 40000                 # tfusion mode: |Δ| beyond this is out of reach
+
+# Keys of earlier versions and the keys that replaced them (the widest bin is
+# max_bin_frames; the ST model's bin_frames is the width chosen).
+RENAMED_ST_KEYS = {"bin_frames": "max_bin_frames"}
+
+
+def _opt(default, help: str, **flag):
+    """A field with its help text and flag options (choices, group, none_flag)."""
+    return field(default=default, metadata={"help": help, **flag})
 
 
 @dataclass(frozen=True)
-class FusionConfig:
-    mode: str = "camera_sequence"     # ST node: camera_sequence | tfusion
-    top_k: int = 10                   # visual neighbours per train image (visual model)
-    sharpness: Optional[float] = 2.0  # β of the soft neighbour weights exp(β(z − z_best));
-    #                                   None: hard top-k (TFusion), no chance subtraction
-    noise_threshold: float = 2.0      # λ: deviations from chance within λ std. errors dropped
-    bin_frames: int = 100             # widest bin (frames); auto-narrowed to h/2
-    bandwidth: Optional[float] = None  # Parzen σ in frames; None = LOO choice on train
-    chance_level: str = "true_share"  # chance-shaped part under the deviations: the
-    #                                   true share (1 − c)·W·r or the "whole" W·r
-    kappa: float = 20.0               # shrinkage n/(n+κ) of a node pair's log-ratio,
-    #                                   n its effective number of deltas
-    prior_count: float = 20.0         # pseudo-count of the random model in P_st
-    floor: float = 1e-6               # probability floor of P_st and P_rand (per bin)
-    fusion: str = "loglinear"         # loglinear | bayes | logistic
-    weight: float = 1.0               # w of w·log P_v in the log-linear mix
-    alpha: float = 0.0                # eq. 9 α (bayes)
-    beta: float = 0.0                 # eq. 9 β (bayes)
-    window_frames: int = 700          # tfusion: P_st counts deltas within ±window
-    max_delta: Optional[int] = None   # |Δ| beyond this is out of reach (tfusion: 40000)
-    rand_floor: float = 2e-5          # tfusion: P_rand floor
-    logistic: tuple = (1.0, 5.0, 1.0, 5.0)  # st-ReID λ0, γ0, λ1, γ1
-    ranking_top_n: int = 50           # fused neighbours per train image (RankNet teacher)
-    frame_rate: float = 25.0          # frames per second (reporting, visit window)
-    rerank: bool = False              # also rank query × gallery re-ranked (fused_rerank.py)
-    rerank_k1: int = 30               # k1 of the k-reciprocal sets (rerank.py)
-    rerank_k2: int = 6                # k2 of the local query expansion
-    rerank_lambda: float = 0.4        # λ: weight of the fused distance beside Jaccard's
-    rerank_tau: float = 4.0           # fused-score units per unit of distance
-    visit_seconds: float = 4.0        # near-duplicates of one visit: same node, |Δ| ≤ this
-    visit_fdr: float = 0.1            # estimated share of false visit links allowed
-    visit_weight: float = 0.5         # β: weight of a linked detection in the pooled feature
+class STConfig:
+    """ST estimation: nodes, the visual model of train neighbours, histograms."""
+    mode: str = _opt("camera_sequence",
+                     "ST node: (camera, sequence) or TFusion's faithful rules "
+                     "(same-sequence pairs only, ±700-frame windows)", choices=MODES)
+    top_k: int = _opt(10, "visual neighbours per train image")
+    sharpness: Optional[float] = _opt(
+        2.0, "β of the soft neighbour weights exp(β·(z − best z)), z in random-pair "
+        "standard deviations; None (--hard-top-k): TFusion's weight 1 per neighbour",
+        none_flag=("--hard-top-k", "TFusion's visual model: every top-k neighbour counts "
+                   "1 and no chance level is subtracted (always so in --mode tfusion)"))
+    noise_threshold: float = _opt(
+        2.0, "λ: deviations of the neighbour histogram from its chance level within λ "
+        "standard errors are dropped")
+    chance_level: str = _opt(
+        "true_share", "chance-shaped evidence under the deviations: the true share "
+        "(1 − c)·W·r or the whole W·r (flatter log-ratios: +2.3 mAP on dense "
+        "Market-like data at noise 1.5, 4–7 rank-1 lost on small networks at noise 2.0)",
+        choices=CHANCE_LEVELS)
+    max_bin_frames: int = _opt(
+        100, "widest histogram bin in frames; narrowed to half the bandwidth when that "
+        "is smaller (the ST model records the width chosen as bin_frames)")
+    bandwidth: Optional[float] = _opt(
+        None, "Parzen σ in frames (default: leave-one-out choice on train)")
+    kappa: float = _opt(20.0, "shrinkage n/(n+κ) of a node pair's log-ratio, n its "
+                              "effective number of deltas")
+    prior_count: float = _opt(20.0, "random-model pseudo-count in P_st")
+    floor: float = _opt(1e-6, "probability floor of P_st and P_rand (per bin)")
+    window_frames: int = _opt(700, "tfusion mode: P_st counts deltas within ±window")
+    max_delta: Optional[int] = _opt(
+        None, f"|Δ| beyond this is out of reach (default: none; {TFUSION_MAX_DELTA} "
+        "in tfusion mode)")
+    rand_floor: float = _opt(2e-5, "tfusion mode: P_rand floor")
+    frame_rate: float = _opt(
+        25.0, "frames per second, for reporting and the visit window (tfusion fuse: "
+        "from the naming convention of the train names, e.g. Market 25, Duke 60)")
 
-    def as_dict(self) -> Dict[str, Any]:
-        d = asdict(self)
-        d["logistic"] = list(self.logistic)
-        return d
 
-    @classmethod
-    def from_dict(cls, values: Optional[Dict[str, Any]],
-                  where: str = "fusion config") -> "FusionConfig":
-        """From as_dict()-style values (JSON); unknown keys are an error."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown option(s) {unknown}; known: {sorted(known)}")
-        if "logistic" in values:
-            values["logistic"] = tuple(values["logistic"])
-        return cls(**values)
+@dataclass(frozen=True)
+class FusionRule:
+    """Scoring: the fusion rule and its weights, the fused train ranking, re-ranking."""
+    fusion: str = _opt(
+        "loglinear", "loglinear, bayes (eq. 9) or logistic (st-ReID); tfusion mode "
+        "uses bayes in place of loglinear", choices=FUSIONS)
+    weight: float = _opt(1.0, "w of w·log P_v in the log-linear mix")
+    alpha: float = _opt(0.0, "eq. 9 α (bayes rule only)")
+    beta: float = _opt(0.0, "eq. 9 β (bayes rule only)")
+    logistic: Tuple[float, float, float, float] = _opt(
+        (1.0, 5.0, 1.0, 5.0), "st-ReID's λ0 γ0 λ1 γ1 (logistic rule)")
+    ranking_top_n: int = _opt(50, "fused neighbours per train image in the ranking "
+                                  "(the RankNet teacher)")
+    rerank: bool = _opt(False, "also rank query × gallery re-ranked: detections of one "
+                               "visit pooled, then k-reciprocal re-ranking of the fused "
+                               "score", group="re-ranking")
+    rerank_k1: int = _opt(30, "k1 of the k-reciprocal sets", group="re-ranking")
+    rerank_k2: int = _opt(6, "k2 of the local query expansion", group="re-ranking")
+    rerank_lambda: float = _opt(0.4, "λ: weight of the fused distance beside the "
+                                     "Jaccard distance", group="re-ranking")
+    rerank_tau: float = _opt(4.0, "fused-score units per unit of distance",
+                             group="re-ranking")
+    visit_seconds: float = _opt(4.0, "window of one visit's near-duplicates in a node; "
+                                     "0: no pooling", group="re-ranking")
+    visit_fdr: float = _opt(0.1, "estimated share of false visit links allowed",
+                            group="re-ranking")
+    visit_weight: float = _opt(0.5, "β: weight of a linked detection in a pooled "
+                                    "feature beside the detection's own 1",
+                               group="re-ranking")
 
-    def resolved(self) -> "FusionConfig":
-        """Mode presets: `tfusion` keeps the paper's rules unless overridden."""
-        if self.mode == "tfusion":
-            return replace(self, fusion="bayes" if self.fusion == "loglinear" else self.fusion,
-                           max_delta=40000 if self.max_delta is None else self.max_delta,
-                           sharpness=None)
-        return self
 
-    def validate(self) -> "FusionConfig":
-        from st_model.nodes import MODES
-        if self.mode not in MODES:
-            raise InputError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
-        if self.fusion not in FUSIONS:
-            raise InputError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
-        if self.top_k < 1 or self.ranking_top_n < 1:
-            raise InputError("top_k and ranking_top_n must be >= 1")
-        if self.sharpness is not None and self.sharpness < 0:
-            raise InputError("sharpness must be >= 0 (or None for a hard top-k)")
-        if self.noise_threshold < 0:
-            raise InputError("noise_threshold must be >= 0")
-        if self.bin_frames < 1:
-            raise InputError("bin_frames must be >= 1")
-        if not (0 <= self.alpha < 1 and 0 <= self.beta < 1 and self.alpha + self.beta < 1):
-            raise InputError("eq. 9 needs 0 <= α, β and α + β < 1")
-        if self.chance_level not in CHANCE_LEVELS:
-            raise InputError(f"unknown chance_level {self.chance_level!r}; known: "
-                             f"{', '.join(CHANCE_LEVELS)}")
-        if self.rerank_k1 < 1 or self.rerank_k2 < 1:
-            raise InputError("rerank_k1 and rerank_k2 must be >= 1")
-        if not (0 <= self.rerank_lambda <= 1 and self.rerank_tau > 0):
-            raise InputError("re-ranking needs 0 <= λ <= 1 and τ > 0")
-        if self.visit_seconds < 0 or not 0 < self.visit_fdr < 1 or self.visit_weight < 0:
-            raise InputError("visit_seconds and visit_weight must be >= 0 and visit_fdr "
-                             "in (0, 1)")
-        if (self.alpha or self.beta) and self.fusion != "bayes":
-            raise InputError(f"α and β belong to the bayes fusion (eq. 9), not to "
-                             f"{self.fusion!r}; add --fusion bayes")
-        return self
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def validate_st(st: STConfig) -> None:
+    _check(st.mode in MODES, f"unknown mode {st.mode!r}; known: {', '.join(MODES)}")
+    _check(st.top_k >= 1, "top_k and ranking_top_n must be >= 1")
+    _check(st.sharpness is None or st.sharpness >= 0,
+           "sharpness must be >= 0 (or None for a hard top-k)")
+    _check(st.noise_threshold >= 0, "noise_threshold must be >= 0")
+    _check(st.max_bin_frames >= 1, "max_bin_frames must be >= 1")
+    _check(st.chance_level in CHANCE_LEVELS, f"unknown chance_level {st.chance_level!r}; "
+                                             f"known: {', '.join(CHANCE_LEVELS)}")
+
+
+def validate_rule(rule: FusionRule) -> None:
+    _check(rule.fusion in FUSIONS,
+           f"unknown fusion {rule.fusion!r}; known: {', '.join(FUSIONS)}")
+    _check(rule.ranking_top_n >= 1, "top_k and ranking_top_n must be >= 1")
+    _check(0 <= rule.alpha < 1 and 0 <= rule.beta < 1 and rule.alpha + rule.beta < 1,
+           "eq. 9 needs 0 <= α, β and α + β < 1")
+    _check(len(rule.logistic) == 4, "logistic needs four numbers: λ0 γ0 λ1 γ1")
+    _check(rule.rerank_k1 >= 1 and rule.rerank_k2 >= 1, "rerank_k1 and rerank_k2 must be >= 1")
+    _check(0 <= rule.rerank_lambda <= 1 and rule.rerank_tau > 0,
+           "re-ranking needs 0 <= λ <= 1 and τ > 0")
+    _check(rule.visit_seconds >= 0 and 0 < rule.visit_fdr < 1 and rule.visit_weight >= 0,
+           "visit_seconds and visit_weight must be >= 0 and visit_fdr in (0, 1)")
+    _check(not (rule.alpha or rule.beta) or rule.fusion == "bayes",
+           f"alpha and beta belong to the bayes rule (eq. 9), not to {rule.fusion!r}: "
+           "name the rule with fusion = bayes (flag --fusion bayes)")
+
+
+class Settings(NamedTuple):
+    """Resolved ST estimation and fusion rule, as the math receives them."""
+    st: STConfig
+    rule: FusionRule
+
+
+def resolve_settings(st: STConfig = STConfig(), rule: FusionRule = FusionRule()
+                     ) -> Settings:
+    """The settings the math runs with: the mode's presets applied (`tfusion` keeps
+    the paper's rules: hard top-k, |Δ| <= 40000 unless set, bayes in place of
+    loglinear), then validated. Idempotent; the default configs are resolved already
+    for the default mode."""
+    if st.mode == "tfusion":
+        st = replace(st, sharpness=None,
+                     max_delta=TFUSION_MAX_DELTA if st.max_delta is None else st.max_delta)
+        if rule.fusion == "loglinear":
+            rule = replace(rule, fusion="bayes")
+    validate_st(st)
+    validate_rule(rule)
+    return Settings(st, rule)

@@ -26,7 +26,7 @@ import numpy as np
 from core.features import FeatureSet, STPoints
 from core.progress import counter, log
 from st_model import histograms, neighbours, random_model, smoothing, vision
-from st_model.config import FusionConfig
+from st_model.config import STConfig
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
@@ -78,9 +78,9 @@ def capped_grid(span: int, width: int, n_nodes: int) -> DeltaGrid:
     return histograms.make_grid(span, width)
 
 
-def coarse_grid(span: int, config: FusionConfig, n_nodes: int) -> DeltaGrid:
-    """The widest grid (bin_frames), itself widened to respect MAX_TABLE_ENTRIES."""
-    return capped_grid(span, config.bin_frames, n_nodes)
+def coarse_grid(span: int, config: STConfig, n_nodes: int) -> DeltaGrid:
+    """The widest grid (max_bin_frames), itself widened to respect MAX_TABLE_ENTRIES."""
+    return capped_grid(span, config.max_bin_frames, n_nodes)
 
 
 class NeighbourBlock(NamedTuple):
@@ -156,9 +156,9 @@ def neighbour_weights(cosine: np.ndarray, best_row: np.ndarray, best_col: np.nda
 FOLD_BLOCKS = 32   # time blocks over the frame span for the two-fold cross-validation
 
 
-def fold_frames(span: int, config: FusionConfig) -> int:
-    """Length of the cross-validation time blocks: span / FOLD_BLOCKS, ≥ bin_frames."""
-    return max(int(config.bin_frames), int(span) // FOLD_BLOCKS)
+def fold_frames(span: int, config: STConfig) -> int:
+    """Length of the cross-validation time blocks: span / FOLD_BLOCKS, ≥ max_bin_frames."""
+    return max(int(config.max_bin_frames), int(span) // FOLD_BLOCKS)
 
 
 def delta_folds(node: np.ndarray, frame: np.ndarray, block_frames: int) -> np.ndarray:
@@ -209,7 +209,7 @@ def true_pair_deltas(train: FeatureSet, node: np.ndarray, mode: str, n_nodes: in
                         train.frame[i])
 
 
-def needs_cv(config: FusionConfig) -> bool:
+def needs_cv(config: STConfig) -> bool:
     """Whether the bandwidth is chosen by cross-validation (not tfusion, not fixed)."""
     return config.mode != "tfusion" and config.bandwidth is None
 
@@ -233,13 +233,13 @@ def cv_terms(deltas: VisualDeltas, coarse_random: np.ndarray, grid0: DeltaGrid,
 
 
 def choose_grid(cv: Optional[smoothing.CVTerms], grid0: DeltaGrid, span: int,
-                config: FusionConfig, n_nodes: int, step: int = 1
+                config: STConfig, n_nodes: int, step: int = 1
                 ) -> Tuple[DeltaGrid, float, Dict]:
-    """Bandwidth h (frames) and the grid it implies (bin width ≈ h/2, ≤ bin_frames).
+    """Bandwidth h (frames) and the grid it implies (bin width ≈ h/2, ≤ max_bin_frames).
 
     h is the pooled cross-validated likelihood choice (smoothing.choose_bandwidth)
     on the node pairs' terms `cv` (cv_terms, over bandwidth_candidates(span, step))
-    unless fixed in the config; tfusion mode keeps bin_frames and its box.
+    unless fixed in the config; tfusion mode keeps max_bin_frames and its box.
     """
     if config.mode == "tfusion":
         return grid0, 0.0, {"bandwidth_rule": "tfusion box window",
@@ -289,7 +289,7 @@ def visual_histograms(deltas: VisualDeltas, n_nodes: int, grid: DeltaGrid,
 def assemble_model(nodes: NodeIndex, grid: DeltaGrid,
                    visual: Tuple[np.ndarray, np.ndarray],
                    random_counts: np.ndarray, bandwidth: float, info: Dict,
-                   random_info: Dict, config: FusionConfig, n_train: int,
+                   random_info: Dict, config: STConfig, n_train: int,
                    vision_stats: Tuple[float, float], evidence: str) -> STModel:
     """Weighted counts on the final grid (visual_histograms) + every parameter
     needed to score, as an STModel. `evidence`: "visual_above_chance" (soft-weighted
@@ -310,12 +310,12 @@ def assemble_model(nodes: NodeIndex, grid: DeltaGrid,
     return STModel(nodes, grid, visual, random_counts, params, visual_sq)
 
 
-def evidence_kind(config: FusionConfig) -> str:
+def evidence_kind(config: STConfig) -> str:
     """How the visual deltas are read (see assemble_model)."""
     return "visual" if config.sharpness is None else "visual_above_chance"
 
 
-def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
+def visual_deltas(train: FeatureSet, node: np.ndarray, config: STConfig,
                   n_nodes: int, vision_stats: Tuple[float, float], span: int,
                   row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                   col_block: int = neighbours.DEFAULT_COL_BLOCK) -> VisualDeltas:
@@ -333,7 +333,7 @@ def visual_deltas(train: FeatureSet, node: np.ndarray, config: FusionConfig,
 
 def block_deltas(train: Union[FeatureSet, STPoints], node: np.ndarray,
                  block: NeighbourBlock,
-                 best: np.ndarray, config: FusionConfig, n_nodes: int,
+                 best: np.ndarray, config: STConfig, n_nodes: int,
                  vision_stats: Tuple[float, float], span: int) -> VisualDeltas:
     """Weights and deltas of one block of neighbours (best: best_cosines)."""
     col_best = best[np.where(block.index >= 0, block.index, 0)]
@@ -356,7 +356,7 @@ def concat_deltas(parts: List[VisualDeltas]) -> VisualDeltas:
 
 
 def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
-                      deltas: VisualDeltas, config: FusionConfig, span: int,
+                      deltas: VisualDeltas, config: STConfig, span: int,
                       vision_stats: Tuple[float, float], evidence: str) -> STModel:
     """Random model, bandwidth and grid, and the STModel, from a set of deltas."""
     grid0 = coarse_grid(span, config, nodes.size)
@@ -380,12 +380,11 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
                           len(train), vision_stats, evidence)
 
 
-def estimate_st_model(train: FeatureSet, config: FusionConfig,
+def estimate_st_model(train: FeatureSet, config: STConfig,
                       span: Optional[int] = None,
                       row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                       col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """The whole estimation in memory (the Beam path gives the identical model)."""
-    config = config.resolved().validate()
     span = span or frame_span(train)
     nodes = build_nodes(train.camera, train.sequence, config.mode)
     node = nodes.lookup(train.camera, train.sequence)
@@ -397,12 +396,11 @@ def estimate_st_model(train: FeatureSet, config: FusionConfig,
                              evidence_kind(config))
 
 
-def oracle_st_model(train: FeatureSet, config: FusionConfig,
+def oracle_st_model(train: FeatureSet, config: STConfig,
                     span: Optional[int] = None) -> STModel:
     """The oracle-ST bound's model: the same estimation and scoring, with the
     visual-neighbour deltas replaced by those of all true same-identity train pairs.
     Benchmarks only: it reads train pids, which the ST model never uses."""
-    config = config.resolved().validate()
     span = span or frame_span(train)
     nodes = build_nodes(train.camera, train.sequence, config.mode)
     node = nodes.lookup(train.camera, train.sequence)

@@ -11,7 +11,7 @@ import numpy as np
 from core.features import FeatureFileError, FeatureHeader, FeatureSet
 from core.progress import log
 from st_model import fused_rerank, metrics
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import STModel
 
@@ -65,7 +65,7 @@ def unseen_report(model: STModel, query: FeatureSet, gallery: FeatureSet,
 
 
 def score_function(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-                   config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                   config: FusionRule, q_node: Optional[np.ndarray] = None,
                    g_node: Optional[np.ndarray] = None) -> metrics.ScoreFn:
     """score_fn(q_idx, g_idx) of the query × gallery ranking: cosine similarity of the
     (unit) features for vision (tables None), else the fused score (BlockScorer)."""
@@ -75,7 +75,7 @@ def score_function(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTa
 
 
 def match_ranks(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-                config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                config: FusionRule, q_node: Optional[np.ndarray] = None,
                 g_node: Optional[np.ndarray] = None) -> metrics.MatchRanks:
     """Ranks of every query's true matches (metrics.query_match_ranks) by vision
     (tables None: cosine of the unit features) or by the fused score (node ids of
@@ -95,7 +95,7 @@ def ranks_of(score: metrics.ScoreFn, query: FeatureSet, gallery: FeatureSet,
 
 
 def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
-             config: FusionConfig, q_node: Optional[np.ndarray] = None,
+             config: FusionRule, q_node: Optional[np.ndarray] = None,
              g_node: Optional[np.ndarray] = None) -> metrics.RankingResult:
     """Rank-1/5/10 and mAP of vision (tables None) or of the fusion (node ids of
     query / gallery looked up when not given)."""
@@ -104,11 +104,12 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
 
 
 def evaluate_reranked(query: FeatureSet, gallery: FeatureSet, tables: STTables,
-                      config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                      config: FusionRule, frame_rate: float,
+                      q_node: Optional[np.ndarray] = None,
                       g_node: Optional[np.ndarray] = None
                       ) -> Tuple[metrics.RankingResult, Dict]:
     """Rank-1/5/10 and mAP of the re-ranked fused list (fused_rerank.py) and its
     report (visit links, k-reciprocal set sizes)."""
     score, info = fused_rerank.reranked_score_fn(query, gallery, tables, config,
-                                                 q_node, g_node)
+                                                 frame_rate, q_node, g_node)
     return metrics.ranking_result(ranks_of(score, query, gallery, "re-ranked fusion")), info

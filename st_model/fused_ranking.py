@@ -23,7 +23,7 @@ from core.features import FeatureSet
 from core.files import join_path
 from core.progress import counter
 from st_model import neighbours
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.scoring import BlockScorer, STTables
 
 PREFIX = "fused_ranking"
@@ -112,7 +112,7 @@ def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[flo
     return paths
 
 
-def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionConfig,
+def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionRule,
                             output_dir: str,
                             col_block: int = neighbours.DEFAULT_COL_BLOCK) -> List[str]:
     """The fused ranking of `train` scored in this process (row blocks, col_block

@@ -16,7 +16,7 @@ import numpy as np
 from core.features import FeatureSet
 from core.progress import log
 from st_model import metrics, rerank, visits
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.scoring import BlockScorer, STTables
 
 
@@ -29,14 +29,15 @@ def joint_set(query: FeatureSet, gallery: FeatureSet) -> FeatureSet:
                       None, f"{query.source} + {gallery.source}")
 
 
-def visit_window(config: FusionConfig) -> int:
+def visit_window(config: FusionRule, frame_rate: float) -> int:
     """The near-duplicate window W in frames: visit_seconds at the frame rate."""
-    return int(round(config.visit_seconds * config.frame_rate))
+    return int(round(config.visit_seconds * frame_rate))
 
 
-def pool_visits(items: FeatureSet, config: FusionConfig) -> Tuple[FeatureSet, Dict]:
+def pool_visits(items: FeatureSet, config: FusionRule, frame_rate: float
+                ) -> Tuple[FeatureSet, Dict]:
     """`items` with visit-pooled features (visits.py) and a report of the links."""
-    window = visit_window(config)
+    window = visit_window(config, frame_rate)
     if window < 1:
         return items, {"visit_links": 0}
     key = np.stack([items.camera, items.sequence], axis=1)
@@ -51,18 +52,20 @@ def pool_visits(items: FeatureSet, config: FusionConfig) -> Tuple[FeatureSet, Di
     return replace(items, features=pooled), info
 
 
-def params_of(config: FusionConfig) -> rerank.RerankParams:
+def params_of(config: FusionRule) -> rerank.RerankParams:
     return rerank.RerankParams(config.rerank_k1, config.rerank_k2,
                                config.rerank_lambda, config.rerank_tau)
 
 
 def reranked_score_fn(query: FeatureSet, gallery: FeatureSet, tables: STTables,
-                      config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                      config: FusionRule, frame_rate: float,
+                      q_node: Optional[np.ndarray] = None,
                       g_node: Optional[np.ndarray] = None
                       ) -> Tuple[metrics.ScoreFn, Dict]:
     """score_fn(q_idx, g_idx) of the re-ranked list (rerank eq. 6 on the fused
-    score of the pooled features) and a report (visit links, set sizes)."""
-    items, info = pool_visits(joint_set(query, gallery), config)
+    score of the pooled features) and a report (visit links, set sizes); frame_rate
+    (frames per second) sets the visit window."""
+    items, info = pool_visits(joint_set(query, gallery), config, frame_rate)
     nq = len(query)
     node = None
     if q_node is not None and g_node is not None:

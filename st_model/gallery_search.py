@@ -34,7 +34,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from core.features import FeatureSet
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.gallery_index import GalleryIndex
 from st_model.scoring import BlockScorer, STTables
 
@@ -79,8 +79,8 @@ def top_rows(scores: np.ndarray, rows: np.ndarray, name_rank: np.ndarray,
 class GallerySearch:
     """Searches one index with one ST model and fusion config."""
 
-    def __init__(self, index: GalleryIndex, tables: STTables, config: FusionConfig):
-        self.index, self.tables, self.config = index, tables, config.resolved()
+    def __init__(self, index: GalleryIndex, tables: STTables, config: FusionRule):
+        self.index, self.tables, self.config = index, tables, config
         model = tables.model
         self.m = model.nodes.size
         self.grid = model.grid

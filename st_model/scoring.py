@@ -33,7 +33,7 @@ from core.features import FeatureSet
 from st_model import chance
 from st_model import fusion as fz
 from st_model import smoothing
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.st_artifact import STModel
 
 
@@ -176,7 +176,7 @@ class BlockScorer:
     (camera_sequence mode) or get P_st = 0 (tfusion mode: out of reach)."""
 
     def __init__(self, tables: STTables, query: FeatureSet, gallery: FeatureSet,
-                 config: FusionConfig, q_node: Optional[np.ndarray] = None,
+                 config: FusionRule, q_node: Optional[np.ndarray] = None,
                  g_node: Optional[np.ndarray] = None):
         model = tables.model
         nodes = model.nodes

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from core.features import make_feature_set
-from st_model.config import FusionConfig
+from st_model.config import STConfig
 from st_model.estimate import estimate_st_model
 from st_model.scoring import STTables
 
@@ -66,7 +66,7 @@ def build_case(noise=1.2, seed=0):
 
 
 def st_tables(train):
-    return STTables.from_model(estimate_st_model(train, FusionConfig()))
+    return STTables.from_model(estimate_st_model(train, STConfig()))
 
 
 def png_bytes(pid, camera):

@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 from core.features import FeatureSet, make_feature_set
-from st_model.config import FusionConfig
+from pipeline.component_io import settings_json
+from st_model.config import FusionRule, STConfig
 from st_model.estimate import estimate_st_model
 from st_model.st_artifact import save_st_model
 
@@ -37,9 +38,9 @@ def simulated_split(n_ids: int, seed: int, pid0: int = 1, span: int = 20000,
                             np.array(names))
 
 
-def st_model_dir(root: str, config: FusionConfig = FusionConfig()) -> str:
+def st_model_dir(root: str, config: STConfig = STConfig()) -> str:
     train = simulated_split(120, 0)
-    model = estimate_st_model(train, config.resolved().validate(), 30000)
+    model = estimate_st_model(train, config, 30000)
     out = os.path.join(root, "st")
     os.makedirs(out, exist_ok=True)
     save_st_model(model, out)
@@ -53,7 +54,7 @@ def model_dir(root: str) -> str:
                                models.build_backbone(spec))
 
 
-def bundle(root: str, config: FusionConfig = FusionConfig()) -> str:
+def bundle(root: str, config: STConfig = STConfig(), rule: FusionRule = FusionRule()) -> str:
     from pipeline.components.serving_bundle import write_bundle
     return write_bundle(model_dir(root), st_model_dir(root, config),
-                        os.path.join(root, "serving"), json.dumps(config.as_dict()))
+                        os.path.join(root, "serving"), settings_json(rule))

@@ -9,7 +9,7 @@ pytest.importorskip("apache_beam")
 
 from core.features import load_features  # noqa: E402
 from pipeline.fuse_job import fuse  # noqa: E402
-from st_model.config import FusionConfig  # noqa: E402
+from st_model.config import FusionRule, STConfig, resolve_settings  # noqa: E402
 
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
               "--direct_num_workers=1"]
@@ -43,7 +43,7 @@ def test_fuse_reads_and_writes_another_filesystem(store):
         write_split(store / "in" / f"{split}.npz", n, seed)
     train, query, gallery = (load_features(f"tfusiontest://in/{s}.npz")
                              for s in ("train", "query", "gallery"))
-    config = FusionConfig(top_k=4, ranking_top_n=10)
+    config = resolve_settings(STConfig(top_k=4), FusionRule(ranking_top_n=10))
     mem = fuse(train, query, gallery, config, "tfusiontest://mem")
     beam = fuse(train, query, gallery, config, "tfusiontest://beam", beam_args=IN_PROCESS)
     assert beam["path"] == "beam" and beam["fusion"] == mem["fusion"]
@@ -100,7 +100,7 @@ def test_dataflow_fuse_job_graph_of_a_market_size_train_split_stays_under_1mb(
     frames = load_st_points(path)[1]
     span = int(frames.max() - frames.min())
     p = beam.Pipeline(options=PipelineOptions(beam_args(DATAFLOW + ["--dry_run=True"])))
-    model_path = build_st_job(p, path, FusionConfig(), span, "gs://bucket/out")
+    model_path = build_st_job(p, path, resolve_settings(), span, "gs://bucket/out")
     assert model_path == "gs://bucket/out/st_model.npz"
     size = len(p.to_runner_api().SerializeToString())
     print(f"job graph: {size} bytes")

@@ -97,7 +97,7 @@ def test_rerank_reports_the_re_ranked_list_beside_the_fusion(fused):
     mem, _ = fused
     m = json.loads((mem / "metrics.json").read_text())
     r, f = m["fusion_reranked"], m["fusion"]
-    assert r["queries"] == f["queries"] and m["config"]["rerank"]
+    assert r["queries"] == f["queries"] and m["config"]["fusion_rule"]["rerank"]
     assert r["mAP"] > f["mAP"] and r["rank1"] >= f["rank1"] - 0.5
     assert r["visit_links"] > 0 and r["reciprocal_set"] > 1
     assert m["timing"]["rerank_s"] > 0
@@ -119,7 +119,7 @@ def test_beam_and_in_memory_paths_give_identical_artifacts(fused):
     mb = json.loads((beam / "metrics.json").read_text())
     assert mm["fusion"] == mb["fusion"] and mb["path"] == "beam"
     assert mm["fusion_reranked"] == mb["fusion_reranked"]
-    assert mm["config"]["frame_rate"] == mb["config"]["frame_rate"]
+    assert mm["config"]["st"]["frame_rate"] == mb["config"]["st"]["frame_rate"]
     assert (beam / "st_model.png").read_bytes() == (mem / "st_model.png").read_bytes()
 
 
@@ -128,7 +128,7 @@ def test_tfusion_mode_runs_and_reports_its_rules(market_slice, tmp_path):
     assert main(_args(market_slice, out, "--mode", "tfusion", "--no-plot",
                       "--no-ranking")) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["fusion_rule"] == "bayes" and m["config"]["max_delta"] == 40000
+    assert m["fusion_rule"] == "bayes" and m["config"]["st"]["max_delta"] == 40000
     assert m["st_model"]["nodes"] == ["c1", "c2", "c3", "c4", "c5", "c6"]
     assert m["fusion"]["rank1"] > m["vision"]["rank1"]
 
@@ -186,19 +186,25 @@ def test_unseen_query_and_gallery_cameras_fuse_with_a_neutral_factor_and_a_warni
     assert m["unseen"]["neutral_pairs"] == 5 * 40 + 3 * 40 - 5 * 3
 
 
-def test_alpha_beta_select_the_bayes_fusion_and_frame_rate_follows_the_names():
-    import argparse
-
+def test_alpha_beta_need_the_bayes_rule_named_and_frame_rate_follows_the_names():
+    from core.errors import InputError
     from pipeline.cli import parse_command_line
     from pipeline.commands import fuse as fuse_command
-    args, module = parse_command_line(
-        ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
-         "--alpha", "0.2", "--", "--runner=X"])
-    assert module is fuse_command
-    cfg = fuse_command.config_from_args(args)
-    assert cfg.fusion == "bayes" and cfg.alpha == 0.2 and args.beam_options == ["--runner=X"]
-    with pytest.raises(ValueError, match="bayes"):
-        fuse_command.config_from_args(argparse.Namespace(**{**vars(args),
-                                                             "fusion": "loglinear"})).validate()
+
+    def settings(*flags):
+        args, module = parse_command_line(
+            ["fuse", "--train", "t", "--query", "q", "--gallery", "g", "--output-dir", "o",
+             *flags, "--", "--runner=X"])
+        assert module is fuse_command and args.beam_options == ["--runner=X"]
+        return fuse_command.settings_from_args(args)
+    # no silent switch to bayes: α with the default (loglinear) rule names both
+    with pytest.raises(InputError, match="alpha.*bayes.*not to 'loglinear'.*--fusion bayes"):
+        settings("--alpha", "0.2")
+    with pytest.raises(InputError, match="not to 'logistic'"):
+        settings("--fusion", "logistic", "--beta", "0.1")
+    rule = settings("--fusion", "bayes", "--alpha", "0.2").rule
+    assert (rule.fusion, rule.alpha) == ("bayes", 0.2)
+    st, rule = settings("--mode", "tfusion", "--alpha", "0.2")   # tfusion's rule is bayes
+    assert (rule.fusion, st.sharpness, st.max_delta) == ("bayes", None, 40000)
     assert fuse_command.frame_rate_of(["0005_c2_f0046985.jpg"]) == 60.0
     assert fuse_command.frame_rate_of(["0002_c1s1_000451_03.jpg"]) == 25.0

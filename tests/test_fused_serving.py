@@ -13,7 +13,7 @@ import pytest
 
 import serving_case
 from core.features import make_feature_set
-from st_model.config import FusionConfig
+from st_model.config import FusionRule, STConfig, resolve_settings
 from st_model.scoring import BlockScorer, STTables
 from st_model.st_artifact import load_st_model
 
@@ -49,7 +49,7 @@ def feed_of(q, g):
     return signature_inputs(q, g)
 
 
-def reference(serving, q, g, config=FusionConfig()):
+def reference(serving, q, g, config=FusionRule()):
     tables = STTables.from_model(load_st_model(os.path.join(serving, "st_model")))
     return BlockScorer(tables, q, g, config)(np.arange(len(q)), np.arange(len(g)))
 
@@ -156,10 +156,10 @@ def test_bundle_embeds_like_the_model_it_was_built_from(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("config", [
-    FusionConfig(fusion="bayes"),
-    FusionConfig(fusion="bayes", alpha=0.2, beta=0.1),
-    FusionConfig(fusion="logistic"),
-    FusionConfig(mode="tfusion"),
+    resolve_settings(rule=FusionRule(fusion="bayes")),
+    resolve_settings(rule=FusionRule(fusion="bayes", alpha=0.2, beta=0.1)),
+    resolve_settings(rule=FusionRule(fusion="logistic")),
+    resolve_settings(STConfig(mode="tfusion")),
 ], ids=["bayes", "bayes_alpha_beta", "logistic", "tfusion_mode"])
 def test_every_fusion_rule_matches_st_model(config, tmp_path):
     """The in-graph function of each rule (not saved) against BlockScorer."""
@@ -168,20 +168,20 @@ def test_every_fusion_rule_matches_st_model(config, tmp_path):
     from st_model.estimate import estimate_st_model
     from trainer.fused_scoring import FusedScoring
     train = serving_case.simulated_split(120, 0)
-    model = estimate_st_model(train, config, 30000)
+    model = estimate_st_model(train, config.st, 30000)
     tables = STTables.from_model(model)
     q, g = query_gallery()
-    if config.mode == "tfusion":   # out of reach: other sequence or |Δ| > max_delta
+    if config.st.mode == "tfusion":   # out of reach: other sequence or |Δ| > max_delta
         model.params["max_delta"] = 2000
         tables = STTables.from_model(model)
-    ref = BlockScorer(tables, q, g, config.resolved())(np.arange(len(q)), np.arange(len(g)))
-    fn = FusedScoring(tables, config).fused_scores
+    ref = BlockScorer(tables, q, g, config.rule)(np.arange(len(q)), np.arange(len(g)))
+    fn = FusedScoring(tables, config.rule).fused_scores
     out = fn(**{k: tf.constant(v) for k, v in feed_of(q, g).items()})
     fused = out["fused"].numpy()
     finite = np.isfinite(ref)
     np.testing.assert_array_equal(np.isfinite(fused), finite)
     np.testing.assert_allclose(fused[finite], ref[finite], atol=TOL, rtol=1e-6)
-    if config.mode == "tfusion":
+    if config.st.mode == "tfusion":
         assert (ref == 0).any()
 
 

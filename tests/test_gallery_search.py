@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.features import make_feature_set
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.evaluation import score_function
 from st_model.gallery_index import build_index, load_index, write_index
 from st_model.gallery_search import GallerySearch
@@ -56,7 +56,7 @@ def exhaustive_top(model, g, q, k, exclude=None):
     order = np.argsort(g.names, kind="stable")
     gs = g.subset(order)
     gs.name = g.names[order]
-    fn = score_function(q, gs, STTables.from_model(model), FusionConfig())
+    fn = score_function(q, gs, STTables.from_model(model), FusionRule())
     out = []
     for qi in range(len(q)):
         s = fn(np.array([qi]), np.arange(len(gs)))[0]
@@ -72,7 +72,7 @@ def test_pruned_top_k_equals_exhaustive(scale):
     model = sharp_model(scale)
     g, q = gallery_and_queries()
     index = build_index(model, g, "fp", {})
-    search = GallerySearch(index, STTables.from_model(model), FusionConfig())
+    search = GallerySearch(index, STTables.from_model(model), FusionRule())
     pruned = search.search(q, 10, pruned=True)
     full = search.search(q, 10, pruned=False)
     names = lambda rs: [[str(index.rows.names[h.row]) for h in r.hits] for r in rs]  # noqa: E731
@@ -97,7 +97,7 @@ def test_pruned_search_respects_excluded_rows():
     model = sharp_model(0.25)
     g, q = gallery_and_queries(1)
     index = build_index(model, g, "fp", {})
-    search = GallerySearch(index, STTables.from_model(model), FusionConfig())
+    search = GallerySearch(index, STTables.from_model(model), FusionRule())
     ex_sorted = lambda qi: index.rows.pid == q.pid[qi]  # noqa: E731
     pruned = search.search(q, 10, True, ex_sorted)
     names = [[str(index.rows.names[h.row]) for h in r.hits] for r in pruned]

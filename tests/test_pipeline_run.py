@@ -143,7 +143,7 @@ def test_tfma_metrics_agree_with_st_model_metrics(tiny_run):
     import tensorflow_model_analysis as tfma
 
     from pipeline.component_io import load_split_features
-    from st_model.config import FusionConfig
+    from st_model.config import FusionRule, STConfig
     from st_model.evaluation import evaluate
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
@@ -152,8 +152,8 @@ def test_tfma_metrics_agree_with_st_model_metrics(tiny_run):
     for row in summary["rounds"]:
         _, query, gallery = load_split_features(row["features"])
         tables = STTables.from_model(load_st_model(row["st_model"]))
-        expect = {"vision": evaluate(query, gallery, None, FusionConfig()),
-                  "fused": evaluate(query, gallery, tables, FusionConfig())}
+        expect = {"vision": evaluate(query, gallery, None, FusionRule()),
+                  "fused": evaluate(query, gallery, tables, FusionRule())}
         for kind, result in expect.items():
             for metric in ("rank1", "rank5", "rank10", "mAP"):
                 assert row[kind][metric] == pytest.approx(getattr(result, metric),
@@ -269,7 +269,7 @@ def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
     from pipeline.components.reid_example_gen import ReidExampleGen
     from pipeline.components.st_model_gen import STModelGen
     from pipeline.pipeline import eval_config
-    from st_model.config import FusionConfig
+    from st_model.config import FusionRule, STConfig
     from st_model.estimate import estimate_st_model, frame_span
     from st_model.fused_ranking import read_ranking, write_ranking_in_memory
     from st_model.scoring import STTables
@@ -306,9 +306,9 @@ def test_beam_components_in_separate_worker_processes(tiny_run, tmp_path):
         np.testing.assert_allclose(a.features, b.features, atol=1e-5)
     # the ST model and the fused ranking equal the in-memory path on those features
     train = feats[0]
-    mem = estimate_st_model(train, FusionConfig(), frame_span(*feats))
+    mem = estimate_st_model(train, STConfig(), frame_span(*feats))
     assert load_st_model(get("STModelGen", "st_model")).same_as(mem)
-    write_ranking_in_memory(train, STTables.from_model(mem), FusionConfig(),
+    write_ranking_in_memory(train, STTables.from_model(mem), FusionRule(),
                             str(tmp_path / "ranking"))
     expect, got = read_ranking(str(tmp_path / "ranking")), read_ranking(
         get("FusedRanker", "fused_ranking"))

@@ -17,14 +17,14 @@ from pipeline import ranking_metrics as rm
 from schemas import schema_path
 from schemas.check import ExampleValidator
 from st_model import evaluation
-from st_model.config import FusionConfig
+from st_model.config import resolve_settings
 from st_model.estimate import estimate_st_model, frame_span
 from st_model.scoring import STTables
 
 import tensorflow as tf  # noqa: E402  (after pipeline: tf.keras 2)
 import tensorflow_model_analysis as tfma  # noqa: E402
 
-CONFIG = FusionConfig()
+ST, CONFIG = resolve_settings()
 N_CAM = 4
 TRANSIT = 400          # frames from camera c to camera c + 1
 
@@ -68,7 +68,7 @@ def _world(noise, seed):
         sets[split] = make_feature_set(
             _features(feat_rng, rows[:, 0], protos, noise), rows[:, 1], rows[:, 2],
             pid=rows[:, 0], name=names, source=f"{split}_noise{noise}.npz")
-    model = estimate_st_model(sets["train"], CONFIG,
+    model = estimate_st_model(sets["train"], ST,
                               frame_span(sets["train"], sets["query"], sets["gallery"]))
     return ee.EvalModel(sets["query"], sets["gallery"], STTables.from_model(model))
 

@@ -17,10 +17,9 @@ def test_config_file_with_folders_and_gates(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"source_dir": "/data/src", "target_dir": "/data/tgt",
                                 "rounds": 2, "min_fused_rank1": 30.0,
-                                "fusion": {"top_k": 5}}))
+                                "st": {"top_k": 5}}))
     cfg = RunConfig.load(str(path), seed=7)
-    assert (cfg.source_dir, cfg.rounds, cfg.seed, cfg.fusion) == ("/data/src", 2, 7,
-                                                                  {"top_k": 5})
+    assert (cfg.source_dir, cfg.rounds, cfg.seed, cfg.st.top_k) == ("/data/src", 2, 7, 5)
 
 
 @pytest.mark.parametrize("values, message", [
@@ -28,7 +27,10 @@ def test_config_file_with_folders_and_gates(tmp_path):
     ({"source_dir": "/a"}, "give both source_dir and target_dir"),
     ({"runner": "spark"}, "runner 'spark' is not one of"),
     ({"min_fused_rank1": 120}, "min_fused_rank1 is a percentage"),
-    ({"fusion": {"top_kk": 3}}, "fusion: unknown option(s) ['top_kk']"),
+    ({"st": {"top_kk": 3}}, "st: unknown key(s) ['top_kk']"),
+    ({"fusion": {"top_k": 3}}, "'fusion' is now split in two: 'st'"),
+    ({"st": {"bin_frames": 50}}, "st: 'bin_frames' is now 'max_bin_frames'"),
+    ({"fusion_rule": {"alpha": 0.2}}, "not to 'loglinear'"),
 ])
 def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, values, message):
     from pipeline.cli import main

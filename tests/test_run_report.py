@@ -14,7 +14,7 @@ from pipeline.report_data import (GateCheck, GateDecision, RoundResult, attach_i
 from pipeline.report_html import write_run_report
 from pipeline.report_pictures import MATCH_COLOUR, WRONG_COLOUR, load_images
 from st_model import metrics
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.evaluation import evaluate
 from st_model.st_artifact import save_st_model
 import report_case
@@ -69,7 +69,7 @@ def _first_match_rank(score_fn, q, query, gallery):
 def test_ranked_lists_follow_the_protocol_and_the_evaluated_scoring(case):
     sets, tables, _ = case
     q, g = sets["query"], sets["gallery"]
-    config = FusionConfig()
+    config = FusionRule()
     ranked = ranked_queries(q, g, tables, config, n_queries=5, top=10, seed=3)
     assert len(ranked) == 5 and len({r.name for r in ranked}) == 5
     assert [r.name for r in ranked] == [r.name for r in ranked_queries(
@@ -99,10 +99,10 @@ def test_queries_with_a_true_match_come_first_and_vision_only_has_no_fused_row(c
     q, g = sets["query"], sets["gallery"]
     keep = np.flatnonzero(~np.isin(g.pid, [1, 2, 3]) | (g.camera == 1))
     g_cut = g.subset(keep)            # ids 1-3 lose every other-camera image
-    ranked = ranked_queries(q, g_cut, None, FusionConfig(), n_queries=9)
+    ranked = ranked_queries(q, g_cut, None, FusionRule(), n_queries=9)
     assert {r.pid for r in ranked} == set(range(4, 13))
     assert all(r.fused == [] for r in ranked)
-    more = ranked_queries(q, g_cut, None, FusionConfig(), n_queries=11)
+    more = ranked_queries(q, g_cut, None, FusionRule(), n_queries=11)
     assert len(more) == 11 and len({r.pid for r in more} & {1, 2, 3}) == 2
 
 
@@ -115,7 +115,7 @@ def _gate():
 
 def test_report_shows_the_figures_framed_pictures_and_gate(case, tmp_path):
     sets, tables, uri = case
-    config = FusionConfig()
+    config = FusionRule()
     q, g = sets["query"], sets["gallery"]
     ranked = attach_images(ranked_queries(q, g, tables, config, n_queries=4), uri)
     vis, fus = evaluate(q, g, None, config), evaluate(q, g, tables, config)
@@ -181,7 +181,7 @@ def test_report_shows_the_figures_framed_pictures_and_gate(case, tmp_path):
 def test_blessed_gate_missing_images_and_bad_inputs(case, tmp_path):
     sets, tables, uri = case
     q, g = sets["query"], sets["gallery"]
-    ranked = ranked_queries(q, g, tables, FusionConfig(), n_queries=2)   # no images
+    ranked = ranked_queries(q, g, tables, FusionRule(), n_queries=2)   # no images
     r = RoundResult("round 0", {"rank1": 1.0}, {"rank1": 2.0}, ranked=ranked)
     gate = GateDecision(True, [GateCheck("fused rank-1", 60.0, 50.0)])
     page = _Page(open(write_run_report(str(tmp_path / "a.html"), [r], gate),
@@ -210,9 +210,9 @@ def test_evaluate_round_from_saved_files_matches_the_evaluation(case, tmp_path):
     sets, tables, uri = case
     q, g = sets["query"], sets["gallery"]
     model = save_st_model(tables.model, str(tmp_path / "st_model.npz"))
-    r = evaluate_round("round 0", q, g, model, FusionConfig(), examples_uri=uri,
+    r = evaluate_round("round 0", q, g, model, FusionRule(), examples_uri=uri,
                        n_queries=3)
-    assert r.fused == evaluate(q, g, tables, FusionConfig()).as_dict()
+    assert r.fused == evaluate(q, g, tables, FusionRule()).as_dict()
     assert r.vision_cmc[0] == r.vision["rank1"] and len(r.fused_cmc) == 50
     assert len(r.ranked) == 3 and all(e.image for x in r.ranked for e in x.fused)
     assert os.path.isfile(write_run_report(str(tmp_path / "r.html"), [r]))
@@ -237,7 +237,7 @@ def test_unseen_cameras_are_counted_and_shown_in_report_and_summary(case, tmp_pa
     models = {"all": save_st_model(tables.model, str(tmp_path / "all.npz")),
               "two": save_st_model(report_case.st_tables(two_cameras).model,
                                    str(tmp_path / "two.npz"))}
-    rounds = [evaluate_round(f"round {k}", q, g, path, FusionConfig(), n_queries=2)
+    rounds = [evaluate_round(f"round {k}", q, g, path, FusionRule(), n_queries=2)
               for k, path in models.items()]
     in_camera_3 = int((g.camera == 3).sum())
     assert rounds[0].unseen["gallery"]["images_unseen_camera"] == 0
@@ -284,7 +284,7 @@ def test_report_on_an_unlabeled_train_split_draws_and_shows_no_true_curve(case, 
         assert train_has_identities(str(folder)) == true_curve
     plot = plot_st_model(model, unlabeled, str(tmp_path / "st_model.png"))
     path = save_st_model(model, str(tmp_path / "st_model.npz"))
-    rounds = [evaluate_round(f"round {i}", q, g, path, FusionConfig(), st_plot=plot,
+    rounds = [evaluate_round(f"round {i}", q, g, path, FusionRule(), st_plot=plot,
                              n_queries=2, train=t)
               for i, t in enumerate((unlabeled, labeled))]
     assert [r.st_true_curve for r in rounds] == [False, True]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import serving_case
-from st_model.config import FusionConfig
+from st_model.config import FusionRule, STConfig
 
 pytest.importorskip("tfx.v1")
 
@@ -79,7 +79,7 @@ def reference_top10(setup):
                                 [p.pid for p in pts], np.array(names))
     q, g = split("query"), split("bounding_box_test")
     tables = STTables.from_model(load_st_model(os.path.join(setup["bundle"], "st_model")))
-    fn = score_function(q, g, tables, FusionConfig())
+    fn = score_function(q, g, tables, FusionRule())
     out = {}
     for qi in range(len(q)):
         idx, _, _ = metrics.ranked_gallery(fn, qi, q.pid, q.camera, g.pid, g.camera, 10)
@@ -189,7 +189,7 @@ def test_bad_inputs_are_one_line_exit_2_nothing_written(setup, capsys, tmp_path)
     assert not os.path.exists(tmp_path / "idx3") and not os.path.exists(
         str(tmp_path / "idx3") + ".partial")
     # an index built with another bundle (another ST model)
-    other = serving_case.bundle(str(tmp_path / "other"), FusionConfig(kappa=5.0))
+    other = serving_case.bundle(str(tmp_path / "other"), STConfig(kappa=5.0))
     capsys.readouterr()
     msg = _error(capsys, "search", "--index", idx, "--bundle", other, "--query", image)
     assert f"error: {idx}: index built with another bundle" in msg

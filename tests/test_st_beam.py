@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that  # noqa: E402
 
 from core.features import load_features, save_features  # noqa: E402
 from st_model.beam_transforms import EstimateSTModel  # noqa: E402
-from st_model.config import FusionConfig  # noqa: E402
+from st_model.config import FusionRule, STConfig, resolve_settings  # noqa: E402
 from st_model.estimate import estimate_st_model, frame_span  # noqa: E402
 
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
@@ -59,7 +59,7 @@ def test_beam_estimate_equals_in_memory(mode, storage, tmp_path, monkeypatch):
             assert p != path, "a step loaded the whole train split"
             return real(p, **kw)
         monkeypatch.setattr(features, "load_features", shard_only)
-    config = FusionConfig(mode=mode, top_k=4)
+    config = resolve_settings(STConfig(mode=mode, top_k=4)).st
     span = frame_span(train)
     # small row and column blocks: several tiles per row block, merged per row
     expected = estimate_st_model(train, config, span, row_block=64, col_block=48)
@@ -121,10 +121,10 @@ def test_two_worker_processes_give_the_in_memory_model_and_ranking(storage, tmp_
     from st_model.scoring import STTables
     path = write_train(tmp_path / "train.npz", n=400, seed=3)
     train = load_features(path)
-    config = FusionConfig(top_k=4, ranking_top_n=10).resolved()
+    config = resolve_settings(STConfig(top_k=4), FusionRule(ranking_top_n=10))
     span = frame_span(train)
-    expected = estimate_st_model(train, config, span, col_block=100)
-    write_ranking_in_memory(train, STTables.from_model(expected), config,
+    expected = estimate_st_model(train, config.st, span, col_block=100)
+    write_ranking_in_memory(train, STTables.from_model(expected), config.rule,
                             str(tmp_path / "mem"), col_block=100)
     if storage == "shards":
         path = as_shards(path, 64)

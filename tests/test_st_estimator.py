@@ -6,7 +6,7 @@ import pytest
 
 from core.features import make_feature_set
 from st_model import chance, estimate, smoothing
-from st_model.config import FusionConfig
+from st_model.config import FusionRule, STConfig
 from st_model.evaluation import evaluate
 from st_model.scoring import STTables
 from st_model.st_artifact import load_st_model, save_st_model
@@ -120,7 +120,7 @@ def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():
 
 def test_estimated_model_finds_the_transit_and_fusion_beats_vision(weak_network):
     train, query, gallery = weak_network
-    cfg = FusionConfig()
+    cfg = STConfig()
     model = estimate.estimate_st_model(train, cfg, estimate.frame_span(train, query, gallery))
     tables = STTables.from_model(model)
     a, b = model.nodes.lookup(np.array([1, 2]), np.array([1, 1]))
@@ -128,10 +128,10 @@ def test_estimated_model_finds_the_transit_and_fusion_beats_vision(weak_network)
     assert abs(centres[np.argmax(tables.log_ratio[a, b])] - TRANSIT) < 60
     assert abs(centres[np.argmax(tables.log_ratio[b, a])] + TRANSIT) < 60
     assert 0.3 < model.params["background_weight"] < 1.0
-    vis = evaluate(query, gallery, None, cfg)
-    fus = evaluate(query, gallery, tables, cfg)
+    vis = evaluate(query, gallery, None, FusionRule())
+    fus = evaluate(query, gallery, tables, FusionRule())
     oracle = estimate.oracle_st_model(train, cfg, estimate.frame_span(train, query, gallery))
-    bound = evaluate(query, gallery, STTables.from_model(oracle), cfg)
+    bound = evaluate(query, gallery, STTables.from_model(oracle), FusionRule())
     assert fus.rank1 > vis.rank1 + 15
     assert bound.rank1 >= fus.rank1 - 2
 
@@ -139,13 +139,13 @@ def test_estimated_model_finds_the_transit_and_fusion_beats_vision(weak_network)
 @pytest.mark.parametrize("n_ids", [12, 150])
 def test_no_st_signal_or_thin_evidence_falls_back_to_vision(n_ids):
     train, query, gallery = _network(n_ids=n_ids, noise=1.6, shuffle=n_ids > 12, seed=3)
-    cfg = FusionConfig()
+    cfg = STConfig()
     model = estimate.estimate_st_model(train, cfg, estimate.frame_span(train, query, gallery))
     t = STTables.from_model(model)
     m = model.nodes.size
     assert np.abs(t.log_ratio[:m, :m]).max() < 1.0   # no confident ST factor anywhere
-    vis = evaluate(query, gallery, None, cfg)
-    fus = evaluate(query, gallery, t, cfg)
+    vis = evaluate(query, gallery, None, FusionRule())
+    fus = evaluate(query, gallery, t, FusionRule())
     assert fus.rank1 >= vis.rank1 - 1
 
 
@@ -153,8 +153,8 @@ def test_oracle_needs_train_identities_and_artifact_v1_still_loads(tmp_path, wea
     train, _, _ = weak_network
     anonymous = make_feature_set(train.features, train.camera, train.frame)
     with pytest.raises(ValueError, match="oracle ST model needs train pids"):
-        estimate.oracle_st_model(anonymous, FusionConfig())
-    model = estimate.estimate_st_model(train, FusionConfig(top_k=3))
+        estimate.oracle_st_model(anonymous, STConfig())
+    model = estimate.estimate_st_model(train, STConfig(top_k=3))
     path = save_st_model(model, str(tmp_path))
     back = load_st_model(path)
     assert back.same_as(model) and back.params["evidence"] == "visual_above_chance"

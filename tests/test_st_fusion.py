@@ -5,7 +5,7 @@ import pytest
 from core.features import make_feature_set
 from st_model import fusion as fz
 from st_model import smoothing
-from st_model.config import FusionConfig
+from st_model.config import FusionRule, STConfig
 from st_model.estimate import estimate_st_model
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex
@@ -104,11 +104,11 @@ def test_block_scorer_matches_manual_log_linear_and_bayes():
     q = make_feature_set(x[:1], [1], [100], [1])
     g = make_feature_set(x + 0.5, [2, 2, 1], [115, 135, 115], [1, 1, 1])
     cos = q.features @ g.features.T
-    lin = BlockScorer(t, q, g, FusionConfig())(np.arange(1), np.arange(3))
+    lin = BlockScorer(t, q, g, FusionRule())(np.arange(1), np.arange(3))
     neutral = (t.p_rand[0, 2] * t.log_ratio[0, 2]).sum()
     lr = np.array([t.log_ratio[0, 2, 6], t.log_ratio[0, 2, 8], neutral])
     np.testing.assert_allclose(lin[0], cos[0] / 0.5 + lr, rtol=1e-6)
-    bay = BlockScorer(t, q, g, FusionConfig(fusion="bayes"))(np.arange(1), np.arange(3))
+    bay = BlockScorer(t, q, g, FusionRule(fusion="bayes"))(np.arange(1), np.arange(3))
     p_v = (1 + cos[0]) / 2
     ratio = [t.p_st[0, 2, 6] / t.p_rand[0, 2, 6], t.p_st[0, 2, 8] / t.p_rand[0, 2, 8], 1.0]
     ref = p_v * np.array(ratio)
@@ -121,7 +121,7 @@ def test_unseen_camera_queries_rank_by_vision_alone():
     q = make_feature_set(rng.standard_normal((2, 3)), [7, 7], [100, 900], [1, 1])
     g = make_feature_set(rng.standard_normal((6, 3)), [1, 2, 2, 1, 7, 2],
                          [115, 135, 300, 90, 100, 111], [1, 1, 1, 2, 1, 1])
-    s = BlockScorer(t, q, g, FusionConfig())(np.arange(2), np.arange(6))
+    s = BlockScorer(t, q, g, FusionRule())(np.arange(2), np.arange(6))
     np.testing.assert_allclose(s, (q.features @ g.features.T) / 0.5, rtol=1e-6)
 
 
@@ -133,7 +133,7 @@ def test_tfusion_out_of_reach_pairs_score_zero():
     x = np.eye(3, dtype=np.float32)
     q = make_feature_set(x[:1], [1], [100], [1])
     g = make_feature_set(x + 0.5, [2, 2, 2], [115, 115, 200], [1, 2, 1])
-    s = BlockScorer(t, q, g, FusionConfig(mode="tfusion", fusion="bayes"))(
+    s = BlockScorer(t, q, g, FusionRule(fusion="bayes"))(
         np.arange(1), np.arange(3))
     assert s[0, 0] > 0 and s[0, 1] == 0 and s[0, 2] == 0  # other sequence; |Δ| > max
 
@@ -154,7 +154,7 @@ def test_artifact_round_trip_and_version_check(tmp_path):
     cam = rng.integers(1, 4, n)
     fs = make_feature_set(rng.standard_normal((n, 8)), cam, rng.integers(0, 3000, n),
                           rng.integers(1, 3, n))
-    model = estimate_st_model(fs, FusionConfig(top_k=3))
+    model = estimate_st_model(fs, STConfig(top_k=3))
     path = save_st_model(model, str(tmp_path))
     back = load_st_model(path)
     assert back.same_as(model)

@@ -387,7 +387,7 @@ def test_base_model_of_another_input_size_is_refused(examples, pretrained, tmp_p
 
 
 def test_unknown_custom_config_key_is_an_error():
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['stepz'\]"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['stepz'\]"):
         PretrainConfig.from_dict({"stepz": 3})
     assert RankNetConfig.from_dict({"fused_ranking_uri": "x", "steps": "7"}).steps == 7
 

@@ -5,10 +5,10 @@ keys are an error so a misspelt option never silently falls back to a default.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from core.dataclass_dict import from_dict, to_dict
 from core.errors import InputError
 
 T = TypeVar("T", bound="TrainConfig")
@@ -65,24 +65,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls: Type[T], values: Optional[Dict[str, Any]], where: str = "custom_config"
                   ) -> T:
-        values = dict(values or {})
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(names) - set(cls.passthrough_keys()))
-        if unknown:
-            raise InputError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
-        kwargs = {}
-        for k, v in values.items():
-            if k not in names or v is None:
-                continue
-            default = names[k].default
-            if isinstance(default, bool) and isinstance(v, str):
-                v = v.lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, tuple):
-                v = tuple(v)
-            elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                v = type(default)(v)
-            kwargs[k] = v
-        return cls(**kwargs)
+        """core.dataclass_dict.from_dict; a None value keeps the default, and the
+        passthrough keys (artifact URIs) are accepted."""
+        return from_dict(cls, values, where, passthrough=cls.passthrough_keys(),
+                         none_is_default=True)
 
     @classmethod
     def passthrough_keys(cls) -> Tuple[str, ...]:
@@ -90,7 +76,7 @@ class TrainConfig:
         return ()
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
 
 @dataclass

@@ -103,7 +103,8 @@ def export_model(export_dir: str, spec: models.BackboneSpec, backbone: tf.keras.
 def export_bundle_model(model_dir: str, export_dir: str, tables, config) -> str:
     """Re-export the model in `model_dir` (rebuilt from its Keras files, weights
     unchanged) into `export_dir` with the `fused_scores` signature of the ST model
-    `tables` (st_model.scoring.STTables) fused by `config` (FusionConfig)."""
+    `tables` (st_model.scoring.STTables) fused by `config` (a resolved
+    st_model.config.FusionRule)."""
     from trainer.fused_scoring import FusedScoring
     keras_dir = os.path.join(resolve_model_dir(model_dir), KERAS_DIR)
     info = models.read_spec(keras_dir)

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from st_model.config import FusionConfig
+from st_model.config import FusionRule
 from st_model.fusion import EPS
 from st_model.scoring import STTables
 
@@ -65,12 +65,11 @@ def _table(values: np.ndarray, name: str) -> tf.Variable:
 class FusedScoring(tf.Module):
     """The ST model of one bundle as lookup tables, and the `fused_scores` function."""
 
-    def __init__(self, tables: STTables, config: FusionConfig, dim: Optional[int] = None):
+    def __init__(self, tables: STTables, config: FusionRule, dim: Optional[int] = None):
         """`dim`: the embedding dimension the signature declares (None: any)."""
         super().__init__(name="tfusion_fused_scoring")
         model = tables.model
         nodes, grid, prm = model.nodes, model.grid, model.params
-        config = config.resolved()
         m, n_bins = nodes.size, grid.n_bins
         self.node_camera = tf.Variable(nodes.cameras.astype(np.int64), trainable=False,
                                        name="node_camera")
@@ -146,11 +145,11 @@ class FusedScoring(tf.Module):
         self.fused_scores = fused_scores
 
 
-def signature_manifest(config: FusionConfig, frame_rate) -> Dict:
+def signature_manifest(config: FusionRule, frame_rate) -> Dict:
     """What the manifest says about the `fused_scores` signature."""
     return {"inputs": {k: v[2] for k, v in INPUTS.items()},
             "outputs": dict(OUTPUT_MEANINGS),
-            "fusion": config.resolved().fusion,
+            "fusion": config.fusion,
             "time": f"frames; Δ = gallery_frame − query_frame; {frame_rate} frames per "
                     "second; frames of different sequences are on different clocks",
             "unseen": "a camera or (camera, sequence) the ST model never saw gets the "

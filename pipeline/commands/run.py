@@ -23,7 +23,10 @@ import time
 from contextlib import contextmanager
 from typing import Dict, List
 
-from pipeline.run_config import PRESETS, RUNNERS, RunConfig, preset_config
+from pipeline.commands.flags import add_settings_flags, given_values
+from pipeline.run_config import RUNNERS, RunConfig, preset_config
+from st_model.config import RENAMED_ST_KEYS, FusionRule, STConfig
+from synth.config import RUN_PRESETS
 from pipeline.run_log import LOG_NAME, console_for, verbose_from_env
 
 METADATA = "metadata.sqlite"
@@ -36,7 +39,7 @@ QUIET_WARNINGS = ("ArtifactQuery.property_predicate is not supported",
 def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_run") -> None:
     """The flags of `tfusion run` (and `tfusion demo`, whose run folder defaults to
     demo_out)."""
-    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
+    parser.add_argument("--preset", default="demo", choices=sorted(RUN_PRESETS),
                         help="SynthReID preset with its steps and gates (default demo)")
     parser.add_argument("--config", help="JSON run config (pipeline/run_config.py fields); "
                                          "replaces --preset")
@@ -61,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_ru
     parser.add_argument("--verbose", action="store_true",
                         help="everything on the console (TFX, Beam and TensorFlow logs, "
                              "warnings, pip) instead of OUTPUT/run.log; also TFUSION_VERBOSE=1")
+    # over the preset or config file's "st" and "fusion_rule"
+    add_settings_flags(parser, STConfig, "ST model (the config's \"st\")",
+                       renamed=RENAMED_ST_KEYS)
+    add_settings_flags(parser, FusionRule, "fusion rule (the config's \"fusion_rule\")")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -71,7 +78,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                  "temp_location": args.temp_location,
                  "beam_args": getattr(args, "beam_options", None) or None,
                  "source_dir": args.source, "target_dir": args.target,
-                 "enable_cache": False if args.no_cache else None}
+                 "enable_cache": False if args.no_cache else None,
+                 "st": given_values(args, STConfig) or None,
+                 "fusion_rule": given_values(args, FusionRule) or None}
     if args.config:
         return RunConfig.load(args.config, **overrides)
     return preset_config(args.preset, **overrides)

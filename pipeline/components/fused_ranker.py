@@ -9,7 +9,8 @@ from tfx import v1 as tfx
 
 from core.progress import log
 from pipeline.artifacts import Features, FusedRanking, STModel
-from pipeline.component_io import fusion_config_of, split_path
+from pipeline.component_io import settings_of, split_path
+from st_model.config import FusionRule
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -17,14 +18,14 @@ def FusedRanker(
     features: tfx.dsl.components.InputArtifact[Features],
     st_model: tfx.dsl.components.InputArtifact[STModel],
     fused_ranking: tfx.dsl.components.OutputArtifact[FusedRanking],
-    fusion_config: tfx.dsl.components.Parameter[str] = "{}",
+    fusion_rule: tfx.dsl.components.Parameter[str] = "{}",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Write the fused top-N ranking of every train image."""
     from core.features import read_header
     from st_model.beam_transforms import WriteFusedRanking
     from st_model.st_artifact import load_st_model
-    config = fusion_config_of(fusion_config, "FusedRanker")
+    config = settings_of(FusionRule, fusion_rule, "FusedRanker", "fusion_rule")
     train = read_header(split_path(features.uri, "train"))
     n_train = len(train)
     log(f"FusedRanker: top-{config.ranking_top_n} fused neighbours of {n_train} "

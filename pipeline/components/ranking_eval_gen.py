@@ -17,7 +17,8 @@ from tfx.types.standard_artifacts import Examples, Model
 
 from core.progress import log
 from pipeline.artifacts import Features, STModel
-from pipeline.component_io import METRICS_FILE, fusion_config_of, load_split_features
+from pipeline.component_io import METRICS_FILE, load_split_features, settings_of
+from st_model.config import FusionRule
 
 
 def bundle_eval_model(bundle_uri: str, examples_uri: str, candidate):
@@ -52,7 +53,7 @@ def RankingEvalGen(
     examples: tfx.dsl.components.InputArtifact[Examples],
     eval_examples: tfx.dsl.components.OutputArtifact[Examples],
     baseline_model: tfx.dsl.components.InputArtifact[Model] = None,
-    fusion_config: tfx.dsl.components.Parameter[str] = "{}",
+    fusion_rule: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
     """Write Split-eval of per-query match ranks (candidate, and baseline if any)."""
     from pipeline.eval_examples import (FUSED_RANKS, VISION_RANKS, EvalModel,
@@ -62,7 +63,7 @@ def RankingEvalGen(
     from st_model.evaluation import unseen_report
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
-    config = fusion_config_of(fusion_config, "RankingEvalGen")
+    config = settings_of(FusionRule, fusion_rule, "RankingEvalGen", "fusion_rule")
     query, gallery = load_split_features(features.uri, ("query", "gallery"))
     model = load_st_model(st_model.uri)
     tables = STTables.from_model(model)

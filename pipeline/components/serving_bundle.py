@@ -40,28 +40,29 @@ def ServingBundle(
     model: tfx.dsl.components.InputArtifact[Model],
     st_model: tfx.dsl.components.InputArtifact[STModel],
     bundle: tfx.dsl.components.OutputArtifact[Model],
-    fusion_config: tfx.dsl.components.Parameter[str] = "{}",
+    fusion_rule: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
     """Export the model with the ST model's `fused_scores` signature, and copy the
     ST model, into one servable Model artifact."""
     write_bundle(model.uri, st_model.uri, os.path.join(bundle.uri, "Format-Serving"),
-                 fusion_config)
+                 fusion_rule)
     bundle.set_string_custom_property("source_model", model.uri)
     bundle.set_string_custom_property("st_model", st_model.uri)
 
 
 def write_bundle(model_uri: str, st_model_uri: str, serving: str,
-                 fusion_config: str = "{}") -> str:
+                 fusion_rule: str = "{}") -> str:
     """The bundle's serving folder from a model folder and an ST model folder."""
     import tensorflow as tf
 
-    from pipeline.component_io import fusion_config_of
+    from pipeline.component_io import settings_of
+    from st_model.config import FusionRule
     from st_model.scoring import STTables
     from st_model.st_artifact import load_st_model
     from trainer import fused_scoring
     from trainer.export import base_model_spec, export_bundle_model
     from trainer.models import read_spec
-    config = fusion_config_of(fusion_config, "ServingBundle")
+    config = settings_of(FusionRule, fusion_rule, "ServingBundle", "fusion_rule")
     st = load_st_model(st_model_uri)
     tables = STTables.from_model(st)
     export_bundle_model(model_uri, serving, tables, config)
@@ -87,7 +88,7 @@ def write_bundle(model_uri: str, st_model_uri: str, serving: str,
         "st_model": f"{ST_DIR}/st_model.npz",
         "st_nodes": header["nodes"], "node_mode": header["mode"],
         "frame_rate": frame_rate, "bin_frames": header["bin_frames"],
-        "fusion": json.loads(fusion_config),
+        "fusion_rule": json.loads(fusion_rule),
         "example_request": REQUEST,
         "source_model": model_uri, "source_st_model": st_model_uri,
     }

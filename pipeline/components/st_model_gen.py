@@ -11,14 +11,15 @@ from tfx import v1 as tfx
 
 from core.progress import log
 from pipeline.artifacts import Features, STModel
-from pipeline.component_io import fusion_config_of, split_path
+from pipeline.component_io import settings_of, split_path
+from st_model.config import STConfig
 
 
 @tfx.dsl.components.component(use_beam=True)
 def STModelGen(
     features: tfx.dsl.components.InputArtifact[Features],
     st_model: tfx.dsl.components.OutputArtifact[STModel],
-    fusion_config: tfx.dsl.components.Parameter[str] = "{}",
+    st_config: tfx.dsl.components.Parameter[str] = "{}",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Estimate the target's ST model from the train split of `features`."""
@@ -28,7 +29,7 @@ def STModelGen(
     from st_model.beam_transforms import EstimateSTModel
     from st_model.plot import plot_st_model
     from st_model.st_artifact import FILENAME, PLOT_FILENAME, load_st_model, save_st_model
-    config = fusion_config_of(fusion_config, "STModelGen")
+    config = settings_of(STConfig, st_config, "STModelGen", "st_config")
     # the launcher reads ST points only; the workers read the train features by blocks
     train = read_header(split_path(features.uri, "train"))
     query, gallery = (load_st_points(split_path(features.uri, s))
