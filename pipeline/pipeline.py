@@ -45,9 +45,9 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                             ).with_id("ReidExampleGen_target")
     pretrain = tfx.components.Trainer(
         module_file=PRETRAIN_MODULE, examples=source.outputs["examples"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.pretrain_steps),
+        train_args=tfx.proto.TrainArgs(num_steps=config.pretrain.steps),
         eval_args=tfx.proto.EvalArgs(splits=["train"], num_steps=0),
-        custom_config=to_dict(config.pretrain_config())).with_id("Trainer_pretrain")
+        custom_config=to_dict(config.pretrain)).with_id("Trainer_pretrain")
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -83,14 +83,14 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                              ).with_id(f"FusedRanker_r{r}")
         triplets = TripletGen(fused_ranking=ranker.outputs["fused_ranking"],
                               examples=target.outputs["examples"],
-                              ranknet_config=settings_json(config.ranknet_config())
+                              ranknet_config=settings_json(config.ranknet)
                               ).with_id(f"TripletGen_r{r}")
         ranknet = tfx.components.Trainer(
             module_file=config.ranknet_module_file or RANKNET_MODULE,
             examples=triplets.outputs["triplets"], base_model=model,
-            train_args=tfx.proto.TrainArgs(num_steps=config.transfer_steps),
+            train_args=tfx.proto.TrainArgs(num_steps=config.ranknet.steps),
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-            custom_config=ranknet_values(config)).with_id(f"Trainer_ranknet_r{r + 1}")
+            custom_config=to_dict(config.ranknet)).with_id(f"Trainer_ranknet_r{r + 1}")
         components += [ranker, triplets, ranknet]
         model = ranknet.outputs["model"]
     pusher = tfx.components.Pusher(
@@ -110,8 +110,3 @@ def eval_config(config: RunConfig, gated: bool):
     model) only on the last round — earlier rounds are measured, never blessed."""
     return ranking_eval_config(config.min_fused_rank1, config.max_fused_rank1_drop,
                                with_baseline=gated, gated=gated)
-
-
-def ranknet_values(config: RunConfig) -> dict:
-    """RankNetConfig fields of every RankNet round (TripletGen samples with the same)."""
-    return to_dict(config.ranknet_config())

@@ -8,9 +8,9 @@ Data come either from dataset folders (`source_dir`, `target_dir`, any layout th
 `demo`) live beside the SynthReID presets (synth/config.py RUN_PRESETS).
 
 Everything is resolved and validated once, in RunConfig.from_dict: `st` becomes an
-st_model.config.STConfig and `fusion_rule` a FusionRule (mode presets applied), and
-`pretrain` / `ranknet` (more PretrainConfig / RankNetConfig fields) are checked by
-building those configs. Components get JSON parameters written from these values.
+st_model.config.STConfig and `fusion_rule` a FusionRule (mode presets applied),
+`pretrain` a trainer.config.PretrainConfig and `ranknet` a RankNetConfig. Components get
+JSON parameters written from these values (component_io.settings_json / to_dict).
 """
 from __future__ import annotations
 
@@ -28,7 +28,17 @@ RUNNERS = ("local", "dataflow")
 # keys of earlier versions, and what replaced them
 RENAMED_KEYS = {"fusion": "split in two: 'st' (ST estimation: mode, top_k, sharpness, "
                           "max_bin_frames, bandwidth, kappa, ...) and 'fusion_rule' "
-                          "(fusion, weight, alpha, beta, ranking_top_n, rerank, ...)"}
+                          "(fusion, weight, alpha, beta, ranking_top_n, rerank, ...)",
+                "pretrain_steps": "'pretrain.steps'", "transfer_steps": "'ranknet.steps'"}
+# top-level settings shared by both trainers, copied into `pretrain` and `ranknet`
+SHARED_KEYS = ("backbone", "seed")
+# what a run trains with where PretrainConfig / RankNetConfig defaults differ
+PRETRAIN_DEFAULTS: Dict[str, Any] = {"steps": 400, "verification": True}
+RANKNET_DEFAULTS: Dict[str, Any] = {"steps": 300}
+# nested settings: type, renamed keys, the run's defaults
+NESTED = {"st": (STConfig, RENAMED_ST_KEYS, {}), "fusion_rule": (FusionRule, {}, {}),
+          "pretrain": (PretrainConfig, {}, PRETRAIN_DEFAULTS),
+          "ranknet": (RankNetConfig, {}, RANKNET_DEFAULTS)}
 
 
 class RunConfigError(InputError):
@@ -37,19 +47,24 @@ class RunConfigError(InputError):
 
 @dataclass
 class RunConfig:
+    """One name per setting. Steps and every other training option live in the nested
+    `pretrain` (PretrainConfig; the run's defaults: 400 steps, verification head on) and
+    `ranknet` (RankNetConfig; 300 steps a round). `seed` and `backbone` are set once, at
+    the top level, shared: from_dict copies them into both nested configs (the seed also
+    renders the SynthReID preset), so giving them inside `pretrain` / `ranknet` is an
+    error, and to_dict leaves the copies out. Build it with from_dict (or load)."""
     name: str = "tfusion"
     # data: dataset folders, or a SynthReID preset rendered into OUTPUT/data
     source_dir: str = ""
     target_dir: str = ""
     preset: str = "demo"
-    seed: int = 0
+    seed: int = 0                         # shared: the rendered data and both trainers
     # training
     rounds: int = 1                       # RankNet rounds after source pretraining
-    pretrain_steps: int = 400
-    transfer_steps: int = 300
-    backbone: str = "small"
-    pretrain: Dict[str, Any] = field(default_factory=dict)   # more PretrainConfig fields
-    ranknet: Dict[str, Any] = field(default_factory=dict)    # more RankNetConfig fields
+    backbone: str = "small"               # shared: both trainers
+    pretrain: PretrainConfig = field(
+        default_factory=lambda: PretrainConfig(**PRETRAIN_DEFAULTS))
+    ranknet: RankNetConfig = field(default_factory=lambda: RankNetConfig(**RANKNET_DEFAULTS))
     # TFusion: ST estimation and the fusion rule (resolved: the mode's presets applied)
     st: STConfig = field(default_factory=STConfig)
     fusion_rule: FusionRule = field(default_factory=FusionRule)
@@ -70,15 +85,29 @@ class RunConfig:
     def from_dict(cls, values: Mapping[str, Any], where: str = "run config") -> "RunConfig":
         """The config of JSON-style values (nested settings as dicts), resolved and
         validated; errors name `where` and the key."""
-        values = dict(values)
-        nested = {"st": (STConfig, RENAMED_ST_KEYS), "fusion_rule": (FusionRule, {})}
-        for key, (kind, renamed) in nested.items():
-            given = values.get(key)
-            if dataclasses.is_dataclass(given):
-                given = to_dict(given)
-            values[key] = from_dict(kind, given, f"{where}: {key}", RunConfigError,
-                                    renamed=renamed)
-        config = from_dict(cls, values, where, RunConfigError, renamed=RENAMED_KEYS)
+        given = {k: to_dict(v) if dataclasses.is_dataclass(v) else v
+                 for k, v in values.items() if k in NESTED}
+        config = from_dict(cls, {k: v for k, v in values.items() if k not in NESTED},
+                           where, RunConfigError, renamed=RENAMED_KEYS)
+        shared = {k: getattr(config, k) for k in SHARED_KEYS}
+        for key, (kind, renamed, defaults) in NESTED.items():
+            if not isinstance(given.get(key) or {}, dict):
+                raise RunConfigError(f"{where}: {key} must be a JSON object of "
+                                     f"{kind.__name__} fields")
+            nested = dict(given.get(key) or {})
+            if defaults:                        # a trainer's: shared keys, None = default
+                for k in set(SHARED_KEYS) & set(nested):
+                    raise RunConfigError(f"{where}: {key}: {k!r} is set once, as the "
+                                         f"top-level {k!r} (shared by both trainers)")
+                nested = {**defaults, **{k: v for k, v in nested.items() if v is not None},
+                          **shared}
+            try:
+                setattr(config, key, from_dict(kind, nested, f"{where}: {key}",
+                                               RunConfigError, renamed=renamed))
+            except RunConfigError:
+                raise
+            except InputError as e:
+                raise RunConfigError(f"{where}: {key}: {e}") from None
         try:
             config.st, config.fusion_rule = resolve_settings(config.st, config.fusion_rule)
         except InputError as e:
@@ -94,8 +123,8 @@ class RunConfig:
         if bool(self.source_dir) != bool(self.target_dir):
             raise RunConfigError(f"{where}: give both source_dir and target_dir, or neither "
                                  "(then the SynthReID preset is rendered)")
-        if self.rounds < 0 or self.pretrain_steps < 1 or self.transfer_steps < 1:
-            raise RunConfigError(f"{where}: rounds must be >= 0 and steps >= 1")
+        if self.rounds < 0:
+            raise RunConfigError(f"{where}: rounds must be >= 0")
         if self.runner not in RUNNERS:
             raise RunConfigError(f"{where}: runner {self.runner!r} is not one of {RUNNERS}")
         if self.runner == "dataflow":
@@ -108,38 +137,24 @@ class RunConfig:
         if self.beam_args:
             from pipeline.beam_options import check_options
             check_options(self.beam_args, f"{where}: beam_args")
-        for build in (self.pretrain_config, self.ranknet_config):
-            try:
-                build(where)
-            except InputError as e:
-                raise RunConfigError(str(e) if str(e).startswith(where) else
-                                     f"{where}: {e}") from None
         return self
 
-    def pretrain_config(self, where: str = "run config") -> PretrainConfig:
-        """The pretraining Trainer's settings (its custom_config)."""
-        return PretrainConfig.from_dict({"backbone": self.backbone, "seed": self.seed,
-                                         "verification": True, **self.pretrain},
-                                        f"{where}: pretrain")
-
-    def ranknet_config(self, where: str = "run config") -> RankNetConfig:
-        """Every RankNet round's settings (its Trainer and TripletGen sample with them)."""
-        return RankNetConfig.from_dict({"backbone": self.backbone, "seed": self.seed,
-                                        "steps": self.transfer_steps, **self.ranknet},
-                                       f"{where}: ranknet")
-
     def to_dict(self) -> Dict[str, Any]:
-        return to_dict(self)
+        """JSON-able values that from_dict reads back (the shared keys only at the top)."""
+        out = to_dict(self)
+        for key in ("pretrain", "ranknet"):
+            out[key] = {k: v for k, v in out[key].items() if k not in SHARED_KEYS}
+        return out
 
 
 def merge_overrides(values: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    """`values` with the overrides that are not None; nested settings ("st",
-    "fusion_rule": dicts) are merged key by key."""
+    """`values` with the overrides that are not None; nested settings (NESTED: dicts)
+    are merged key by key."""
     out = dict(values)
     for key, value in overrides.items():
         if value is None:
             continue
-        if key in ("st", "fusion_rule") and isinstance(out.get(key), dict):
+        if key in NESTED and isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = {**out[key], **value}
         else:
             out[key] = value

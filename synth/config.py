@@ -112,9 +112,9 @@ PRESETS["dense"]["domains"]["target"].update(identities=700, test_fraction=0.25)
 # RunConfig fields; the rest keep their defaults): steps, rounds and the gates on
 # fused rank-1. `tiny` is a smoke run (~3 min); `demo` is what `make demo` runs.
 RUN_PRESETS: Dict[str, Dict[str, Any]] = {
-    "tiny": {"pretrain_steps": 40, "transfer_steps": 20,
+    "tiny": {"pretrain": {"steps": 40}, "ranknet": {"steps": 20},
              "min_fused_rank1": 5.0, "max_fused_rank1_drop": 5.0},
-    "demo": {"rounds": 2, "pretrain_steps": 400, "transfer_steps": 300,
+    "demo": {"rounds": 2, "pretrain": {"steps": 400}, "ranknet": {"steps": 300},
              "min_fused_rank1": 30.0, "max_fused_rank1_drop": 2.0},
 }
 

@@ -19,7 +19,7 @@ from pipeline.run_log import LOG_NAME, VERBOSE_ENV  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEGRADED_MODULE = os.path.join(REPO, "tests", "degraded_module", "degraded_ranknet_module.py")
 # fewer steps than the preset: this checks the machinery, not the accuracy
-STEPS = {"pretrain_steps": 30, "transfer_steps": 10}
+STEPS = {"pretrain": {"steps": 30}, "ranknet": {"steps": 10}}
 BEFORE_KILL = ("ReidExampleGen_source", "ReidExampleGen_target", "Trainer_pretrain",
                "Embedder_r0", "STModelGen_r0")
 
@@ -39,8 +39,8 @@ def cli_run(out):
     """`tfusion run --preset tiny` with the test's steps, and the environment of a user
     who has not silenced Python warnings."""
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--preset", "tiny",
-           "--output-dir", out, "--pretrain-steps", str(STEPS["pretrain_steps"]),
-           "--transfer-steps", str(STEPS["transfer_steps"])]
+           "--output-dir", out, "--pretrain-steps", str(STEPS["pretrain"]["steps"]),
+           "--transfer-steps", str(STEPS["ranknet"]["steps"])]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", VERBOSE_ENV)}
     return cmd, env
 

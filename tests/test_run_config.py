@@ -9,7 +9,7 @@ def test_preset_and_overrides():
     from pipeline.run_config import preset_config
     cfg = preset_config("tiny", rounds=2, seed=3)
     assert (cfg.preset, cfg.rounds, cfg.seed) == ("tiny", 2, 3)
-    assert cfg.pretrain_steps < preset_config("demo").pretrain_steps
+    assert cfg.pretrain.steps < preset_config("demo").pretrain.steps
 
 
 def test_config_file_with_folders_and_gates(tmp_path):
@@ -22,6 +22,33 @@ def test_config_file_with_folders_and_gates(tmp_path):
     assert (cfg.source_dir, cfg.rounds, cfg.seed, cfg.st.top_k) == ("/data/src", 2, 7, 5)
 
 
+def test_training_settings_have_one_name_each(tmp_path):
+    """Steps live in the typed `pretrain` / `ranknet`; `seed` and `backbone` are shared
+    top-level values copied into both; flags override the nested values; the written
+    config (to_dict) reads back to the same config."""
+    from pipeline.commands.run import add_arguments, config_from_args
+    from pipeline.run_config import RunConfig, preset_config
+    from trainer.config import PretrainConfig, RankNetConfig
+    cfg = RunConfig.from_dict({"seed": 4, "backbone": "resnet50",
+                               "pretrain": {"steps": 50, "p": 8}, "ranknet": {"reciprocal_k": 9}})
+    assert isinstance(cfg.pretrain, PretrainConfig) and isinstance(cfg.ranknet, RankNetConfig)
+    assert (cfg.pretrain.steps, cfg.pretrain.p, cfg.pretrain.verification) == (50, 8, True)
+    assert (cfg.ranknet.steps, cfg.ranknet.reciprocal_k) == (300, 9)
+    assert {(c.seed, c.backbone) for c in (cfg.pretrain, cfg.ranknet)} == {(4, "resnet50")}
+    written = cfg.to_dict()
+    assert "seed" not in written["pretrain"] and "steps" in written["ranknet"]
+    assert RunConfig.from_dict(written) == cfg
+    assert (RunConfig().pretrain.steps, RunConfig().ranknet.steps) == (400, 300)
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = config_from_args(parser.parse_args(["--preset", "tiny", "--transfer-steps", "7",
+                                                "--seed", "2"]))
+    tiny = preset_config("tiny")
+    assert (flags.pretrain.steps, flags.ranknet.steps) == (tiny.pretrain.steps, 7)
+    assert (flags.seed, flags.pretrain.seed, flags.ranknet.seed) == (2, 2, 2)
+
+
 @pytest.mark.parametrize("values, message", [
     ({"roundz": 2}, "unknown key(s) ['roundz']"),
     ({"source_dir": "/a"}, "give both source_dir and target_dir"),
@@ -31,6 +58,13 @@ def test_config_file_with_folders_and_gates(tmp_path):
     ({"fusion": {"top_k": 3}}, "'fusion' is now split in two: 'st'"),
     ({"st": {"bin_frames": 50}}, "st: 'bin_frames' is now 'max_bin_frames'"),
     ({"fusion_rule": {"alpha": 0.2}}, "not to 'loglinear'"),
+    ({"pretrain_steps": 40}, "'pretrain_steps' is now 'pretrain.steps'"),
+    ({"transfer_steps": 20}, "'transfer_steps' is now 'ranknet.steps'"),
+    ({"ranknet": {"seed": 3}}, "ranknet: 'seed' is set once, as the top-level 'seed'"),
+    ({"pretrain": {"backbone": "resnet50"}}, "pretrain: 'backbone' is set once"),
+    ({"pretrain": {"stepz": 5}}, "pretrain: unknown key(s) ['stepz']"),
+    ({"ranknet": {"steps": 0}}, "ranknet: training option steps = 0, expected >= 1"),
+    ({"ranknet": 300}, "ranknet must be a JSON object of RankNetConfig fields"),
 ])
 def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, values, message):
     from pipeline.cli import main

@@ -133,8 +133,8 @@ def test_presets_live_in_one_place():
     preset = next(a for a in sub._actions if a.dest == "preset")
     assert sorted(preset.choices) == sorted(RUN_PRESETS)
     assert run_command.config_from_args(
-        sub.parse_args(["--preset", "tiny"])).pretrain_steps == \
-        RUN_PRESETS["tiny"]["pretrain_steps"]
+        sub.parse_args(["--preset", "tiny"])).pretrain.steps == \
+        RUN_PRESETS["tiny"]["pretrain"]["steps"]
 
 
 def test_settings_are_resolved_where_they_enter_only():

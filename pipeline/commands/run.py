@@ -49,10 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_ru
     parser.add_argument("--source", help="labeled source dataset folder (with --target)")
     parser.add_argument("--target", help="unlabeled target dataset folder (with --source)")
     parser.add_argument("--rounds", type=int, help="RankNet rounds")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--pretrain-steps", type=int)
-    parser.add_argument("--transfer-steps", type=int)
-    parser.add_argument("--backbone", choices=("small", "resnet50"))
+    parser.add_argument("--seed", type=int, help="the config's \"seed\" (data and trainers)")
+    parser.add_argument("--pretrain-steps", type=int, help="the config's \"pretrain.steps\"")
+    parser.add_argument("--transfer-steps", type=int,
+                        help="the config's \"ranknet.steps\" (each round)")
+    parser.add_argument("--backbone", choices=("small", "resnet50"),
+                        help="the config's \"backbone\" (both trainers)")
     parser.add_argument("--runner", choices=RUNNERS,
                         help="where Beam components run (default local DirectRunner)")
     parser.add_argument("--project", help="GCP project (dataflow)")
@@ -71,9 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser, output_dir: str = "tfusion_ru
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    overrides = {"rounds": args.rounds, "seed": args.seed,
-                 "pretrain_steps": args.pretrain_steps,
-                 "transfer_steps": args.transfer_steps, "backbone": args.backbone,
+    steps = {"pretrain": args.pretrain_steps, "ranknet": args.transfer_steps}
+    overrides = {"rounds": args.rounds, "seed": args.seed, "backbone": args.backbone,
+                 **{k: {"steps": n} for k, n in steps.items() if n is not None},
                  "runner": args.runner, "project": args.project, "region": args.region,
                  "temp_location": args.temp_location,
                  "beam_args": getattr(args, "beam_options", None) or None,
