@@ -134,6 +134,11 @@ class RunConfig:
         if not 0 <= self.min_fused_rank1 <= 100 or self.max_fused_rank1_drop < 0:
             raise RunConfigError(f"{where}: min_fused_rank1 is a percentage and "
                                  "max_fused_rank1_drop >= 0")
+        if self.fusion_rule.rerank:
+            raise RunConfigError(f"{where}: fusion_rule.rerank (--rerank) is not used by "
+                                 "the pipeline: its rounds are evaluated and gated on the "
+                                 "fused ranking alone; re-rank a round's features with "
+                                 "`tfusion fuse --rerank`")
         if self.beam_args:
             from pipeline.beam_options import check_options
             check_options(self.beam_args, f"{where}: beam_args")

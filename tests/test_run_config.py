@@ -65,6 +65,7 @@ def test_training_settings_have_one_name_each(tmp_path):
     ({"pretrain": {"stepz": 5}}, "pretrain: unknown key(s) ['stepz']"),
     ({"ranknet": {"steps": 0}}, "ranknet: training option steps = 0, expected >= 1"),
     ({"ranknet": 300}, "ranknet must be a JSON object of RankNetConfig fields"),
+    ({"fusion_rule": {"rerank": True}}, "fusion_rule.rerank (--rerank) is not used by the pipeline"),
 ])
 def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, values, message):
     from pipeline.cli import main
