@@ -154,3 +154,74 @@ def test_settings_are_resolved_where_they_enter_only():
         p for p, _ in calls if p.startswith("pipeline/commands/")}
     assert {p for p, _ in calls if p.startswith(("st_model/", "trainer/", "core/"))} <= {
         "st_model/config.py"}
+
+
+def _training_flags(command):
+    return {o: a for a in _subparser(command)._actions for o in a.option_strings}
+
+
+@pytest.mark.parametrize("command,cls_name", [("pretrain", "PretrainConfig"),
+                                              ("transfer", "RankNetConfig")])
+def test_every_training_field_has_help_and_a_generated_flag(command, cls_name):
+    import trainer.config
+    from pipeline.commands.transfer import BASE_MODEL_FIELDS
+    cls = getattr(trainer.config, cls_name)
+    by_flag = _training_flags(command)
+    for f in dataclasses.fields(cls):
+        assert f.metadata.get("help"), f.name
+        if command == "transfer" and f.name in BASE_MODEL_FIELDS:
+            assert "--" + f.name.replace("_", "-") not in by_flag
+            continue
+        name = f.metadata.get("flag", f.name)
+        flag = "--" + ("no_" + name if f.default is True else name).replace("_", "-")
+        action = by_flag[flag]
+        assert action.dest == f.name and action.default is None
+        assert f.metadata["help"] in action.help.replace("%%", "%")
+    steps = by_flag["--steps"].help
+    assert ("(default 1000)" if command == "pretrain" else "(default 500)") in steps
+
+
+def _training_config(command, *flags):
+    from pipeline.cli import parse_command_line
+    from pipeline.commands import pretrain, transfer
+    required = {"pretrain": ["--examples", "e", "--output", "o"],
+                "transfer": ["--examples", "e", "--ranking", "r", "--base-model", "b",
+                             "--output", "o"]}[command]
+    args = parse_command_line([command, *required, *flags])[0]
+    module = pretrain if command == "pretrain" else transfer
+    return module.config_from_args(args), args
+
+
+def test_training_flags_parse_to_typed_values_and_keep_their_defaults():
+    from trainer.config import PretrainConfig, RankNetConfig
+    assert _training_config("pretrain")[0] == PretrainConfig()
+    assert _training_config("transfer")[0] == RankNetConfig()
+    config, _ = _training_config("pretrain", "--no-flip", "--steps", "7", "--ids-per-batch",
+                                 "8", "--images-per-id", "2", "--learning-rate", "0.01",
+                                 "--verification", "--mixed-precision", "off", "--xla",
+                                 "--backbone", "resnet50")
+    assert (config.flip, config.steps, config.p, config.k, config.learning_rate) == (
+        False, 7, 8, 2, 0.01)
+    assert isinstance(config.steps, int) and isinstance(config.learning_rate, float)
+    assert (config.verification, config.mixed_precision, config.xla, config.backbone) == (
+        True, "off", True, "resnet50")
+    config, args = _training_config("transfer", "--near-ranks", "2", "4", "--score",
+                                    "verification", "--same-camera-pairs",
+                                    "--score-scale", "5", "--run-dir", "logs")
+    assert (config.near_ranks, config.score, config.same_camera_pairs, config.score_scale,
+            config.steps, config.flip) == ((2, 4), "verification", True, 5.0, 500, True)
+    assert args.run_dir == "logs" and not args.no_eval
+    config, _ = _training_config("transfer", "--paper", "--freeze-fraction", "0.1")
+    assert (config.score, config.freeze_fraction, config.near_ranks) == (
+        "verification", 2 / 3, (1, 25))
+
+
+def test_bad_training_flag_values_are_errors(capsys):
+    with pytest.raises(SystemExit):
+        _training_config("pretrain", "--multi-gpu", "maybe")
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err
+    from pipeline.cli import UsageError
+    with pytest.raises(UsageError, match="unrecognized arguments: --backbone"):
+        _training_config("transfer", "--backbone", "resnet50")
+    with pytest.raises(InputError, match="training option erasing = 2.0"):
+        _training_config("pretrain", "--erasing", "2")

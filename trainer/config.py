@@ -5,7 +5,7 @@ keys are an error so a misspelt option never silently falls back to a default.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 from core.dataclass_dict import from_dict, to_dict
@@ -30,29 +30,42 @@ def check_windows(near: Tuple[int, int], far: Tuple[int, int], reciprocal_k: int
         raise InputError(f"reciprocal_k must be >= 0, got {reciprocal_k}")
 
 
+def _field(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field whose `metadata["help"]` (and e.g. `choices`, `group`, `flag`)
+    the CLI turns into a flag."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+_AUTO = ("auto", "on", "off")
+
+
 @dataclass
 class TrainConfig:
-    # model
-    backbone: str = "small"          # small (CPU) | resnet50 (GPU)
-    height: int = 0                  # 0: the backbone's default (128x64 / 256x128)
-    width: int = 0
-    base_width: int = 32             # small ResNet first-stage channels
-    weights: Optional[str] = None    # local weights file for the backbone (never fetched)
-    # optimisation
-    steps: int = 1000
-    learning_rate: float = 1e-3      # Adam; linear warm-up then cosine decay to 0
-    warmup_fraction: float = 0.05
-    epoch_steps: int = 100           # steps between progress lines / TensorBoard epochs
-    seed: int = 0
-    # augmentation
-    flip: bool = True
-    crop_padding: float = 0.08
-    erasing: float = 0.5
-    # accelerators: auto = on iff GPUs are visible
-    mixed_precision: Any = "auto"
-    xla: Any = False
-    multi_gpu: Any = "auto"
-    deterministic: Any = "auto"      # TF op determinism: auto = on iff no GPU is visible
+    backbone: str = _field("small", "small: half-width ResNet-18 at 128x64 (CPU); "
+                           "resnet50: 256x128 (GPU)", choices=("small", "resnet50"),
+                           group="model")
+    height: int = _field(0, "input height (0 = per backbone)", group="model")
+    width: int = _field(0, "input width (0 = per backbone)", group="model")
+    base_width: int = _field(32, "small ResNet first-stage channels", group="model")
+    weights: Optional[str] = _field(None, "local backbone weights file (nothing is "
+                                    "downloaded)", group="model")
+    steps: int = _field(1000, "training steps")
+    learning_rate: float = _field(1e-3, "Adam learning rate, warm-up then cosine decay")
+    warmup_fraction: float = _field(0.05, "share of the steps in linear warm-up")
+    epoch_steps: int = _field(100, "steps between progress lines / TensorBoard epochs")
+    seed: int = _field(0, "random seed")
+    flip: bool = _field(True, "random horizontal flip")
+    crop_padding: float = _field(0.08, "pad-and-random-crop fraction (0 = off)")
+    erasing: float = _field(0.5, "random-erasing probability (0 = off)")
+    mixed_precision: Any = _field("auto", "float16 compute with float32 variables "
+                                  "(auto: on iff a GPU is visible)", choices=_AUTO,
+                                  group="accelerators")
+    xla: Any = _field(False, "compile the train step with XLA", group="accelerators")
+    multi_gpu: Any = _field("auto", "MirroredStrategy (auto: on iff several GPUs are "
+                            "visible)", choices=_AUTO, group="accelerators")
+    deterministic: Any = _field("auto", "TensorFlow op determinism: same seed, same "
+                                "results (auto: on iff no GPU is visible; on a GPU it "
+                                "costs speed)", choices=_AUTO, group="accelerators")
 
     def __post_init__(self) -> None:
         """Values out of range are named here, before any data is read."""
@@ -82,11 +95,16 @@ class TrainConfig:
 @dataclass
 class PretrainConfig(TrainConfig):
     """Source pretraining: identity classification (+ optional pair verification)."""
-    p: int = 16                      # identities per batch
-    k: int = 4                       # images per identity (batch = p * k)
-    label_smoothing: float = 0.1
-    verification: bool = False       # TFusion pair-verification head on in-batch pairs
-    verification_weight: float = 1.0
+    p: int = _field(16, "P of P×K batches: identities per batch", flag="ids_per_batch",
+                    group="objective")
+    k: int = _field(4, "K of P×K batches: images per identity", flag="images_per_id",
+                    group="objective")
+    label_smoothing: float = _field(0.1, "label smoothing of the identity loss",
+                                    group="objective")
+    verification: bool = _field(False, "add TFusion's pair-verification head on in-batch "
+                                "pairs (initialises RankNet)", group="objective")
+    verification_weight: float = _field(1.0, "weight of the verification loss",
+                                        group="objective")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,21 +120,36 @@ class RankNetConfig(TrainConfig):
     neighbours, j from fused ranks 25-50, the whole backbone trained at 3e-4.
     PAPER_RANKNET holds the paper's formulation (TFusion §3.4) as field values.
     """
-    steps: int = 500
-    learning_rate: float = 3e-4
-    batch_triplets: int = 16         # triplets per step (3 images each)
-    near_ranks: Tuple[int, int] = (1, 3)    # i drawn from these fused ranks (1-based)
-    far_ranks: Tuple[int, int] = (25, 50)   # j drawn from these, always below i
-    temperature: float = 0.0         # τ of the target sigmoid((s_i − s_j)/τ); 0 = auto
-    freeze_fraction: float = 0.0     # first part of the backbone kept frozen
-    same_camera_pairs: bool = False  # draw j from i's camera only (no camera shortcut)
-    reciprocal_k: int = 5            # i only among k-reciprocal fused neighbours; 0 = off
-    confident_fraction: float = 1.0  # i only among this top share of near-window fused scores
-    score: str = "cosine"            # pair score: cosine (γ·ê_a·ê_b) | verification (paper)
-    score_scale: float = 10.0        # initial γ of the cosine score (learned)
-    holdout_fraction: float = 0.1    # anchors kept out of training to measure order accuracy
-    triples_per_anchor: float = 2.5  # at least this many triples per trained anchor: a
-    #                                  larger target trains longer (steps raised); 0 = off
+    steps: int = _field(500, "training steps")
+    learning_rate: float = _field(3e-4, "Adam learning rate, warm-up then cosine decay")
+    batch_triplets: int = _field(16, "triples per step, 3 images each", group="ranknet")
+    near_ranks: Tuple[int, int] = _field((1, 3), "fused ranks i is drawn from (1-based)",
+                                         metavar=("FIRST", "LAST"), group="ranknet")
+    far_ranks: Tuple[int, int] = _field((25, 50), "fused ranks j is drawn from, always "
+                                        "below i", metavar=("FIRST", "LAST"),
+                                        group="ranknet")
+    temperature: float = _field(0.0, "τ of the target sigmoid((s_i − s_j)/τ); 0 = auto "
+                                "(median → 0.9)", group="ranknet")
+    freeze_fraction: float = _field(0.0, "fraction of the backbone kept frozen",
+                                    group="ranknet")
+    same_camera_pairs: bool = _field(False, "draw j only from i's camera, so the network "
+                                     "cannot rank by camera appearance (useful when the "
+                                     "fused ranking is weak)", group="ranknet")
+    reciprocal_k: int = _field(5, "draw i only among near neighbours that hold the anchor "
+                               "in their own fused top-k (k-reciprocal; 0 = off)",
+                               group="ranknet")
+    confident_fraction: float = _field(1.0, "draw i only among this top share of "
+                                       "near-window fused scores", group="ranknet")
+    score: str = _field("cosine", "pair score: cosine = learned scale × cosine of the "
+                        "embeddings; verification = the paper's sigmoid head",
+                        choices=("cosine", "verification"), group="ranknet")
+    score_scale: float = _field(10.0, "initial (learned) scale of the cosine score",
+                                group="ranknet")
+    holdout_fraction: float = _field(0.1, "anchors kept out of training to measure order "
+                                     "accuracy", group="ranknet")
+    triples_per_anchor: float = _field(2.5, "at least this many triples per trained "
+                                       "anchor: a larger target trains longer (steps "
+                                       "raised); 0 = off", group="ranknet")
 
     def __post_init__(self) -> None:
         super().__post_init__()

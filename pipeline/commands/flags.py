@@ -1,18 +1,21 @@
-"""CLI flags generated from settings dataclasses (st_model.config.STConfig, FusionRule):
-one flag per field, `--field-name`, with the field's `metadata["help"]` and default.
+"""CLI flags generated from settings dataclasses (st_model.config.STConfig, FusionRule,
+trainer.config's training configs): one flag per field, `--field-name`, with the field's
+`metadata["help"]` and default.
 
 Flags default to None ("not given"), so a command applies only what the user typed
 over its preset or config file (`given_values`). Field metadata may add `choices`,
 a `group` (argument group title) and a `none_flag` (flag, help) that sets the field
 to None (e.g. --hard-top-k for sharpness). A renamed field's old flag is an error
-naming the new one.
+naming the new one. A bool field that defaults to True gets `--no-field-name`; metadata
+`flag` names a flag other than the field, `metavar` names a tuple's values, and an `Any`
+field takes the type of its default.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import typing
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 _NONE = object()   # what a none_flag stores
 
@@ -28,6 +31,14 @@ def _value_type(hint: Any) -> Any:
     return hint
 
 
+def argument_group(parser: argparse.ArgumentParser, title: str) -> Any:
+    """The parser's argument group `title`, created when missing."""
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)
+
+
 def _renamed(new: str):
     class Renamed(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
@@ -36,30 +47,39 @@ def _renamed(new: str):
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str,
-                       renamed: Optional[Mapping[str, str]] = None) -> None:
-    """One flag per field of dataclass `cls`, in argument group `title` (or the
-    field's own group); `renamed` (old field -> new field) adds hidden old flags."""
+                       renamed: Optional[Mapping[str, str]] = None,
+                       skip: Iterable[str] = ()) -> None:
+    """One flag per field of dataclass `cls` (but those in `skip`), in argument group
+    `title` (or the field's own group); `renamed` (old field -> new field) adds hidden
+    old flags."""
     hints = typing.get_type_hints(cls)
-    groups: Dict[str, Any] = {}
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         meta = f.metadata
-        name = meta.get("group", title)
-        group = groups.get(name) or groups.setdefault(name, parser.add_argument_group(name))
+        group = argument_group(parser, meta.get("group", title))
         help_text = meta["help"]
-        if f.default is not None and f.default is not False:
+        if f.default is not None and not isinstance(f.default, bool):
             shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
             help_text += f" (default {shown})"
         kind = _value_type(hints[f.name])
+        if kind is Any:
+            kind = type(f.default)
+        flag = _flag(meta.get("flag", f.name))
         options: Dict[str, Any] = {"dest": f.name, "default": None,
                                    "help": help_text.replace("%", "%%")}
-        if kind is bool:
+        if kind is bool and f.default is True:
+            flag = _flag("no_" + f.name)
+            options.update(action="store_const", const=False,
+                           help="turn off: " + options["help"])
+        elif kind is bool:
             options.update(action="store_true")
         elif isinstance(f.default, tuple):
             options.update(nargs=len(f.default), type=typing.get_args(kind)[0],
-                           metavar=f.name.upper())
+                           metavar=meta.get("metavar", f.name.upper()))
         else:
             options.update(type=kind, choices=meta.get("choices"))
-        group.add_argument(_flag(f.name), **options)
+        group.add_argument(flag, **options)
         if "none_flag" in meta:
             flag, help_none = meta["none_flag"]
             group.add_argument(flag, dest=f.name, action="store_const", const=_NONE,

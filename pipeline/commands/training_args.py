@@ -4,43 +4,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Type, TypeVar
+
+from pipeline.commands.flags import add_settings_flags, argument_group, given_values
+
+T = TypeVar("T")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, steps: int, lr: float) -> None:
-    g = parser.add_argument_group("training")
-    g.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
-    g.add_argument("--learning-rate", type=float, default=lr,
-                   help=f"Adam learning rate, warm-up then cosine decay (default {lr})")
-    g.add_argument("--epoch-steps", type=int, default=100,
-                   help="steps between progress lines (default 100)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
-    g.add_argument("--crop-padding", type=float, default=0.08,
-                   help="pad-and-random-crop fraction (0 = off; default 0.08)")
-    g.add_argument("--erasing", type=float, default=0.5,
-                   help="random-erasing probability (0 = off; default 0.5)")
-    g.add_argument("--run-dir", help="TensorBoard logs and training summary "
-                   "(default OUTPUT/logs)")
-    a = parser.add_argument_group("accelerators")
-    a.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
-                   help="float16 compute with float32 variables (auto: on iff a GPU is visible)")
-    a.add_argument("--xla", action="store_true", help="compile the train step with XLA")
-    a.add_argument("--multi-gpu", choices=["auto", "on", "off"], default="auto",
-                   help="MirroredStrategy (auto: on iff several GPUs are visible)")
-    a.add_argument("--deterministic", choices=["auto", "on", "off"], default="auto",
-                   help="TensorFlow op determinism: same seed, same results (auto: on "
-                        "iff no GPU is visible; on a GPU it costs speed)")
+def add_training_arguments(parser: argparse.ArgumentParser, cls: type,
+                           skip: Iterable[str] = ()) -> None:
+    """The flags of training config `cls` (trainer/config.py; not those in `skip`),
+    generated from its fields, then --run-dir and --no-eval."""
+    add_settings_flags(parser, cls, "training", skip=skip)
+    argument_group(parser, "training").add_argument(
+        "--run-dir", help="TensorBoard logs and training summary (default OUTPUT/logs)")
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the query/gallery rank-1/mAP report after training")
 
 
-def training_values(args: argparse.Namespace) -> Dict[str, Any]:
-    return {"steps": args.steps, "learning_rate": args.learning_rate,
-            "epoch_steps": args.epoch_steps, "seed": args.seed, "flip": not args.no_flip,
-            "crop_padding": args.crop_padding, "erasing": args.erasing,
-            "mixed_precision": args.mixed_precision, "xla": args.xla,
-            "multi_gpu": args.multi_gpu, "deterministic": args.deterministic}
+def training_config(args: argparse.Namespace, cls: Type[T], where: str,
+                    overrides: Optional[Dict[str, Any]] = None) -> T:
+    """`cls` from the flags the user gave (the rest keep the field defaults), then
+    `overrides`."""
+    values = given_values(args, cls)
+    values.update(overrides or {})
+    return cls.from_dict(values, where=where)
 
 
 def check_output(args: argparse.Namespace) -> None:

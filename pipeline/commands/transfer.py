@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from pipeline.commands import training_args
+from pipeline.commands.flags import argument_group
+
+# The base model fixes these: no flag on `tfusion transfer` (the ranknet Trainer's
+# custom_config still takes height / width, checked against the base model).
+BASE_MODEL_FIELDS = ("backbone", "height", "width", "base_width", "weights")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,48 +21,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-model", required=True, help="exported model to fine-tune")
     parser.add_argument("--output", required=True, help="model directory to export to")
     from trainer.config import RankNetConfig
-    d = RankNetConfig()
-    r = parser.add_argument_group("ranknet")
-    r.add_argument("--batch-triplets", type=int, default=d.batch_triplets,
-                   help=f"triples per step, 3 images each (default {d.batch_triplets})")
-    r.add_argument("--near-ranks", type=int, nargs=2, default=list(d.near_ranks),
-                   metavar=("FIRST", "LAST"),
-                   help="fused ranks i is drawn from (default %(default)s)")
-    r.add_argument("--far-ranks", type=int, nargs=2, default=list(d.far_ranks),
-                   metavar=("FIRST", "LAST"),
-                   help="fused ranks j is drawn from (default %(default)s)")
-    r.add_argument("--temperature", type=float, default=d.temperature,
-                   help="τ of the target sigmoid((s_i − s_j)/τ); 0 = auto (median → 0.9)")
-    r.add_argument("--freeze-fraction", type=float, default=d.freeze_fraction,
-                   help="fraction of the backbone kept frozen (default %(default)s)")
-    r.add_argument("--same-camera-pairs", action="store_true",
-                   help="draw j only from i's camera, so the network cannot rank by camera "
-                        "appearance (useful when the fused ranking is weak)")
-    r.add_argument("--reciprocal-k", type=int, default=d.reciprocal_k,
-                   help="draw i only among near neighbours that hold the anchor in their own "
-                        "fused top-k (k-reciprocal; 0 = off; default %(default)s)")
-    r.add_argument("--score", choices=("cosine", "verification"), default=d.score,
-                   help="pair score: cosine = learned scale × cosine of the embeddings; "
-                        "verification = the paper's sigmoid head (default %(default)s)")
-    r.add_argument("--paper", action="store_true",
-                   help="the paper's formulation: verification score, near 1-25 / far 25-50, "
-                        "no reciprocal filter, two thirds frozen, lr 1e-4 (overrides those "
-                        "flags)")
-    training_args.add_training_arguments(parser, steps=d.steps, lr=d.learning_rate)
+    training_args.add_training_arguments(parser, RankNetConfig, skip=BASE_MODEL_FIELDS)
+    argument_group(parser, "ranknet").add_argument(
+        "--paper", action="store_true",
+        help="the paper's formulation: verification score, near 1-25 / far 25-50, no "
+             "reciprocal filter, two thirds frozen, lr 1e-4 (overrides those flags)")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The RankNetConfig of the flags given (--paper overriding its fields)."""
+    from trainer.config import PAPER_RANKNET, RankNetConfig
+    return training_args.training_config(args, RankNetConfig, "tfusion transfer",
+                                         PAPER_RANKNET if args.paper else None)
 
 
 def run(args: argparse.Namespace) -> int:
     from trainer import data, ranknet
-    from trainer.config import PAPER_RANKNET, RankNetConfig
-    values = training_args.training_values(args)
-    values.update(batch_triplets=args.batch_triplets, near_ranks=tuple(args.near_ranks),
-                  far_ranks=tuple(args.far_ranks), temperature=args.temperature,
-                  freeze_fraction=args.freeze_fraction,
-                  same_camera_pairs=args.same_camera_pairs, reciprocal_k=args.reciprocal_k,
-                  score=args.score)
-    if args.paper:
-        values.update(PAPER_RANKNET)
-    config = RankNetConfig.from_dict(values, where="tfusion transfer")
+    config = config_from_args(args)
     training_args.check_output(args)
     files = data.split_files(args.examples, "train")
     summary = ranknet.transfer(files, args.ranking, args.base_model, config,
