@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from core.dataclass_dict import from_dict, to_dict
 from core.errors import InputError, read_json_object
@@ -28,7 +28,7 @@ RUNNERS = ("local", "dataflow")
 # keys of earlier versions, and what replaced them
 RENAMED_KEYS = {"fusion": "split in two: 'st' (ST estimation: mode, top_k, sharpness, "
                           "max_bin_frames, bandwidth, kappa, ...) and 'fusion_rule' "
-                          "(fusion, weight, alpha, beta, ranking_top_n, rerank, ...)",
+                          "(fusion, weight, alpha, beta, ranking_top_n, ...)",
                 "pretrain_steps": "'pretrain.steps'", "transfer_steps": "'ranknet.steps'"}
 # top-level settings shared by both trainers, copied into `pretrain` and `ranknet`
 SHARED_KEYS = ("backbone", "seed")

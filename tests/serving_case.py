@@ -1,6 +1,5 @@
 """A small serving bundle for tests: a tiny exported backbone and an ST model
 estimated on a simulated 3-camera, 2-sequence network with real transit structure."""
-import json
 import os
 
 import numpy as np

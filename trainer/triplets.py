@@ -25,7 +25,6 @@ from typing import AbstractSet, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from core.errors import InputError
 from st_model import fused_ranking
 from st_model.fused_ranking import FusedRanking, RankingError, ranking_files  # noqa: F401
 from trainer import runtime
