@@ -66,8 +66,10 @@ class STConfig:
     floor: float = _opt(1e-6, "probability floor of P_st and P_rand (per bin)")
     window_frames: int = _opt(700, "tfusion mode: P_st counts deltas within ±window")
     max_delta: Optional[int] = _opt(
-        None, f"|Δ| beyond this is out of reach (default: none; {TFUSION_MAX_DELTA} "
-        "in tfusion mode)")
+        None, "reach in frames: a pair further apart in time is out of reach (log-ratio "
+        "−∞, P_st = 0; what the pruned gallery search skips without scoring) — set it "
+        "only where nobody reappears later (default: none; "
+        f"{TFUSION_MAX_DELTA} in tfusion mode)")
     rand_floor: float = _opt(2e-5, "tfusion mode: P_rand floor")
     frame_rate: float = _opt(
         25.0, "frames per second, for reporting and the visit window (tfusion fuse: "
@@ -117,6 +119,7 @@ def validate_st(st: STConfig) -> None:
            "sharpness must be >= 0 (or None for a hard top-k)")
     _check(st.noise_threshold >= 0, "noise_threshold must be >= 0")
     _check(st.max_bin_frames >= 1, "max_bin_frames must be >= 1")
+    _check(st.max_delta is None or st.max_delta >= 1, "max_delta must be >= 1 (frames)")
     _check(st.chance_level in CHANCE_LEVELS, f"unknown chance_level {st.chance_level!r}; "
                                              f"known: {', '.join(CHANCE_LEVELS)}")
 

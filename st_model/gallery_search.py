@@ -25,6 +25,13 @@ default estimator mixes a background share of the random model into P_st, which
 bounds its log-ratio below by about log(share) — see README for what that means
 for speed. Other fusion rules and tfusion mode use
 the full scan.
+
+Reach (STConfig.max_delta, when the ST model sets one): a row with
+|t_g − t_q| > max_delta scores −∞ (scoring.py), so no pass and no fallback scans
+outside [t_q − max_delta, t_q + max_delta] — per node one more contiguous slice. On a
+gallery spanning far longer than the reach this, not the windows, is what makes the
+search fast; its top-k stays the exhaustive scan's (which scores every row, −∞ out of
+reach).
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ from st_model.scoring import BlockScorer, STTables
 COS_MARGIN = 1e-5   # float32 cosines of unit rows may exceed 1 by a few ulps
 MAX_PASSES = 4      # then the full scan
 WIDEN = 2.0         # with fewer than k rows in the windows, lower τ by at least this
+REACH_SCAN = 4.0    # scan the reach at once when it holds <= this × the first windows' rows
 TAU0 = 1.0          # first windows: P_st ≥ e · P_rand (a node pair without temporal
 #                     structure has log-ratio 0 everywhere: not a window)
 
@@ -90,16 +98,48 @@ class GallerySearch:
         self.prunable = (self.config.fusion == "loglinear" and model.nodes.mode != "tfusion"
                          and self.config.weight > 0)
         self.v_max = self.config.weight * (1.0 + COS_MARGIN - self.mean) / self.scale
+        reach = model.params.get("max_delta")
+        self.reach = int(reach) if reach is not None and self.prunable else None
 
     def scorer(self, query: FeatureSet) -> BlockScorer:
         return BlockScorer(self.tables, query, self.index.rows, self.config,
                            g_node=self.index.node)
 
     # ------------------------------------------------------------------ windows
+    def reach_slices(self, t: int) -> List[Tuple[int, int]]:
+        """Per node, the row slice within the reach of a query at frame t (every row
+        when the model sets no reach)."""
+        idx = self.index
+        if self.reach is None:
+            return [(0, len(idx.rows))]
+        out = []
+        for b in range(self.m + 1):
+            s, e = int(idx.node_start[b]), int(idx.node_start[b + 1])
+            frames = idx.rows.frame[s:e]
+            r0 = int(np.searchsorted(frames, t - self.reach, side="left"))
+            r1 = int(np.searchsorted(frames, t + self.reach, side="right"))
+            if r1 > r0:
+                out.append((s + r0, s + r1))
+        return out
+
+    def reach_is_small(self, a: int, t: int) -> bool:
+        """True when the reach holds at most REACH_SCAN × the rows of the first
+        windows: one scan of the reach then costs less than the windows' passes could
+        save (both counts are binary searches, nothing scored)."""
+        if self.reach is None:
+            return False
+        count = lambda slices: sum(e - s for s, e in slices)  # noqa: E731
+        return count(self.reach_slices(t)) <= REACH_SCAN * max(
+            1, count(self.windows(a, t, TAU0)))
+
     def windows(self, a: int, t: int, tau: float) -> List[Tuple[int, int]]:
-        """Row slices [start, stop) of the index whose LR(a, node, bin) ≥ tau."""
+        """Row slices [start, stop) of the index whose LR(a, node, bin) ≥ tau (and
+        within the reach)."""
         idx, grid = self.index, self.grid
         lr = self.tables.log_ratio[a]
+        big = np.iinfo(np.int64)
+        reach_lo = big.min if self.reach is None else t - self.reach
+        reach_hi = big.max if self.reach is None else t + self.reach + 1
         out = []
         for b in range(self.m + 1):
             s, e = int(idx.node_start[b]), int(idx.node_start[b + 1])
@@ -107,17 +147,16 @@ class GallerySearch:
                 continue
             mask = lr[b] >= tau
             if mask.all():
-                out.append((s, e))
+                starts, stops = np.array([0]), np.array([grid.n_bins])
+            elif not mask.any():
                 continue
-            if not mask.any():
-                continue
-            d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-            starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+            else:
+                d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+                starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
             frames = idx.rows.frame[s:e]
-            lo = np.where(starts == 0, np.iinfo(np.int64).min,
-                          t + grid.lo + starts * grid.width)
-            hi = np.where(stops == grid.n_bins, np.iinfo(np.int64).max,
-                          t + grid.lo + stops * grid.width)
+            lo = np.where(starts == 0, big.min, t + grid.lo + starts * grid.width)
+            hi = np.where(stops == grid.n_bins, big.max, t + grid.lo + stops * grid.width)
+            lo, hi = np.maximum(lo, reach_lo), np.minimum(hi, reach_hi)
             r0 = np.searchsorted(frames, lo, side="left")
             r1 = np.searchsorted(frames, hi, side="left")
             out += [(s + int(x), s + int(y)) for x, y in zip(r0, r1) if y > x]
@@ -181,8 +220,8 @@ class GallerySearch:
         n = len(self.index.rows)
         a = int(scorer.q_base[qi] // ((self.m + 1) * self.grid.n_bins))  # query node
         name_rank = self.index.name_rank
-        if pruned and self.prunable and a < self.m:
-            t = int(scorer.q.frame[qi])
+        t = int(scorer.q.frame[qi])
+        if pruned and self.prunable and a < self.m and not self.reach_is_small(a, t):
             tau = TAU0
             for passes in range(1, MAX_PASSES + 1):
                 slices = self.windows(a, t, tau)
@@ -201,9 +240,10 @@ class GallerySearch:
                     tau = s_k - self.v_max
                 if tau <= self.lowest(a):     # the next pass would score every row
                     break
-        scores, rows = self._score_slices(scorer, qi, [(0, n)], exclude)
+        slices = self.reach_slices(t) if pruned else [(0, n)]
+        scores, rows = self._score_slices(scorer, qi, slices, exclude)
         top, top_s = top_rows(scores, rows, name_rank, k)
-        return SearchResult(self._hits(scorer, qi, top, top_s), n, 0)
+        return SearchResult(self._hits(scorer, qi, top, top_s), rows.size, 0)
 
     def search(self, query: FeatureSet, k: int, pruned: bool = True,
                exclude_fn=None) -> List[SearchResult]:

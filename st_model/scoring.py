@@ -16,7 +16,9 @@ for soft-weighted neighbours (the default) it is their true-pair part read
 against the chance level (chance.true_pair_weight).
 In tfusion mode V̂, R̂ are counts within ±window frames, P_st = V̂ / N_a,
 P_rand = max(R̂ / R_a, rand_floor); pairs beyond max_delta, of the same camera or
-of different sequences are out of reach (P_st = 0).
+of different sequences are out of reach (P_st = 0). In every mode a pair with
+|Δ| > max_delta (when set: the user's statement that nobody reappears later) is out
+of reach: P_st = 0, log-ratio −∞ — the search skips such rows (gallery_search.py).
 
 Tables have one extra node index M ("unseen node": a camera, or a (camera, sequence),
 the train split lacks) whose pairs, like same-camera pairs in camera_sequence mode, are
@@ -170,6 +172,11 @@ class STTables:
         return np.where(node < 0, self.model.nodes.size, node).astype(np.int64)
 
 
+def _rows(idx, n: int) -> np.ndarray:
+    """The row numbers of an index array or a slice of n rows."""
+    return np.arange(*idx.indices(n)) if isinstance(idx, slice) else idx
+
+
 class BlockScorer:
     """score_fn(q_idx, g_idx) -> fused scores, for metrics.evaluate_ranking and the
     fused train ranking. Pairs the ST model does not cover keep their visual score
@@ -208,18 +215,24 @@ class BlockScorer:
         b += self.g_base[g_idx]
         return b
 
-    def _reach(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        ok = self.q.sequence[q_idx] == self.g.sequence[g_idx]
+    def _reach(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray
+               ) -> Optional[np.ndarray]:
+        """Pairs in reach (None: all): |Δ| <= max_delta; in tfusion mode also the
+        same sequence."""
+        ok = None
+        if self.tfusion:
+            ok = self.q.sequence[q_idx] == self.g.sequence[g_idx]
         if self.max_delta is not None:
-            ok &= np.abs(delta) <= self.max_delta
+            near = np.abs(delta) <= self.max_delta
+            ok = near if ok is None else ok & near
         return ok
 
     def __call__(self, q_idx, g_idx) -> np.ndarray:
         """Fused scores of the block q_idx × g_idx [len(q_idx), len(g_idx)]; each an
         index array or a slice (a slice reads the features as a view, not a copy)."""
         cos = self.cosine(q_idx, g_idx)
-        q_rows = np.arange(len(self.q.frame))[q_idx] if isinstance(q_idx, slice) else q_idx
-        g_rows = np.arange(len(self.g.frame))[g_idx] if isinstance(g_idx, slice) else g_idx
+        q_rows = _rows(q_idx, len(self.q.frame))
+        g_rows = _rows(g_idx, len(self.g.frame))
         return self._fused(q_rows[:, None], g_rows[None, :], cos)
 
     def pairs(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
@@ -234,7 +247,7 @@ class BlockScorer:
         delta = self.g.frame[g_idx] - self.q.frame[q_idx]
         flat = self._flat(q_idx, g_idx, delta)
         take = lambda tab: np.take(tab.reshape(-1), flat)  # noqa: E731
-        reach = self._reach(q_idx, g_idx, delta) if self.tfusion else None
+        reach = self._reach(q_idx, g_idx, delta)
         cfg = self.config
         if cfg.fusion == "loglinear":
             lr = take(t.log_ratio)

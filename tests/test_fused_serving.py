@@ -160,7 +160,8 @@ def test_bundle_embeds_like_the_model_it_was_built_from(bundle, tmp_path):
     resolve_settings(rule=FusionRule(fusion="bayes", alpha=0.2, beta=0.1)),
     resolve_settings(rule=FusionRule(fusion="logistic")),
     resolve_settings(STConfig(mode="tfusion")),
-], ids=["bayes", "bayes_alpha_beta", "logistic", "tfusion_mode"])
+    resolve_settings(STConfig(max_delta=2000)),
+], ids=["bayes", "bayes_alpha_beta", "logistic", "tfusion_mode", "loglinear_reach"])
 def test_every_fusion_rule_matches_st_model(config, tmp_path):
     """The in-graph function of each rule (not saved) against BlockScorer."""
     import tensorflow as tf
@@ -174,6 +175,9 @@ def test_every_fusion_rule_matches_st_model(config, tmp_path):
     if config.st.mode == "tfusion":   # out of reach: other sequence or |Δ| > max_delta
         model.params["max_delta"] = 2000
         tables = STTables.from_model(model)
+    reach = config.st.mode != "tfusion" and config.st.max_delta
+    if reach:                         # the setting reaches the model's parameters
+        assert model.params["max_delta"] == 2000
     ref = BlockScorer(tables, q, g, config.rule)(np.arange(len(q)), np.arange(len(g)))
     fn = FusedScoring(tables, config.rule).fused_scores
     out = fn(**{k: tf.constant(v) for k, v in feed_of(q, g).items()})
@@ -183,6 +187,10 @@ def test_every_fusion_rule_matches_st_model(config, tmp_path):
     np.testing.assert_allclose(fused[finite], ref[finite], atol=TOL, rtol=1e-6)
     if config.st.mode == "tfusion":
         assert (ref == 0).any()
+    if reach:                         # every mode: |Δ| > max_delta out of reach
+        far = np.abs(g.frame[None, :] - q.frame[:, None]) > 2000
+        assert far.any() and (~far).any()
+        np.testing.assert_array_equal(np.isneginf(ref), far)
 
 
 def test_client_refuses_a_bundle_that_loads_project_code(bundle, tmp_path, monkeypatch):

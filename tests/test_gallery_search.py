@@ -67,16 +67,27 @@ def exhaustive_top(model, g, q, k, exclude=None):
     return out
 
 
+def hit_names(index, results):
+    return [[str(index.rows.names[h.row]) for h in r.hits] for r in results]
+
+
+def pruned_and_full(model, g, q, k=10):
+    """(index, pruned results, exhaustive results), both checked against st_model's
+    own exhaustive ranking."""
+    index = build_index(model, g, "fp", {})
+    search = GallerySearch(index, STTables.from_model(model), FusionRule())
+    pruned = search.search(q, k, pruned=True)
+    full = search.search(q, k, pruned=False)
+    assert hit_names(index, pruned) == hit_names(index, full) == exhaustive_top(
+        model, g, q, k)
+    return index, pruned, full
+
+
 @pytest.mark.parametrize("scale", [0.25, 0.05], ids=["windows_certify", "second_pass"])
 def test_pruned_top_k_equals_exhaustive(scale):
     model = sharp_model(scale)
     g, q = gallery_and_queries()
-    index = build_index(model, g, "fp", {})
-    search = GallerySearch(index, STTables.from_model(model), FusionRule())
-    pruned = search.search(q, 10, pruned=True)
-    full = search.search(q, 10, pruned=False)
-    names = lambda rs: [[str(index.rows.names[h.row]) for h in r.hits] for r in rs]  # noqa: E731
-    assert names(pruned) == names(full) == exhaustive_top(model, g, q, 10)
+    index, pruned, full = pruned_and_full(model, g, q)
     for a, b in zip(pruned, full):
         # the same pairs; BLAS may round a slice's dot products one ulp differently
         np.testing.assert_allclose([h.fused for h in a.hits], [h.fused for h in b.hits],
@@ -91,6 +102,28 @@ def test_pruned_top_k_equals_exhaustive(scale):
         assert all(r.passes != 1 for r in seen)
         # and rows outside every window (log-ratio ≤ -5.9 there, +2.5 inside) enter
         assert any(h.st_factor < -5 for r in full for h in r.hits)
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.05], ids=["windows_certify", "second_pass"])
+def test_reach_bounds_every_pass_and_keeps_the_exhaustive_top_k(scale):
+    """With a reach (max_delta) no pass and no fallback scores a row further away in
+    time, and the top-k is still the exhaustive scan's (which scores −∞ there)."""
+    model = sharp_model(scale)
+    g, q = gallery_and_queries()
+    plain = GallerySearch(build_index(model, g, "fp", {}), STTables.from_model(model),
+                          FusionRule()).search(q, 10, pruned=False)
+    model.params["max_delta"] = 4000
+    index, pruned, full = pruned_and_full(model, g, q)
+    # the reach changed some top-10s (far rows ranked there without it) ...
+    assert hit_names(index, full) != hit_names(index, plain)
+    for qi, r in enumerate(pruned):
+        near = np.abs(index.rows.frame - q.frame[qi]) <= 4000
+        assert all(near[h.row] for h in r.hits)
+        # ... and no query scored more rows than its reach holds (~8 % of them)
+        assert r.rows_scored <= near.sum()
+    unseen = np.flatnonzero(q.camera == 9)
+    assert all(pruned[i].passes == 0 and 0 < pruned[i].rows_scored < 0.1 * len(g)
+               for i in unseen)
 
 
 def test_pruned_search_respects_excluded_rows():

@@ -200,3 +200,34 @@ def test_bad_inputs_are_one_line_exit_2_nothing_written(setup, capsys, tmp_path)
     msg = _error(capsys, "index", "--bundle", b, "--dataset", setup["data"], "--output", idx)
     assert f"error: {idx}: exists" in msg
     assert not pic.exists()
+
+
+def test_reach_limits_the_rows_scored_and_keeps_the_exhaustive_top_k(setup, capsys,
+                                                                     monkeypatch):
+    """A bundle whose ST model sets a reach (max_delta): the search scores only the
+    rows within it, every hit lies within it, and the top-k is the full scan's."""
+    from pipeline import bundle as bundle_mod
+    load = bundle_mod.Bundle.st_model
+
+    def with_reach(self):
+        model = load(self)
+        model.params["max_delta"] = 1500
+        return model
+    monkeypatch.setattr(bundle_mod.Bundle, "st_model", with_reach)
+    qdir = os.path.join(setup["data"], "query")
+    runs = []
+    for extra in ([], ["--exhaustive"]):
+        assert tfusion("search", "--index", setup["index"], "--bundle", setup["bundle"],
+                       "--query", qdir, "--json", *extra) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    pruned, full = runs
+    for p, f in zip(pruned, full):
+        assert [h["name"] for h in p["hits"]] == [h["name"] for h in f["hits"]]
+        assert p["pruned"] and p["rows_scored"] < p["rows"] and not f["pruned"]
+        assert p["hits"] and all(abs(h["frame"] - p["frame"]) <= 1500 for h in p["hits"])
+    # the reach mattered: without it some top-10 holds a row further away in time
+    monkeypatch.setattr(bundle_mod.Bundle, "st_model", load)
+    assert tfusion("search", "--index", setup["index"], "--bundle", setup["bundle"],
+                   "--query", qdir, "--json") == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert any(abs(h["frame"] - q["frame"]) > 1500 for q in plain for h in q["hits"])

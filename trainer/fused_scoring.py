@@ -17,9 +17,9 @@ and fuses with the rule of `st_model.fusion`:
     bayes      fused = st_factor · (P_v + α / (1 − α − β))        (eq. 9)
                st_factor = (P_st(1 − α) − β P_diff) / P_rand
     logistic   fused = f(P_v; λ0, γ0) · st_factor           st_factor = f(P_st; λ1, γ1)
-with cos the cosine of the L2-normalised embeddings, P_v = (1 + cos) / 2 and, in
-tfusion mode, pairs of different sequences or |Δ| > max_delta out of reach
-(LR = −inf, P_st = 0).
+with cos the cosine of the L2-normalised embeddings, P_v = (1 + cos) / 2 and pairs
+with |Δ| > max_delta (when the ST model sets a reach) or, in tfusion mode, of
+different sequences out of reach (LR = −inf, P_st = 0).
 """
 from __future__ import annotations
 
@@ -115,11 +115,12 @@ class FusedScoring(tf.Module):
             def take(table):
                 return tf.cast(tf.gather(table, flat), tf.float64)
 
-            reach = None
+            reach = None                      # as BlockScorer._reach
             if tfusion:
                 reach = query_sequence[:, None] == gallery_sequence[None, :]
-                if max_delta is not None:
-                    reach &= tf.abs(delta) <= max_delta
+            if max_delta is not None:
+                near = tf.abs(delta) <= max_delta
+                reach = near if reach is None else reach & near
             if rule == "loglinear":
                 st = take(self.log_ratio)
                 if reach is not None:

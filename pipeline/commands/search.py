@@ -111,10 +111,12 @@ def read_images(paths: List[str]) -> List[bytes]:
 
 def check_times(index, model, frames, source: str) -> None:
     """Each query time within the index's frame range widened by the ST model's reach
-    (the grid's largest |Δ|)."""
+    (the grid's largest |Δ|, or max_delta when the model sets a shorter one)."""
     from core.errors import InputError
     grid = model.grid
     reach = max(abs(grid.lo), abs(grid.lo + grid.width * grid.n_bins))
+    if model.params.get("max_delta") is not None:
+        reach = min(reach, int(model.params["max_delta"]))
     lo, hi = index.frame_range
     for f in frames:
         if f < lo - reach or f > hi + reach:
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             "query": paths[qi], "camera": int(cam[qi]), "sequence": int(seq[qi]),
             "frame": int(frame[qi]), "time_s": frame[qi] / rate,
             "rows_scored": res.rows_scored, "rows": len(rows),
-            "pruned": res.passes > 0,
+            "pruned": res.passes > 0 or res.rows_scored < len(rows),
             "hits": [{"rank": r + 1, "name": str(rows.names[h.row]),
                       "camera": int(rows.camera[h.row]),
                       "sequence": int(rows.sequence[h.row]),
@@ -206,6 +208,8 @@ def print_table(report) -> None:
               f"frame {q['frame']} ({q['time_s']:.1f} s)  [{how}]")
         print(f"{'rank':>4}  {'name':<28} {'cam':>3} {'seq':>3} {'frame':>8} "
               f"{'time_s':>9} {'fused':>9} {'vision':>7} {'st_factor':>9}")
+        if not q["hits"]:
+            print("   (no gallery detection within the ST model's reach)")
         for h in q["hits"]:
             print(f"{h['rank']:>4}  {h['name']:<28} {h['camera']:>3} {h['sequence']:>3} "
                   f"{h['frame']:>8} {h['time_s']:>9.1f} {h['fused']:>9.4f} "
