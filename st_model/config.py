@@ -138,6 +138,18 @@ def validate_rule(rule: FusionRule) -> None:
            "name the rule with fusion = bayes (flag --fusion bayes)")
 
 
+RERANK_FIELDS = ("rerank", "rerank_k1", "rerank_k2", "rerank_lambda", "rerank_tau",
+                 "visit_seconds", "visit_fdr", "visit_weight")
+
+
+def scoring_rule(rule: FusionRule) -> FusionRule:
+    """`rule` with its re-ranking settings at their defaults: what the fused score of a
+    pair, the fused train ranking and a served bundle depend on (so turning re-ranking
+    on or tuning it re-runs only the evaluation of a pipeline)."""
+    defaults = FusionRule()
+    return replace(rule, **{k: getattr(defaults, k) for k in RERANK_FIELDS})
+
+
 class Settings(NamedTuple):
     """Resolved ST estimation and fusion rule, as the math receives them."""
     st: STConfig
