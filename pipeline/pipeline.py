@@ -25,7 +25,7 @@ from pipeline.components.triplet_gen import TripletGen
 from pipeline.fingerprint import dataset_fingerprint
 from pipeline.ranking_metrics import ranking_eval_config
 from pipeline.run_config import RunConfig, beam_pipeline_args
-from st_model.config import scoring_rule
+from st_model.config import scoring_rule, teacher_rule
 
 MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "trainer", "module")
@@ -38,9 +38,10 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                     serving_dir: str) -> tfx.dsl.Pipeline:
     """The whole DAG for `config` over the two dataset folders."""
     st_config, fusion_rule = settings_json(config.st), settings_json(config.fusion_rule)
-    # the fused train ranking and the bundle do not depend on the re-ranking settings
-    # (only the evaluation does), so changing them keeps those components cached
+    # the bundle and the fused train ranking depend on the re-ranking settings only
+    # through rerank_teacher, so changing them otherwise re-runs only the evaluation
     scoring = settings_json(scoring_rule(config.fusion_rule))
+    teacher = settings_json(teacher_rule(config.fusion_rule))
     source = ReidExampleGen(dataset_dir=source_dir,
                             dataset_fingerprint=dataset_fingerprint(source_dir)
                             ).with_id("ReidExampleGen_source")
@@ -83,7 +84,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
         if last:
             break
         ranker = FusedRanker(features=embed.outputs["features"],
-                             st_model=st.outputs["st_model"], fusion_rule=scoring
+                             st_model=st.outputs["st_model"], fusion_rule=teacher
                              ).with_id(f"FusedRanker_r{r}")
         triplets = TripletGen(fused_ranking=ranker.outputs["fused_ranking"],
                               examples=target.outputs["examples"],

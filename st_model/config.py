@@ -103,6 +103,11 @@ class FusionRule:
     visit_weight: float = _opt(0.5, "β: weight of a linked detection in a pooled "
                                     "feature beside the detection's own 1",
                                group="re-ranking")
+    rerank_teacher: bool = _opt(False, "the fused train ranking RankNet learns from is "
+                                       "re-ranked too (visit pooling and k-reciprocal "
+                                       "re-ranking of the train split with the settings "
+                                       "above; the pipeline's FusedRanker)",
+                                group="re-ranking")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -139,15 +144,23 @@ def validate_rule(rule: FusionRule) -> None:
 
 
 RERANK_FIELDS = ("rerank", "rerank_k1", "rerank_k2", "rerank_lambda", "rerank_tau",
-                 "visit_seconds", "visit_fdr", "visit_weight")
+                 "visit_seconds", "visit_fdr", "visit_weight", "rerank_teacher")
 
 
 def scoring_rule(rule: FusionRule) -> FusionRule:
     """`rule` with its re-ranking settings at their defaults: what the fused score of a
-    pair, the fused train ranking and a served bundle depend on (so turning re-ranking
-    on or tuning it re-runs only the evaluation of a pipeline)."""
+    pair and a served bundle depend on (so turning re-ranking on or tuning it re-runs
+    only the evaluation of a pipeline)."""
     defaults = FusionRule()
     return replace(rule, **{k: getattr(defaults, k) for k in RERANK_FIELDS})
+
+
+def teacher_rule(rule: FusionRule) -> FusionRule:
+    """What the fused train ranking depends on: scoring_rule, or with rerank_teacher
+    the re-ranking settings too (`rerank`, which only adds an evaluation, reset)."""
+    if not rule.rerank_teacher:
+        return scoring_rule(rule)
+    return replace(rule, rerank=False)
 
 
 class Settings(NamedTuple):
