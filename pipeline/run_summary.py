@@ -110,9 +110,9 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
                       "queries": m.get("query_count")},
             **({"fused_reranked": reranked} if reranked else {}),
             "queries": m.get("query_count"),
-            "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion",
-                                                           "fusion_reranked")
-                                 if k != "fusion_reranked" or k in local},
+            "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion") +
+                                 (("fusion_reranked",) if "fusion_reranked" in local
+                                  else ())},
             "unseen": local.get("unseen"),
             "evaluation": evaluation["evaluation"][0].uri,
             "eval_examples": eval_examples["eval_examples"][0].uri if eval_examples else None,
