@@ -25,7 +25,7 @@ from pipeline.components.triplet_gen import TripletGen
 from pipeline.fingerprint import dataset_fingerprint
 from pipeline.ranking_metrics import ranking_eval_config
 from pipeline.run_config import RunConfig, beam_pipeline_args
-from st_model.config import scoring_rule, teacher_rule
+from st_model.config import evaluation_rule, scoring_rule, teacher_rule
 
 MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "trainer", "module")
@@ -37,9 +37,11 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                     pipeline_root: str, metadata_path: str,
                     serving_dir: str) -> tfx.dsl.Pipeline:
     """The whole DAG for `config` over the two dataset folders."""
-    st_config, fusion_rule = settings_json(config.st), settings_json(config.fusion_rule)
-    # the bundle and the fused train ranking depend on the re-ranking settings only
-    # through rerank_teacher, so changing them otherwise re-runs only the evaluation
+    st_config = settings_json(config.st)
+    # each component gets the settings it depends on: the evaluation all but
+    # rerank_teacher, the fused train ranking the re-ranking settings only with
+    # rerank_teacher, the bundle none of them
+    fusion_rule = settings_json(evaluation_rule(config.fusion_rule))
     scoring = settings_json(scoring_rule(config.fusion_rule))
     teacher = settings_json(teacher_rule(config.fusion_rule))
     source = ReidExampleGen(dataset_dir=source_dir,

@@ -155,6 +155,12 @@ def scoring_rule(rule: FusionRule) -> FusionRule:
     return replace(rule, **{k: getattr(defaults, k) for k in RERANK_FIELDS})
 
 
+def evaluation_rule(rule: FusionRule) -> FusionRule:
+    """What a query × gallery evaluation depends on: `rule` without rerank_teacher
+    (which changes only the fused train ranking)."""
+    return replace(rule, rerank_teacher=False)
+
+
 def teacher_rule(rule: FusionRule) -> FusionRule:
     """What the fused train ranking depends on: scoring_rule, or with rerank_teacher
     the re-ranking settings too (`rerank`, which only adds an evaluation, reset)."""

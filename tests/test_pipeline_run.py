@@ -403,7 +403,8 @@ def test_rerank_teacher_ranks_a_round_re_ranked(tiny_run, tmp_path):
     assert rule("FusedRanker_r0")["rerank_teacher"] and rule("FusedRanker_r0")["rerank_k1"] == 10
     bundle = rule("ServingBundle")
     assert not bundle["rerank_teacher"] and bundle["rerank_k1"] == FusionRule().rerank_k1
-    assert rule("RankingEvalGen_r1")["rerank_k1"] == 10
+    evaluation = rule("RankingEvalGen_r1")
+    assert evaluation["rerank_k1"] == 10 and not evaluation["rerank_teacher"]
     row = summary["rounds"][0]
     teacher = str(tmp_path / "teacher")
     n = _write_reranked(row["features"], row["st_model"], config.fusion_rule, teacher)
