@@ -9,8 +9,11 @@ protocol of st_model.metrics), in query order (schema: schemas/eval_examples.pbt
       query's true matches after junk / same-camera removal (metrics eq. 4), ranked
       by the cosine of the features,
   fused_ranks (int64 list): the same under the fused score (when an ST model is given),
-  baseline_vision_ranks, baseline_fused_ranks: the same for a baseline model's
-      features and ST model (when a baseline is given),
+  fused_reranked_ranks (int64 list): the same under the re-ranked fused score
+      (st_model/fused_rerank.py; when an ST model is given and the fusion rule has
+      rerank on),
+  baseline_vision_ranks, baseline_fused_ranks, baseline_fused_reranked_ranks: the
+      same for a baseline model's features and ST model (when a baseline is given),
   prediction (float): the query's AP (eq. 2) under the fused ranking (vision without
       an ST model); TFMA's materialized_prediction mode needs a prediction_key, no
       metric reads it.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -32,13 +35,14 @@ from core import examples_layout
 from core.features import FeatureFileError, FeatureSet
 from st_model import metrics
 from st_model.config import FusionRule
-from st_model.evaluation import match_ranks
+from st_model.evaluation import match_ranks, reranked_match_ranks
 from st_model.scoring import STTables
 
 QUERY_NAME = "query_name"
 QUERY_INDEX = "query_index"
 VISION_RANKS = "vision_ranks"
 FUSED_RANKS = "fused_ranks"
+FUSED_RERANKED_RANKS = "fused_reranked_ranks"
 BASELINE_PREFIX = "baseline_"
 PREDICTION = "prediction"
 SPLIT = "eval"
@@ -60,6 +64,8 @@ class EvalExamples:
     query_names: np.ndarray            # [n_query] names of all queries
     queries: np.ndarray                # [n_eval] evaluated query indices, ascending
     ranks: Dict[str, List[np.ndarray]]  # feature -> [n_eval] sorted match ranks
+    # feature -> re-ranking report (visit links, k-reciprocal set sizes)
+    rerank_info: Dict[str, Dict] = field(default_factory=dict)
 
     @property
     def excluded(self) -> np.ndarray:
@@ -83,28 +89,35 @@ def _same_labels(a: FeatureSet, b: FeatureSet, what: str) -> None:
                                f"camera or name) differ")
 
 
-def _model_ranks(model: EvalModel, config: FusionRule,
-                 prefix: str) -> Dict[str, metrics.MatchRanks]:
+def _model_ranks(model: EvalModel, config: FusionRule, prefix: str,
+                 rerank_info: Dict[str, Dict]) -> Dict[str, metrics.MatchRanks]:
     out = {prefix + VISION_RANKS: match_ranks(model.query, model.gallery, None, config)}
     if model.tables is not None:
         out[prefix + FUSED_RANKS] = match_ranks(model.query, model.gallery,
                                                 model.tables, config)
+        if config.rerank:
+            feature = prefix + FUSED_RERANKED_RANKS
+            out[feature], rerank_info[feature] = reranked_match_ranks(
+                model.query, model.gallery, model.tables, config,
+                model.tables.model.frame_rate)
     return out
 
 
 def build_eval_examples(candidate: EvalModel, baseline: Optional[EvalModel] = None,
                         config: FusionRule = FusionRule()) -> EvalExamples:
     """Match ranks of every query under vision and fusion (st_model.evaluation.match_ranks,
-    as `tfusion fuse` evaluates), for the candidate and optionally the baseline."""
+    as `tfusion fuse` evaluates) and, when config.rerank, re-ranked fusion
+    (reranked_match_ranks), for the candidate and optionally the baseline."""
     if baseline is not None:
         _same_labels(candidate.query, baseline.query, "query")
         _same_labels(candidate.gallery, baseline.gallery, "gallery")
         if candidate.tables is not None and baseline.tables is None:
             raise ValueError("the candidate has an ST model but the baseline has none: "
                              "its fused ranks cannot be compared")
-    ranked = _model_ranks(candidate, config, "")
+    info: Dict[str, Dict] = {}
+    ranked = _model_ranks(candidate, config, "", info)
     if baseline is not None:
-        ranked.update(_model_ranks(baseline, config, BASELINE_PREFIX))
+        ranked.update(_model_ranks(baseline, config, BASELINE_PREFIX, info))
     queries = np.sort(ranked[VISION_RANKS].queries)
     ranks = {}
     for feature, matched in ranked.items():
@@ -112,7 +125,7 @@ def build_eval_examples(candidate: EvalModel, baseline: Optional[EvalModel] = No
         order = np.argsort(matched.queries)
         assert np.array_equal(matched.queries[order], queries), feature
         ranks[feature] = [matched.ranks[i] for i in order]
-    return EvalExamples(np.asarray(candidate.query.names), queries, ranks)
+    return EvalExamples(np.asarray(candidate.query.names), queries, ranks, info)
 
 
 def _example(examples: EvalExamples, i: int) -> bytes:

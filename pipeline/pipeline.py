@@ -25,6 +25,7 @@ from pipeline.components.triplet_gen import TripletGen
 from pipeline.fingerprint import dataset_fingerprint
 from pipeline.ranking_metrics import ranking_eval_config
 from pipeline.run_config import RunConfig, beam_pipeline_args
+from st_model.config import evaluation_rule, scoring_rule, teacher_rule
 
 MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "trainer", "module")
@@ -36,7 +37,13 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
                     pipeline_root: str, metadata_path: str,
                     serving_dir: str) -> tfx.dsl.Pipeline:
     """The whole DAG for `config` over the two dataset folders."""
-    st_config, fusion_rule = settings_json(config.st), settings_json(config.fusion_rule)
+    st_config = settings_json(config.st)
+    # each component gets the settings it depends on: the evaluation all but
+    # rerank_teacher, the fused train ranking the re-ranking settings only with
+    # rerank_teacher, the bundle none of them
+    fusion_rule = settings_json(evaluation_rule(config.fusion_rule))
+    scoring = settings_json(scoring_rule(config.fusion_rule))
+    teacher = settings_json(teacher_rule(config.fusion_rule))
     source = ReidExampleGen(dataset_dir=source_dir,
                             dataset_fingerprint=dataset_fingerprint(source_dir)
                             ).with_id("ReidExampleGen_source")
@@ -63,7 +70,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
         components += [embed, st]
         if last:
             bundle = ServingBundle(model=model, st_model=st.outputs["st_model"],
-                                   fusion_rule=fusion_rule).with_id("ServingBundle")
+                                   fusion_rule=scoring).with_id("ServingBundle")
             components.append(bundle)
             model = bundle.outputs["bundle"]
         evalgen = RankingEvalGen(
@@ -79,7 +86,7 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
         if last:
             break
         ranker = FusedRanker(features=embed.outputs["features"],
-                             st_model=st.outputs["st_model"], fusion_rule=fusion_rule
+                             st_model=st.outputs["st_model"], fusion_rule=teacher
                              ).with_id(f"FusedRanker_r{r}")
         triplets = TripletGen(fused_ranking=ranker.outputs["fused_ranking"],
                               examples=target.outputs["examples"],
@@ -106,7 +113,11 @@ def create_pipeline(config: RunConfig, source_dir: str, target_dir: str,
 
 
 def eval_config(config: RunConfig, gated: bool):
-    """The ranking metrics; gates (absolute bound, no regression vs the latest blessed
-    model) only on the last round — earlier rounds are measured, never blessed."""
+    """The ranking metrics (with re-ranking on, also those of the re-ranked fused list);
+    gates (absolute bound, no regression vs the latest blessed model) only on the last
+    round — earlier rounds are measured, never blessed."""
+    reranked = None
+    if config.fusion_rule.rerank:
+        reranked = (config.min_fused_reranked_rank1, config.max_fused_reranked_rank1_drop)
     return ranking_eval_config(config.min_fused_rank1, config.max_fused_rank1_drop,
-                               with_baseline=gated, gated=gated)
+                               with_baseline=gated, gated=gated, reranked=reranked)

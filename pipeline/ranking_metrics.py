@@ -10,7 +10,9 @@ with the per-query values from st_model.metrics (best_rank, average_precision), 
 they agree with `st_model.metrics.evaluate_ranking` / `tfusion fuse`. Each class
 emits ONE metric, named as thresholds reference it (TFMA matches thresholds by
 name): vision_rank1, vision_rank5, vision_rank10, vision_mAP, fused_rank1,
-fused_rank5, fused_rank10, fused_mAP, and query_count (evaluated queries). For the
+fused_rank5, fused_rank10, fused_mAP, and query_count (evaluated queries); with
+re-ranking also fused_reranked_rank1, _rank5, _rank10, _mAP (the re-ranked fused
+list, feature fused_reranked_ranks). For the
 model whose ModelSpec has is_baseline=True they read the baseline_* features, so a
 change threshold compares the baseline model's own ranking with the candidate's.
 
@@ -20,7 +22,7 @@ In an EvalConfig name them with `tfma.MetricConfig(class_name=..., module=MODULE
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFMA is written against tf.keras 2
 
@@ -31,20 +33,23 @@ from tensorflow_model_analysis import constants as tfma_constants  # noqa: E402
 from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
 
 from core import examples_layout  # noqa: E402
-from pipeline.eval_examples import (BASELINE_PREFIX, FUSED_RANKS, PREDICTION,  # noqa: E402
-                                    VISION_RANKS)
+from pipeline.eval_examples import (BASELINE_PREFIX, FUSED_RANKS,  # noqa: E402
+                                    FUSED_RERANKED_RANKS, PREDICTION, VISION_RANKS)
 from st_model import metrics  # noqa: E402
 
 MODULE = __name__
 FUSED_RANK1 = "fused_rank1"
+FUSED_RERANKED_RANK1 = "fused_reranked_rank1"
 QUERY_COUNT = "query_count"
+RANKS_FEATURES = {"vision": VISION_RANKS, "fused": FUSED_RANKS,
+                  "fused_reranked": FUSED_RERANKED_RANKS}
 
 
 def _ranks_feature(ranking: str, model_name: str,
                    eval_config: Optional[tfma.EvalConfig]) -> str:
     """The feature holding `ranking`'s ranks for this model (baseline_* for the
     baseline model)."""
-    feature = VISION_RANKS if ranking == "vision" else FUSED_RANKS
+    feature = RANKS_FEATURES[ranking]
     specs = eval_config.model_specs if eval_config is not None else []
     if any(s.is_baseline and s.name == model_name for s in specs):
         return BASELINE_PREFIX + feature
@@ -75,6 +80,7 @@ class _Combiner(beam.CombineFn):
                 f"{self._key.name} (model {self._key.model_name or 'candidate'!r}): "
                 f"evaluation example without feature {self._feature!r} (features: "
                 f"{sorted(features)}); fused ranks are written only with an ST model, "
+                f"fused_reranked ranks only with rerank on in the fusion rule, "
                 f"baseline_* only with a baseline (pipeline/eval_examples.py)")
         ranks = np.asarray(features[self._feature]).reshape(-1)
         try:
@@ -150,42 +156,69 @@ FusedRank5 = _metric_class("FusedRank5", "fused", "rank5")
 FusedRank10 = _metric_class("FusedRank10", "fused", "rank10")
 FusedMAP = _metric_class("FusedMAP", "fused", "mAP")
 QueryCount = _metric_class("QueryCount", "vision", "count")
+FusedRerankedRank1 = _metric_class("FusedRerankedRank1", "fused_reranked", "rank1")
+FusedRerankedRank5 = _metric_class("FusedRerankedRank5", "fused_reranked", "rank5")
+FusedRerankedRank10 = _metric_class("FusedRerankedRank10", "fused_reranked", "rank10")
+FusedRerankedMAP = _metric_class("FusedRerankedMAP", "fused_reranked", "mAP")
 
 METRIC_CLASSES = (VisionRank1, VisionRank5, VisionRank10, VisionMAP,
                   FusedRank1, FusedRank5, FusedRank10, FusedMAP, QueryCount)
+RERANKED_METRIC_CLASSES = (FusedRerankedRank1, FusedRerankedRank5, FusedRerankedRank10,
+                           FusedRerankedMAP)
 METRIC_NAMES = tuple(c.default_name() for c in METRIC_CLASSES)
+RERANKED_METRIC_NAMES = tuple(c.default_name() for c in RERANKED_METRIC_CLASSES)
+
+
+def _check_gate(what: str, min_rank1: float, max_drop: float) -> None:
+    if not 0.0 <= min_rank1 <= 100.0 or max_drop < 0.0:
+        raise ValueError(f"gates: min_{what}_rank1 must lie in [0, 100] and "
+                         f"max_{what}_rank1_drop be >= 0 (points), got "
+                         f"{min_rank1}, {max_drop}")
+
+
+def _gate(cfg: tfma.MetricConfig, min_rank1: float, max_drop: float,
+          with_baseline: bool) -> None:
+    """rank-1 >= min_rank1 and, with_baseline, rank-1 - baseline's >= -max_drop."""
+    cfg.threshold.value_threshold.lower_bound.value = min_rank1
+    if with_baseline:
+        change = cfg.threshold.change_threshold
+        change.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+        change.absolute.value = -max_drop
 
 
 def ranking_eval_config(min_fused_rank1: float, max_fused_rank1_drop: float,
-                        with_baseline: bool, gated: bool = True) -> tfma.EvalConfig:
+                        with_baseline: bool, gated: bool = True,
+                        reranked: Optional[Tuple[float, float]] = None
+                        ) -> tfma.EvalConfig:
     """EvalConfig of the ranking gates on the evaluation examples' `prediction`.
 
     Model specs in materialized_prediction mode: "candidate" and, with_baseline,
     "baseline" (is_baseline=True); the 8 ranking metrics and query_count; gates
     fused_rank1 >= min_fused_rank1 and, with_baseline, fused_rank1 - baseline's
-    fused_rank1 >= -max_fused_rank1_drop (points). The candidate spec is named even
+    fused_rank1 >= -max_fused_rank1_drop (points). `reranked` = (min rank-1, max
+    rank-1 drop) adds the 4 metrics of the re-ranked fused list and the same two
+    gates on fused_reranked_rank1 with these bounds. The candidate spec is named even
     alone, so TFMA never adds a baseline copy of it; the TFX Evaluator drops the
     baseline spec and the change threshold when no baseline model is given.
     Without `gated` the metrics carry no threshold, so the Evaluator measures and
     never blesses.
     """
-    if not 0.0 <= min_fused_rank1 <= 100.0 or max_fused_rank1_drop < 0.0:
-        raise ValueError(f"gates: min_fused_rank1 must lie in [0, 100] and "
-                         f"max_fused_rank1_drop be >= 0 (points), got "
-                         f"{min_fused_rank1}, {max_fused_rank1_drop}")
+    _check_gate("fused", min_fused_rank1, max_fused_rank1_drop)
+    gates = {FUSED_RANK1: (min_fused_rank1, max_fused_rank1_drop)}
+    classes = METRIC_CLASSES
+    if reranked is not None:
+        _check_gate("fused_reranked", *reranked)
+        gates[FUSED_RERANKED_RANK1] = tuple(reranked)
+        classes = METRIC_CLASSES + RERANKED_METRIC_CLASSES
     names = [tfma.CANDIDATE_KEY] + ([tfma.BASELINE_KEY] if with_baseline else [])
     specs = [tfma.ModelSpec(name=n, model_type=tfma_constants.MATERIALIZED_PREDICTION,
                             prediction_key=PREDICTION,
                             is_baseline=n == tfma.BASELINE_KEY) for n in names]
     configs = []
-    for cls in METRIC_CLASSES:
+    for cls in classes:
         cfg = tfma.MetricConfig(class_name=cls.__name__, module=MODULE)
-        if gated and cls.default_name() == FUSED_RANK1:
-            cfg.threshold.value_threshold.lower_bound.value = min_fused_rank1
-            if with_baseline:
-                change = cfg.threshold.change_threshold
-                change.direction = tfma.MetricDirection.HIGHER_IS_BETTER
-                change.absolute.value = -max_fused_rank1_drop
+        if gated and cls.default_name() in gates:
+            _gate(cfg, *gates[cls.default_name()], with_baseline)
         configs.append(cfg)
     return tfma.EvalConfig(model_specs=specs,
                            metrics_specs=[tfma.MetricsSpec(metrics=configs)],

@@ -2,8 +2,9 @@
 and `RankedQuery` lists.
 
 `ranked_queries` ranks a few queries from the round's FeatureSets with exactly the
-scoring that evaluates the round (st_model.evaluation.score_function) under the Market
-protocol (st_model.metrics.ranked_gallery); `attach_images` fills in their images
+scoring that evaluates the round (st_model.evaluation.score_function and, with
+re-ranking on, st_model.fused_rerank.reranked_score_fn) under the Market protocol
+(st_model.metrics.ranked_gallery); `attach_images` fills in their images
 from a target Examples artifact; `evaluate_round` builds a whole round from its saved
 files. A round also carries the query / gallery images the ST model never saw
 (st_model.evaluation.unseen_report) and whether its ST plot could draw a true Δ curve.
@@ -20,6 +21,7 @@ from st_model import metrics
 from st_model.config import FusionRule
 from core.features import FeatureSet
 from st_model.evaluation import score_function
+from st_model.fused_rerank import reranked_score_fn
 from st_model.plot import Points
 from st_model.scoring import STTables
 
@@ -42,13 +44,15 @@ class RankedEntry:
 
 @dataclass
 class RankedQuery:
-    """A query and its top gallery images by vision and by fusion."""
+    """A query and its top gallery images by vision, by fusion and by the re-ranked
+    fusion."""
     name: str
     pid: int
     camera: int
     vision: List[RankedEntry]
     fused: List[RankedEntry]       # empty when the round has no ST model
     image: Optional[bytes] = None
+    reranked: List[RankedEntry] = field(default_factory=list)  # empty: re-ranking off
 
 
 @dataclass
@@ -58,7 +62,8 @@ class RoundResult:
     the ST model plot (PNG path, st_model/plot.py) and the ranked queries.
     `unseen`: st_model.evaluation.unseen_report of the round (None: not recorded);
     `st_true_curve`: whether the train split had identities for the plot's true Δ
-    curve (None: not known)."""
+    curve (None: not known); `reranked` and `reranked_cmc`: the same figures of the
+    re-ranked fused list (None: re-ranking off)."""
     name: str
     vision: Mapping[str, float]
     fused: Mapping[str, float]
@@ -68,14 +73,19 @@ class RoundResult:
     ranked: List[RankedQuery] = field(default_factory=list)
     unseen: Optional[Mapping] = None
     st_true_curve: Optional[bool] = None
+    reranked: Optional[Mapping[str, float]] = None
+    reranked_cmc: Sequence[float] = ()
 
     @classmethod
     def from_rankings(cls, name: str, vision: metrics.RankingResult,
                       fused: metrics.RankingResult, st_plot: Optional[str] = None,
                       ranked: Sequence[RankedQuery] = (), unseen: Optional[Mapping] = None,
-                      st_true_curve: Optional[bool] = None) -> "RoundResult":
+                      st_true_curve: Optional[bool] = None,
+                      reranked: Optional[metrics.RankingResult] = None) -> "RoundResult":
         return cls(name, vision.as_dict(), fused.as_dict(), list(vision.cmc),
-                   list(fused.cmc), st_plot, list(ranked), unseen, st_true_curve)
+                   list(fused.cmc), st_plot, list(ranked), unseen, st_true_curve,
+                   None if reranked is None else reranked.as_dict(),
+                   () if reranked is None else list(reranked.cmc))
 
 
 @dataclass
@@ -157,20 +167,28 @@ def _ranked_entries(score_fn, q: int, query: FeatureSet, gallery: FeatureSet,
 def ranked_queries(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
                    config: FusionRule, n_queries: int = 6, top: int = 10,
                    seed: int = 0) -> List[RankedQuery]:
-    """Top-`top` gallery lists by vision and by fusion (none when `tables` is None) of
-    n_queries seeded queries, scored as st_model.evaluation.evaluate scores the round."""
+    """Top-`top` gallery lists by vision, by fusion (none when `tables` is None) and,
+    when config.rerank, by the re-ranked fusion, of n_queries seeded queries, scored as
+    st_model.evaluation scores the round (the visit window at the ST model's frame
+    rate)."""
     for fs in (query, gallery):
         if fs.pid is None:
             raise ValueError(f"{fs.source}: missing array pid (needed to frame true "
                              f"matches in the ranked results)")
     vision = score_function(query, gallery, None, config)
     fused = None if tables is None else score_function(query, gallery, tables, config)
+    reranked = None
+    if tables is not None and config.rerank:
+        reranked, _ = reranked_score_fn(query, gallery, tables, config,
+                                        tables.model.frame_rate)
+    entries = lambda fn, q: [] if fn is None else _ranked_entries(  # noqa: E731
+        fn, q, query, gallery, top)
     out = []
     for q in choose_queries(query, gallery, n_queries, seed):
-        out.append(RankedQuery(
-            str(query.names[q]), int(query.pid[q]), int(query.camera[q]),
-            _ranked_entries(vision, int(q), query, gallery, top),
-            [] if fused is None else _ranked_entries(fused, int(q), query, gallery, top)))
+        q = int(q)
+        out.append(RankedQuery(str(query.names[q]), int(query.pid[q]), int(query.camera[q]),
+                               entries(vision, q), entries(fused, q),
+                               reranked=entries(reranked, q)))
     return out
 
 
@@ -181,10 +199,11 @@ def attach_images(ranked: Sequence[RankedQuery], examples_uri: str,
     from pipeline.report_pictures import load_images
     q_img = load_images(examples_uri, query_split, (r.name for r in ranked))
     g_img = load_images(examples_uri, gallery_split,
-                        (e.name for r in ranked for e in r.vision + r.fused))
+                        (e.name for r in ranked for e in r.vision + r.fused + r.reranked))
     with_image = lambda es: [replace(e, image=g_img[e.name]) for e in es]  # noqa: E731
     return [replace(r, image=q_img[r.name], vision=with_image(r.vision),
-                    fused=with_image(r.fused)) for r in ranked]
+                    fused=with_image(r.fused), reranked=with_image(r.reranked))
+            for r in ranked]
 
 
 def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
@@ -192,22 +211,26 @@ def evaluate_round(name: str, query: FeatureSet, gallery: FeatureSet,
                    st_plot: Optional[str] = None, examples_uri: Optional[str] = None,
                    n_queries: int = 6, seed: int = 0,
                    train: Optional[Points] = None) -> RoundResult:
-    """One round of the report from its files: vision and fusion evaluated (with
-    CMC) by st_model.evaluation.evaluate with the saved ST model, `n_queries` ranked
+    """One round of the report from its files: vision and fusion (and, when
+    config.rerank, the re-ranked fusion) evaluated (with CMC) by st_model.evaluation
+    with the saved ST model, `n_queries` ranked
     queries, their images when `examples_uri` (the target Examples) is given, and
     the images the ST model never saw. `train` (any ST points of the train split)
     tells whether the ST plot could draw a true Δ curve."""
-    from st_model.evaluation import evaluate, unseen_report
+    from st_model.evaluation import evaluate, evaluate_reranked, unseen_report
     from st_model.plot import has_identities
     from st_model.st_artifact import load_st_model
     model = load_st_model(st_model_path)
     tables = STTables.from_model(model)
     vis = evaluate(query, gallery, None, config)
     fus = evaluate(query, gallery, tables, config)
+    rr = None
+    if config.rerank:
+        rr, _ = evaluate_reranked(query, gallery, tables, config, model.frame_rate)
     ranked = ranked_queries(query, gallery, tables, config, n_queries, seed=seed)
     if examples_uri:
         ranked = attach_images(ranked, examples_uri)
     return RoundResult.from_rankings(name, vis, fus, st_plot, ranked,
                                      unseen_report(model, query, gallery),
-                                     None if train is None else has_identities(train))
+                                     None if train is None else has_identities(train), rr)
 

@@ -1,10 +1,11 @@
 """The run report: one self-contained HTML page a person looks at after a run.
 
-Per round: rank-1/5/10 and mAP of vision and of the fusion, their CMC curves, the ST
-model plot (saying when it has no true Δ curve), the images the ST model never saw,
-and ranked results as pictures (as torchreid's visualize_ranked_results): for a few
-queries, the top-10 gallery images by vision and by fusion, true matches framed green
-and wrong ones red. Before the rounds, the gate decision (blessed or not, each
+Per round: rank-1/5/10 and mAP of vision, of the fusion and (with re-ranking on) of
+the re-ranked fusion, their CMC curves, the ST model plot (saying when it has no true
+Δ curve), the images the ST model never saw, and ranked results as pictures (as
+torchreid's visualize_ranked_results): for a few queries, the top-10 gallery images
+by vision, by fusion and by the re-ranked fusion, true matches framed green and wrong
+ones red. Before the rounds, the gate decision (blessed or not, each
 threshold with its value and bound). Images are embedded as data URIs and the style
 is inline, so the file needs nothing else (no network, no JavaScript).
 
@@ -25,6 +26,7 @@ from pipeline.report_pictures import (MATCH_COLOUR, QUERY_COLOUR, THUMB_HEIGHT,
 from st_model.plot import NO_TRUE_CURVE
 
 METRICS = (("rank1", "rank-1"), ("rank5", "rank-5"), ("rank10", "rank-10"), ("mAP", "mAP"))
+RERANKED = "fused + re-ranked"   # the label of the re-ranked fused list
 
 
 STYLE = f"""
@@ -87,10 +89,13 @@ def _fmt(v) -> str:
 def _metrics_table(r: RoundResult) -> str:
     head = "".join(f"<th>{label}</th>" for _, label in METRICS)
     rows = []
-    for what, m in (("vision", r.vision), ("fused", r.fused)):
+    rankings = [("vision", "vision", r.vision), ("fused", "fused", r.fused)]
+    if r.reranked is not None:
+        rankings.append(("fused_reranked", RERANKED, r.reranked))
+    for what, label, m in rankings:
         cells = "".join(f'<td data-metric="{k}">{_fmt(m.get(k))}</td>' for k, _ in METRICS)
         queries = m.get("queries")
-        rows.append(f'<tr data-ranking="{what}"><th class="name">{what}</th>{cells}'
+        rows.append(f'<tr data-ranking="{what}"><th class="name">{label}</th>{cells}'
                     f'<td>{"–" if queries is None else int(queries)}</td></tr>')
     return (f'<table class="metrics" data-round="{html.escape(r.name)}">'
             f'<tr><th class="name">ranking (%)</th>{head}<th>queries</th></tr>'
@@ -98,14 +103,19 @@ def _metrics_table(r: RoundResult) -> str:
 
 
 def _summary_table(rounds: Sequence[RoundResult]) -> str:
+    """rank-1 and mAP per round of vision, fusion and (when any round has it) the
+    re-ranked fusion."""
+    columns = [("vision", lambda r: r.vision), ("fused", lambda r: r.fused)]
+    if any(r.reranked is not None for r in rounds):
+        columns.append((RERANKED, lambda r: r.reranked or {}))
+    head = "".join(f'<th>{label} rank-1</th><th>{label} mAP</th>' for label, _ in columns)
     rows = "".join(
-        f'<tr><td class="name">{html.escape(r.name)}</td>'
-        f'<td>{_fmt(r.vision.get("rank1"))}</td><td>{_fmt(r.vision.get("mAP"))}</td>'
-        f'<td>{_fmt(r.fused.get("rank1"))}</td><td>{_fmt(r.fused.get("mAP"))}</td></tr>'
+        f'<tr><td class="name">{html.escape(r.name)}</td>' + "".join(
+            f'<td>{_fmt(m(r).get("rank1"))}</td><td>{_fmt(m(r).get("mAP"))}</td>'
+            for _, m in columns) + '</tr>'
         for r in rounds)
-    return ('<table class="summary"><tr><th class="name">round</th>'
-            '<th>vision rank-1</th><th>vision mAP</th><th>fused rank-1</th>'
-            f'<th>fused mAP</th></tr>{rows}</table>')
+    return (f'<table class="summary"><tr><th class="name">round</th>{head}</tr>'
+            f'{rows}</table>')
 
 
 def _unseen_note(r: RoundResult) -> str:
@@ -120,9 +130,11 @@ def _unseen_note(r: RoundResult) -> str:
             f'{html.escape(unseen_counts(r.unseen))}.</p>')
 
 
-def _ranked_row(page: _Page, label: str, entries: Sequence[RankedEntry]) -> str:
+def _ranked_row(page: _Page, label: str, entries: Sequence[RankedEntry],
+                ranking: Optional[str] = None) -> str:
+    ranking = ranking or label
     if not entries:
-        return (f'<div class="row" data-ranking="{label}"><div class="label">{label}'
+        return (f'<div class="row" data-ranking="{ranking}"><div class="label">{label}'
                 f'</div><div>no ST model in this round</div></div>')
     figs = []
     for rank, e in enumerate(entries, 1):
@@ -130,7 +142,7 @@ def _ranked_row(page: _Page, label: str, entries: Sequence[RankedEntry]) -> str:
         figs.append(page.picture(e.image, colour, cls, e.name, f"{rank} · c{e.camera}",
                                  f"rank {rank}: {e.name} (id {e.pid}, camera {e.camera},"
                                  f" score {e.score:.4g})"))
-    return (f'<div class="row" data-ranking="{label}"><div class="label">{label}</div>'
+    return (f'<div class="row" data-ranking="{ranking}"><div class="label">{label}</div>'
             f'{"".join(figs)}</div>')
 
 
@@ -144,15 +156,17 @@ def _ranked_block(page: _Page, ranked: Sequence[RankedQuery]) -> None:
         query = page.picture(r.image, QUERY_COLOUR, "query-image", r.name,
                              f"query · c{r.camera}",
                              f"query {r.name} (id {r.pid}, camera {r.camera})")
+        reranked = _ranked_row(page, RERANKED, r.reranked, "fused_reranked") \
+            if r.reranked else ""
         page.add(f'<div class="query" data-query="{html.escape(r.name)}">{query}'
                  f'<div class="rows">{_ranked_row(page, "vision", r.vision)}'
-                 f'{_ranked_row(page, "fused", r.fused)}</div></div>')
+                 f'{_ranked_row(page, "fused", r.fused)}{reranked}</div></div>')
 
 
 def _round_section(page: _Page, r: RoundResult) -> None:
     page.add(f'<h2>{html.escape(r.name)}</h2>', _metrics_table(r), '<div class="figures">')
     if len(r.vision_cmc) or len(r.fused_cmc):
-        png = cmc_png(r.vision_cmc, r.fused_cmc, r.name)
+        png = cmc_png(r.vision_cmc, r.fused_cmc, r.name, r.reranked_cmc)
         page.add(f'<img class="cmc" src="{data_uri(png, "image/png")}" '
                  f'alt="CMC curves, {html.escape(r.name)}">')
     else:

@@ -71,19 +71,22 @@ def _figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def cmc_png(vision_cmc: Sequence[float], fused_cmc: Sequence[float], title: str) -> bytes:
-    """PNG of the CMC curves (percent at rank 1..K) of vision and fusion."""
+def cmc_png(vision_cmc: Sequence[float], fused_cmc: Sequence[float], title: str,
+            reranked_cmc: Sequence[float] = ()) -> bytes:
+    """PNG of the CMC curves (percent at rank 1..K) of vision, fusion and (when given)
+    the re-ranked fusion."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for cmc, label, style in ((vision_cmc, "vision", "--"), (fused_cmc, "fused", "-")):
+    for cmc, label, style in ((vision_cmc, "vision", "--"), (fused_cmc, "fused", "-"),
+                              (reranked_cmc, "fused + re-ranked", ":")):
         if len(cmc):
             ax.plot(np.arange(1, len(cmc) + 1), cmc, style, lw=1.6, label=label)
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
     ax.set_ylim(0, 100)
-    ax.set_xlim(1, max(len(vision_cmc), len(fused_cmc), 2))
+    ax.set_xlim(1, max(len(vision_cmc), len(fused_cmc), len(reranked_cmc), 2))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(f"CMC, {title}", fontsize=10)

@@ -70,9 +70,12 @@ class RunConfig:
     fusion_rule: FusionRule = field(default_factory=FusionRule)
     ranknet_module_file: str = ""         # another Trainer module for RankNet rounds
     # gates on the last round (percent): absolute bound, and the largest drop of fused
-    # rank-1 against the latest blessed model
+    # rank-1 against the latest blessed model; the same on the re-ranked fused list
+    # when fusion_rule.rerank is on
     min_fused_rank1: float = 5.0
     max_fused_rank1_drop: float = 2.0
+    min_fused_reranked_rank1: float = 5.0
+    max_fused_reranked_rank1_drop: float = 2.0
     # runner
     runner: str = "local"
     project: str = ""
@@ -131,14 +134,12 @@ class RunConfig:
             missing = [k for k in ("project", "region", "temp_location") if not getattr(self, k)]
             if missing:
                 raise RunConfigError(f"{where}: the dataflow runner needs {missing}")
-        if not 0 <= self.min_fused_rank1 <= 100 or self.max_fused_rank1_drop < 0:
-            raise RunConfigError(f"{where}: min_fused_rank1 is a percentage and "
-                                 "max_fused_rank1_drop >= 0")
-        if self.fusion_rule.rerank:
-            raise RunConfigError(f"{where}: fusion_rule.rerank (--rerank) is not used by "
-                                 "the pipeline: its rounds are evaluated and gated on the "
-                                 "fused ranking alone; re-rank a round's features with "
-                                 "`tfusion fuse --rerank`")
+        for what in ("fused", "fused_reranked"):
+            low, drop = (getattr(self, f"min_{what}_rank1"),
+                         getattr(self, f"max_{what}_rank1_drop"))
+            if not 0 <= low <= 100 or drop < 0:
+                raise RunConfigError(f"{where}: min_{what}_rank1 is a percentage and "
+                                     f"max_{what}_rank1_drop >= 0")
         if self.beam_args:
             from pipeline.beam_options import check_options
             check_options(self.beam_args, f"{where}: beam_args")

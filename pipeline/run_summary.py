@@ -91,17 +91,28 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
             gate.update(candidate=m, baseline=models.get("baseline"),
                         min_fused_rank1=config.min_fused_rank1,
                         max_fused_rank1_drop=config.max_fused_rank1_drop)
+            if config.fusion_rule.rerank:
+                gate.update(min_fused_reranked_rank1=config.min_fused_reranked_rank1,
+                            max_fused_reranked_rank1_drop=config
+                            .max_fused_reranked_rank1_drop)
         local = {}
         if eval_examples:
             local = read_json(join_path(eval_examples["eval_examples"][0].uri, METRICS_FILE))
+        reranked = None
+        if "fused_reranked_rank1" in m:
+            reranked = {**{k: m.get(f"fused_reranked_{k}") for k in METRIC_NAMES},
+                        "queries": m.get("query_count")}
         rounds.append({
             "round": r,
             "vision": {**{k: m.get(f"vision_{k}") for k in METRIC_NAMES},
                        "queries": m.get("query_count")},
             "fused": {**{k: m.get(f"fused_{k}") for k in METRIC_NAMES},
                       "queries": m.get("query_count")},
+            **({"fused_reranked": reranked} if reranked else {}),
             "queries": m.get("query_count"),
-            "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion")},
+            "st_model_metrics": {k: local.get(k) for k in ("vision", "fusion") +
+                                 (("fusion_reranked",) if "fusion_reranked" in local
+                                  else ())},
             "unseen": local.get("unseen"),
             "evaluation": evaluation["evaluation"][0].uri,
             "eval_examples": eval_examples["eval_examples"][0].uri if eval_examples else None,
@@ -127,8 +138,9 @@ def summarize(config, out: str, minutes: Optional[float] = None) -> Dict:
 
 
 def report_rounds(summary: Dict) -> List:
-    """report_data.RoundResult per round: TFMA's figures, the CMC curves and ST plot of
-    the round, its unseen images, and a few ranked queries with their images."""
+    """report_data.RoundResult per round: TFMA's figures (vision, fused and, with
+    re-ranking on, fused + re-ranked), the CMC curves and ST plot of the round, its
+    unseen images, and a few ranked queries with their images."""
     from pipeline.component_io import load_split_features
     from pipeline.report_data import RoundResult, attach_images, ranked_queries
     from st_model.scoring import STTables
@@ -149,27 +161,34 @@ def report_rounds(summary: Dict) -> List:
                                (local.get("vision") or {}).get("cmc", ()),
                                (local.get("fusion") or {}).get("cmc", ()),
                                row["st_plot"], ranked, row.get("unseen"),
-                               row.get("st_true_curve")))
+                               row.get("st_true_curve"), row.get("fused_reranked"),
+                               (local.get("fusion_reranked") or {}).get("cmc", ())))
     return out
 
 
 def report_gate(summary: Dict):
-    """report_data.GateDecision of the last round's Evaluator."""
+    """report_data.GateDecision of the last round's Evaluator: the checks on fused
+    rank-1 and, when the run gated it, on fused + re-ranked rank-1."""
     from pipeline.report_data import GateCheck, GateDecision
     gate = summary["gate"]
     if not gate:
         return None
-    value = gate["candidate"].get("fused_rank1", float("nan"))
-    checks = [GateCheck("fused rank-1 (absolute)", value, gate["min_fused_rank1"], ">=",
-                        passed=not any(f["metric"] == "fused_rank1" and "change" not in
-                                       f["threshold"] for f in gate["failures"]))]
-    if gate.get("baseline"):
-        base = gate["baseline"].get("fused_rank1", float("nan"))
-        checks.append(GateCheck("fused rank-1 change vs the latest blessed model",
-                                value - base, -gate["max_fused_rank1_drop"], ">=",
-                                baseline=base,
-                                passed=not any(f["metric"] == "fused_rank1" and "change" in
-                                               f["threshold"] for f in gate["failures"])))
+    checks = []
+    for what, label in (("fused", "fused"), ("fused_reranked", "fused + re-ranked")):
+        metric = f"{what}_rank1"
+        if f"min_{metric}" not in gate:
+            continue
+        failed = lambda change: any(  # noqa: E731
+            f["metric"] == metric and ("change" in f["threshold"]) == change
+            for f in gate["failures"])
+        value = gate["candidate"].get(metric, float("nan"))
+        checks.append(GateCheck(f"{label} rank-1 (absolute)", value, gate[f"min_{metric}"],
+                                ">=", passed=not failed(False)))
+        if gate.get("baseline"):
+            base = gate["baseline"].get(metric, float("nan"))
+            checks.append(GateCheck(f"{label} rank-1 change vs the latest blessed model",
+                                    value - base, -gate[f"max_{metric}_drop"], ">=",
+                                    baseline=base, passed=not failed(True)))
     return GateDecision(gate["blessed"], checks, gate["baseline_model"], None)
 
 
@@ -202,6 +221,14 @@ def format_summary(summary: Dict) -> str:
                      f"{v['rank10']:6.1f} {v['mAP']:6.1f}   {f['rank1']:8.1f} "
                      f"{f['rank5']:6.1f} {f['rank10']:6.1f} {f['mAP']:6.1f}   "
                      + (f"{100 * order:13.1f}" if order is not None else f"{'–':>13}"))
+    reranked = [row for row in summary["rounds"] if row.get("fused_reranked")]
+    if reranked:
+        lines.append(f"{'round':>5} {'fused + re-ranked r1':>20} {'r5':>6} {'r10':>6} "
+                     f"{'mAP':>6}")
+        for row in reranked:
+            f = row["fused_reranked"]
+            lines.append(f"{row['round']:>5} {f['rank1']:20.1f} {f['rank5']:6.1f} "
+                         f"{f['rank10']:6.1f} {f['mAP']:6.1f}")
     lines.append("RankNet order: % of held-out triples (anchors the round never trained "
                  "on) that the round's embedding orders as the fused ranking does.")
     lines.append(f"{UNSEEN_LABEL}:")

@@ -105,6 +105,11 @@ class FusionRule:
     visit_weight: float = _opt(0.5, "β: weight of a linked detection in a pooled "
                                     "feature beside the detection's own 1",
                                group="re-ranking")
+    rerank_teacher: bool = _opt(False, "the fused train ranking RankNet learns from is "
+                                       "re-ranked too (visit pooling and k-reciprocal "
+                                       "re-ranking of the train split with the settings "
+                                       "above; the pipeline's FusedRanker)",
+                                group="re-ranking")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -139,6 +144,32 @@ def validate_rule(rule: FusionRule) -> None:
     _check(not (rule.alpha or rule.beta) or rule.fusion == "bayes",
            f"alpha and beta belong to the bayes rule (eq. 9), not to {rule.fusion!r}: "
            "name the rule with fusion = bayes (flag --fusion bayes)")
+
+
+RERANK_FIELDS = ("rerank", "rerank_k1", "rerank_k2", "rerank_lambda", "rerank_tau",
+                 "visit_seconds", "visit_fdr", "visit_weight", "rerank_teacher")
+
+
+def scoring_rule(rule: FusionRule) -> FusionRule:
+    """`rule` with its re-ranking settings at their defaults: what the fused score of a
+    pair and a served bundle depend on (so turning re-ranking on or tuning it re-runs
+    only the evaluation of a pipeline)."""
+    defaults = FusionRule()
+    return replace(rule, **{k: getattr(defaults, k) for k in RERANK_FIELDS})
+
+
+def evaluation_rule(rule: FusionRule) -> FusionRule:
+    """What a query × gallery evaluation depends on: `rule` without rerank_teacher
+    (which changes only the fused train ranking)."""
+    return replace(rule, rerank_teacher=False)
+
+
+def teacher_rule(rule: FusionRule) -> FusionRule:
+    """What the fused train ranking depends on: scoring_rule, or with rerank_teacher
+    the re-ranking settings too (`rerank`, which only adds an evaluation, reset)."""
+    if not rule.rerank_teacher:
+        return scoring_rule(rule)
+    return replace(rule, rerank=False)
 
 
 class Settings(NamedTuple):

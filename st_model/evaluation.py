@@ -103,13 +103,27 @@ def evaluate(query: FeatureSet, gallery: FeatureSet, tables: Optional[STTables],
                                               q_node, g_node))
 
 
+def reranked_match_ranks(query: FeatureSet, gallery: FeatureSet, tables: STTables,
+                         config: FusionRule, frame_rate: float,
+                         q_node: Optional[np.ndarray] = None,
+                         g_node: Optional[np.ndarray] = None
+                         ) -> Tuple[metrics.MatchRanks, Dict]:
+    """Ranks of every query's true matches in the re-ranked fused list
+    (fused_rerank.py: visit pooling, then k-reciprocal eq. 6 on the fused score) and
+    its report (visit links, k-reciprocal set sizes); frame_rate (frames per second)
+    sets the visit window."""
+    score, info = fused_rerank.reranked_score_fn(query, gallery, tables, config,
+                                                 frame_rate, q_node, g_node)
+    return ranks_of(score, query, gallery, "re-ranked fusion"), info
+
+
 def evaluate_reranked(query: FeatureSet, gallery: FeatureSet, tables: STTables,
                       config: FusionRule, frame_rate: float,
                       q_node: Optional[np.ndarray] = None,
                       g_node: Optional[np.ndarray] = None
                       ) -> Tuple[metrics.RankingResult, Dict]:
-    """Rank-1/5/10 and mAP of the re-ranked fused list (fused_rerank.py) and its
+    """Rank-1/5/10 and mAP of the re-ranked fused list (reranked_match_ranks) and its
     report (visit links, k-reciprocal set sizes)."""
-    score, info = fused_rerank.reranked_score_fn(query, gallery, tables, config,
-                                                 frame_rate, q_node, g_node)
-    return metrics.ranking_result(ranks_of(score, query, gallery, "re-ranked fusion")), info
+    matched, info = reranked_match_ranks(query, gallery, tables, config, frame_rate,
+                                         q_node, g_node)
+    return metrics.ranking_result(matched), info

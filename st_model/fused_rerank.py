@@ -5,6 +5,8 @@ pooled features over query ∪ gallery.
 The fused score keeps the ST model as estimated (STTables); only the features
 change: each detection's feature becomes the unit mean of its visit's. Query and
 gallery are pooled together, as a re-ranking sees both; no label is read.
+`reranked_train_top_n` re-ranks the fused train ranking the same way, over the train
+split alone (the RankNet teacher with FusionRule.rerank_teacher).
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from dataclasses import replace
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+from scipy import sparse
 
 from core.features import FeatureSet
 from core.progress import log
-from st_model import metrics, rerank, visits
+from st_model import metrics, neighbours, rerank, visits
 from st_model.config import FusionRule
 from st_model.scoring import BlockScorer, STTables
 
@@ -78,3 +81,33 @@ def reranked_score_fn(query: FeatureSet, gallery: FeatureSet, tables: STTables,
     pg = replace(gallery, features=items.features[nq:])
     fused = BlockScorer(tables, pq, pg, config, q_node, g_node)
     return rerank.reranked_score(fused, overlap, params), info
+
+
+def reranked_train_top_n(train: FeatureSet, tables: STTables, config: FusionRule,
+                         frame_rate: float) -> Tuple[np.ndarray, np.ndarray, Dict]:
+    """The re-ranked fused train ranking (the RankNet teacher with rerank_teacher):
+    for every train image its top ranking_top_n other train images by eq. 6 over the
+    train split alone (visits pooled, k-reciprocal sets among train images, the Jaccard
+    overlap of every train image against every other), best first: (index [N, n],
+    score [N, n], report). Out-of-reach pairs (fused score -inf) never enter a list
+    (index -1)."""
+    items, info = pool_visits(train, config, frame_rate)
+    n = len(items)
+    scorer = BlockScorer(tables, items, items, config)
+    params = params_of(config)
+    v, sizes = rerank.rerank_weights(scorer, scorer.pairs, n, params)
+    # J of every item against every item: the items are both the queries and the gallery
+    overlap = rerank.jaccard_overlap(sparse.vstack([v, v]).tocsr(), n)
+    info.update(sizes, overlaps_per_image=overlap.nnz / max(n, 1))
+    score = rerank.reranked_score(scorer, overlap, params)
+
+    def block(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        s = np.asarray(score(r, c), np.float64)
+        s[r[:, None] == c[None, :]] = -np.inf
+        return s
+    top = min(config.ranking_top_n, max(n - 1, 1))
+    idx, sc = neighbours.top_k(block, n, n, top)
+    idx[~np.isfinite(sc)] = -1
+    log(f"re-ranked train ranking: top-{top} of {n} images, "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items()))
+    return idx, sc, info

@@ -89,7 +89,7 @@ def st_figure(model: STModel, train: Points, max_cameras: int = 8):
         smooth = lambda c: smoothing.gaussian_smooth(c, sigma)  # noqa: E731
         evidence = smoothed_evidence(model)[0]   # read against chance, smoothed
         smooth_est = lambda c: c  # noqa: E731
-    fps = float(prm.get("frame_rate", 25.0)) or 25.0
+    fps = model.frame_rate
     n = len(cams)
     fig, axes = plt.subplots(n, n, figsize=(2.4 * n, 1.9 * n), squeeze=False)
     centres = model.grid.centres() / fps

@@ -166,19 +166,26 @@ def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
     return score
 
 
+def rerank_weights(score_block: neighbours.ScoreBlock, pair_score: PairScore, n: int,
+                   params: RerankParams) -> Tuple[sparse.csr_matrix, Dict[str, float]]:
+    """V' (eqs. 1-4) of all n items from their similarity (block and pair scorers),
+    and the mean sizes of the sets."""
+    k = max(params.k1 + 1, params.k2)
+    log(f"re-ranking: top-{k} neighbours of {n} items")
+    index, _ = neighbour_lists(score_block, n, k)
+    sets = expanded_sets(index, params.k1, n)
+    v = query_expansion(set_weights(sets, pair_score, params.tau), index, params.k2)
+    return v, {"reciprocal_set": sets.nnz / n, "expanded_support": v.nnz / n}
+
+
 def rerank_overlap(score_block: neighbours.ScoreBlock, pair_score: PairScore,
                    n_query: int, n: int, params: RerankParams,
                    ) -> Tuple[sparse.csr_matrix, Dict[str, float]]:
     """The Jaccard overlaps J [Q, G] (eq. 5) of n_query queries followed by a
     gallery, from the similarity of all n items (block and pair scorers), and the
     mean sizes of the sets."""
-    k = max(params.k1 + 1, params.k2)
-    log(f"re-ranking: top-{k} neighbours of {n} items")
-    index, _ = neighbour_lists(score_block, n, k)
-    sets = expanded_sets(index, params.k1, n)
-    v = query_expansion(set_weights(sets, pair_score, params.tau), index, params.k2)
+    v, sizes = rerank_weights(score_block, pair_score, n, params)
     overlap = jaccard_overlap(v, n_query)
-    sizes = {"reciprocal_set": sets.nnz / n, "expanded_support": v.nnz / n,
-             "overlaps_per_query": overlap.nnz / max(n_query, 1)}
+    sizes["overlaps_per_query"] = overlap.nnz / max(n_query, 1)
     log("re-ranking: " + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items()))
     return overlap, sizes

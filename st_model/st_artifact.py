@@ -46,6 +46,11 @@ class STModel:
         self.visual_sq = np.asarray(self.visual_sq, np.float64)
 
     @property
+    def frame_rate(self) -> float:
+        """Frames per second of the train split's frame numbers (25 when not recorded)."""
+        return float(self.params.get("frame_rate", 25.0)) or 25.0
+
+    @property
     def diff(self) -> np.ndarray:
         return self.random - self.visual
 

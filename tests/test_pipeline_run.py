@@ -329,3 +329,91 @@ def test_ranknet_round_measures_order_on_held_out_anchors(tiny_run):
     assert accuracy is not None and 0.0 <= accuracy <= 1.0
     from pipeline.run_summary import format_summary
     assert f"{100 * accuracy:13.1f}" in format_summary(summary)
+
+
+def test_rerank_adds_reranked_metrics_gate_and_report_and_reruns_only_the_evaluation(
+        tiny_run):
+    """The tiny run again with `fusion_rule.rerank` on: RankingEvalGen and the
+    Evaluators run again and TFMA reports fused_reranked_rank1/5/10/mAP equal to
+    st_model.evaluation.evaluate_reranked; the gate checks fused + re-ranked rank-1
+    too; the report shows both metric sets and ranked lists. Everything the
+    re-ranking does not change (embeddings, ST models, fused rankings, RankNet
+    rounds, the bundle) is served from the cache. The first run (rerank off) has
+    none of it."""
+    from tensorflow_model_analysis.writers.eval_config_writer import load_eval_run
+
+    from pipeline.commands.run import run_pipeline
+    from pipeline.component_io import load_split_features
+    from st_model.config import FusionRule
+    from st_model.evaluation import evaluate_reranked
+    from st_model.scoring import STTables
+    from st_model.st_artifact import load_st_model
+    out, first, _ = tiny_run
+    first_page = open(first["report"], encoding="utf-8").read()
+    assert "fused_reranked" not in first_page and "re-ranked" not in first_page
+    assert all("fused_reranked" not in row for row in first["rounds"])
+    assert not any(k.startswith("fused_reranked") for k in first["gate"]["candidate"])
+    config = tiny_config(fusion_rule={"rerank": True, "rerank_k1": 10, "rerank_k2": 3})
+    summary = run_pipeline(config, out)
+    for node in ("Embedder_r1", "STModelGen_r1", "FusedRanker_r0", "TripletGen_r0",
+                 "Trainer_ranknet_r1", "ServingBundle"):
+        assert node_states(out, node)[-1] == "CACHED", node
+    for node in ("RankingEvalGen_r0", "Evaluator_r0", "RankingEvalGen_r1", "Evaluator_r1"):
+        assert node_states(out, node)[-1] == "COMPLETE", node
+    rule = FusionRule(rerank=True, rerank_k1=10, rerank_k2=3)
+    for row, before in zip(summary["rounds"], first["rounds"]):
+        assert row["fused"] == before["fused"] and row["vision"] == before["vision"]
+        query, gallery = load_split_features(row["features"], ("query", "gallery"))
+        model = load_st_model(row["st_model"])
+        want, _ = evaluate_reranked(query, gallery, STTables.from_model(model), rule,
+                                    model.frame_rate)
+        for k in ("rank1", "rank5", "rank10", "mAP"):
+            assert row["fused_reranked"][k] == pytest.approx(getattr(want, k), abs=1e-6)
+        assert row["st_model_metrics"]["fusion_reranked"]["visit_links"] >= 0
+    gate = summary["gate"]
+    assert gate["min_fused_reranked_rank1"] == config.min_fused_reranked_rank1
+    assert gate["baseline"]["fused_reranked_rank1"] == pytest.approx(
+        gate["candidate"]["fused_reranked_rank1"])    # the same bundle, re-evaluated
+    eval_config = load_eval_run(summary["rounds"][-1]["evaluation"])[0]
+    thresholds = {m.class_name: m.threshold for s in eval_config.metrics_specs
+                  for m in s.metrics}
+    assert thresholds["FusedRerankedRank1"].value_threshold.lower_bound.value == \
+        config.min_fused_reranked_rank1
+    page = open(summary["report"], encoding="utf-8").read()
+    assert page.count('<tr data-ranking="fused_reranked">') == len(summary["rounds"])
+    assert page.count('class="row" data-ranking="fused_reranked"') == \
+        page.count('class="row" data-ranking="fused"') > 0
+    assert "fused + re-ranked rank-1 (absolute)" in page
+
+
+def test_rerank_teacher_ranks_a_round_re_ranked(tiny_run, tmp_path):
+    """With rerank_teacher the FusedRanker gets the re-ranking settings (the bundle
+    does not) and writes the re-ranked train ranking of the round's features, a
+    valid fused ranking artifact that differs from the plain fused one."""
+    import json as _json
+
+    from pipeline.commands.run import build
+    from pipeline.components.fused_ranker import _write_reranked
+    from st_model.config import FusionRule
+    from st_model.fused_ranking import read_fused_ranking, read_ranking
+    out, summary, _ = tiny_run
+    config = tiny_config(fusion_rule={"rerank_teacher": True, "rerank_k1": 10})
+    parts = {c.id: c for c in build(config, out).components}
+    rule = lambda node: _json.loads(parts[node].exec_properties["fusion_rule"])  # noqa: E731
+    assert rule("FusedRanker_r0")["rerank_teacher"] and rule("FusedRanker_r0")["rerank_k1"] == 10
+    bundle = rule("ServingBundle")
+    assert not bundle["rerank_teacher"] and bundle["rerank_k1"] == FusionRule().rerank_k1
+    evaluation = rule("RankingEvalGen_r1")
+    assert evaluation["rerank_k1"] == 10 and not evaluation["rerank_teacher"]
+    row = summary["rounds"][0]
+    teacher = str(tmp_path / "teacher")
+    n = _write_reranked(row["features"], row["st_model"], config.fusion_rule, teacher)
+    ranking = read_fused_ranking(teacher)
+    assert len(ranking.names) == n
+    from pipeline import lineage
+    store = lineage.open_store(os.path.join(out, "metadata.sqlite"))
+    plain = read_ranking(lineage.latest_outputs(store, "tfusion", "FusedRanker_r0")
+                         ["fused_ranking"][0].uri)
+    got = read_ranking(teacher)
+    assert got.keys() == plain.keys()
+    assert any(got[k][0] != plain[k][0] for k in got)

@@ -278,3 +278,48 @@ def test_missing_ranking_feature_is_a_clear_error(models, tmp_path):
         chain.append(str(e))
         e = e.__cause__ or e.__context__
     assert any("evaluation example without feature 'fused_ranks'" in m for m in chain)
+
+
+# --------------------------------------------------------- re-ranked fusion
+
+def test_reranked_metrics_and_gate_for_candidate_and_baseline(models, tmp_path):
+    """With rerank on, the examples carry the re-ranked fused ranks of both models;
+    TFMA's fused_reranked_* agree with st_model.evaluation.evaluate_reranked, and the
+    re-ranked gate refuses on its own bound, named as its metric."""
+    from dataclasses import replace
+    config = replace(CONFIG, rerank=True, rerank_k1=8, rerank_k2=3)
+    built = ee.build_eval_examples(models["candidate"], models["baseline"], config)
+    assert set(built.ranks) == {"vision_ranks", "fused_ranks", "fused_reranked_ranks",
+                                "baseline_vision_ranks", "baseline_fused_ranks",
+                                "baseline_fused_reranked_ranks"}
+    uri = str(tmp_path / "ex")
+    ee.write_eval_examples(uri, built)
+    path = os.path.join(uri, "Split-eval", "data_tfrecord-00000-of-00001.gz")
+    schema = ExampleValidator.from_pbtxt(schema_path("eval_examples"))
+    for r in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+        f = tf.train.Example.FromString(r.numpy()).features.feature
+        assert schema.problems({k: list(getattr(v, v.WhichOneof("kind")).value)
+                                for k, v in f.items()}) == []
+    want = {name: evaluation.evaluate_reranked(m.query, m.gallery, m.tables, config,
+                                               m.tables.model.frame_rate)[0]
+            for name, m in models.items()}
+    bound = want["candidate"].rank1 + 1.0          # the re-ranked gate fails alone
+    cfg = rm.ranking_eval_config(0.0, 100.0, with_baseline=True,
+                                 reranked=(bound, 100.0))
+    assert [m.class_name for m in cfg.metrics_specs[0].metrics][-4:] == [
+        "FusedRerankedRank1", "FusedRerankedRank5", "FusedRerankedRank10",
+        "FusedRerankedMAP"]
+    out = str(tmp_path / "tfma")
+    assert not rm.run_ranking_analysis(uri, out, cfg, has_baseline=True)
+    for model in ("candidate", "baseline"):
+        got = metric_values(out, model)
+        for k in ("rank1", "rank5", "rank10", "mAP"):
+            assert got[f"fused_reranked_{k}"] == pytest.approx(
+                getattr(want[model], k), abs=1e-6), (model, k)
+        # reading the fused ranks in place of the re-ranked ones would show
+        assert abs(got["fused_reranked_mAP"] - got["fused_mAP"]) > 0.1, model
+    failures = tfma.load_validation_result(out).metric_validations_per_slice
+    assert {f.metric_key.name for s in failures for f in s.failures} == {
+        "fused_reranked_rank1"}
+    with pytest.raises(ValueError, match="min_fused_reranked_rank1"):
+        rm.ranking_eval_config(0.0, 0.0, with_baseline=False, reranked=(101.0, 0.0))

@@ -49,6 +49,27 @@ def test_training_settings_have_one_name_each(tmp_path):
     assert (flags.seed, flags.pretrain.seed, flags.ranknet.seed) == (2, 2, 2)
 
 
+def test_rerank_settings_from_config_file_and_flags(tmp_path):
+    """A run config takes FusionRule's re-ranking fields and the re-ranked gates; the
+    generated flags override them; the written config reads back the same."""
+    import argparse
+
+    from pipeline.commands.run import add_arguments, config_from_args
+    from pipeline.run_config import RunConfig
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"fusion_rule": {"rerank": True, "rerank_k1": 12},
+                                "min_fused_reranked_rank1": 20.0}))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--config", str(path), "--rerank-k2", "3"]))
+    rule = cfg.fusion_rule
+    assert (rule.rerank, rule.rerank_k1, rule.rerank_k2) == (True, 12, 3)
+    assert (cfg.min_fused_reranked_rank1, cfg.max_fused_reranked_rank1_drop) == (20.0, 2.0)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    flags = config_from_args(parser.parse_args(["--preset", "tiny", "--rerank"]))
+    assert flags.fusion_rule.rerank and not RunConfig().fusion_rule.rerank
+
+
 @pytest.mark.parametrize("values, message", [
     ({"roundz": 2}, "unknown key(s) ['roundz']"),
     ({"source_dir": "/a"}, "give both source_dir and target_dir"),
@@ -65,7 +86,8 @@ def test_training_settings_have_one_name_each(tmp_path):
     ({"pretrain": {"stepz": 5}}, "pretrain: unknown key(s) ['stepz']"),
     ({"ranknet": {"steps": 0}}, "ranknet: training option steps = 0, expected >= 1"),
     ({"ranknet": 300}, "ranknet must be a JSON object of RankNetConfig fields"),
-    ({"fusion_rule": {"rerank": True}}, "fusion_rule.rerank (--rerank) is not used by the pipeline"),
+    ({"max_fused_reranked_rank1_drop": -1}, "max_fused_reranked_rank1_drop >= 0"),
+    ({"fusion_rule": {"rerank": True, "rerank_k1": 0}}, "rerank_k1 and rerank_k2 must be >= 1"),
 ])
 def test_bad_config_file_is_a_one_line_error(tmp_path, capsys, values, message):
     from pipeline.cli import main

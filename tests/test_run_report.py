@@ -218,6 +218,49 @@ def test_evaluate_round_from_saved_files_matches_the_evaluation(case, tmp_path):
     assert os.path.isfile(write_run_report(str(tmp_path / "r.html"), [r]))
 
 
+def test_reranked_round_shows_its_figures_and_ranked_list(case, tmp_path):
+    """With rerank on, a round carries the re-ranked figures (st_model.evaluation),
+    and the page shows them in its tables and a third ranked row per query, scored
+    by the re-ranked fused score; with it off there is no such row or column."""
+    from dataclasses import replace
+
+    from st_model.evaluation import evaluate_reranked
+    from st_model.fused_rerank import reranked_score_fn
+    sets, tables, uri = case
+    q, g = sets["query"], sets["gallery"]
+    config = replace(FusionRule(), rerank=True, rerank_k1=6, rerank_k2=2)
+    model = save_st_model(tables.model, str(tmp_path / "st_model.npz"))
+    r = evaluate_round("round 0", q, g, model, config, examples_uri=uri, n_queries=3)
+    want = evaluate_reranked(q, g, tables, config, tables.model.frame_rate)[0]
+    assert r.reranked == want.as_dict() and list(r.reranked_cmc) == list(want.cmc)
+    score, _ = reranked_score_fn(q, g, tables, config, tables.model.frame_rate)
+    for x in r.ranked:
+        i = int(np.flatnonzero(q.names == x.name)[0])
+        assert len(x.reranked) == 10 and all(e.image for e in x.reranked)
+        s = score(np.array([i]), np.arange(len(g)))[0]
+        assert [e.score for e in x.reranked] == pytest.approx(
+            sorted((e.score for e in x.reranked), reverse=True))
+        assert x.reranked[0].score == pytest.approx(float(s[g.names == x.reranked[0].name]
+                                                          [0]), rel=1e-5)
+    plain = evaluate_round("round 1", q, g, model, FusionRule(), n_queries=3)
+    assert plain.reranked is None and all(x.reranked == [] for x in plain.ranked)
+    page = _Page(open(write_run_report(str(tmp_path / "r.html"), [r, plain]),
+                      encoding="utf-8").read())
+    table = page.find("table", data_round="round 0")[0]
+    row = next(e for e in page.find("tr", data_ranking="fused_reranked")
+               if table in e["parents"])
+    assert "fused + re-ranked" in row["text"] and f"{want.mAP:.2f}" in row["text"]
+    assert not [e for e in page.find("tr", data_ranking="fused_reranked")
+                if page.find("table", data_round="round 1")[0] in e["parents"]]
+    assert "fused + re-ranked rank-1" in page.find("table", class_="summary")[0]["text"]
+    rows = page.find("div", data_ranking="fused_reranked")
+    assert len(rows) == 3 and all(
+        len([i for i in page.find("img") if row in i["parents"]]) == 10 for row in rows)
+    plain_page = open(write_run_report(str(tmp_path / "p.html"), [plain]),
+                      encoding="utf-8").read()
+    assert "re-ranked" not in plain_page and "fused_reranked" not in plain_page
+
+
 def _summary(rounds):
     """A run summary (pipeline/run_summary.py) of `rounds` (dicts with unseen /
     st_true_curve), without gate or push."""

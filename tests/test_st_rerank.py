@@ -121,3 +121,35 @@ def test_pooled_features_are_unit_means_of_linked_detections():
     want = np.array([[1, .5, 0, 0], [.5, 1, .5, 0], [0, .5, 1, 0], [0, 0, 0, 1]])
     np.testing.assert_allclose(p, want / np.linalg.norm(want, axis=1, keepdims=True),
                                rtol=1e-6)
+
+
+def test_reranked_train_ranking_is_eq6_over_the_train_split_alone():
+    """The RankNet teacher with rerank_teacher (fused_rerank.reranked_train_top_n):
+    every train image's top-n other train images by eq. 6, the Jaccard overlap taken
+    against every other train image, checked against dense sums over V'."""
+    from dataclasses import replace
+
+    import report_case
+    from st_model.config import FusionRule
+    from st_model.fused_rerank import params_of, pool_visits, reranked_train_top_n
+    from st_model.scoring import BlockScorer
+    train = report_case.build_case()["train"]
+    tables = report_case.st_tables(train)
+    config = replace(FusionRule(), rerank_k1=8, rerank_k2=3, ranking_top_n=7)
+    idx, score, info = reranked_train_top_n(train, tables, config, 25.0)
+    n = len(train)
+    assert idx.shape == score.shape == (n, 7) and info["reciprocal_set"] >= 1
+    items, _ = pool_visits(train, config, 25.0)
+    scorer = BlockScorer(tables, items, items, config)
+    v, _ = rerank.rerank_weights(scorer, scorer.pairs, n, params_of(config))
+    v = v.toarray()
+    jac = np.array([[np.minimum(v[a], v[b]).sum() / np.maximum(v[a], v[b]).sum()
+                     for b in range(n)] for a in range(n)])
+    s = np.asarray(scorer(np.arange(n), np.arange(n)), np.float64)
+    want = (1 - config.rerank_lambda) * jac + config.rerank_lambda * s / config.rerank_tau
+    np.fill_diagonal(want, -np.inf)
+    assert (jac[~np.eye(n, dtype=bool)] > 0).any()
+    order = np.argsort(-want, axis=1, kind="stable")[:, :7]
+    np.testing.assert_allclose(score, np.take_along_axis(want, order, 1), atol=1e-12)
+    np.testing.assert_array_equal(idx, order)
+    assert not (idx == np.arange(n)[:, None]).any()

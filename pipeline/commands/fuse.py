@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="also report the oracle-ST bound: the same fusion with the ST "
                          "model from true train identities (needs train pids)")
     add_settings_flags(parser, STConfig, "ST model", renamed=RENAMED_ST_KEYS)
-    add_settings_flags(parser, FusionRule, "fusion rule")
+    add_settings_flags(parser, FusionRule, "fusion rule", skip=("rerank_teacher",))  # run only
 
 
 def settings_from_args(args: argparse.Namespace, where: str = "tfusion fuse") -> Settings:

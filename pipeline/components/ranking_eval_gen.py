@@ -2,7 +2,9 @@
 Examples for the TFMA Evaluator (pipeline/eval_examples.py, pipeline/ranking_metrics.py).
 
 One example per evaluated query of the target: the ranks of its true matches in the
-gallery under the Market protocol, by vision and by fusion with the round's ST model.
+gallery under the Market protocol, by vision and by fusion with the round's ST model
+and, when the fusion rule has rerank on, by the re-ranked fusion
+(st_model/fused_rerank.py).
 With a baseline (the latest blessed serving bundle), the same ranks by the baseline's
 own embedding and ST model, so that TFMA's change threshold compares the two models on
 the same queries. Also writes metrics.json (st_model.metrics, with CMC curves, and
@@ -56,8 +58,9 @@ def RankingEvalGen(
     fusion_rule: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
     """Write Split-eval of per-query match ranks (candidate, and baseline if any)."""
-    from pipeline.eval_examples import (FUSED_RANKS, VISION_RANKS, EvalModel,
-                                        build_eval_examples, write_eval_examples)
+    from pipeline.eval_examples import (FUSED_RANKS, FUSED_RERANKED_RANKS, VISION_RANKS,
+                                        EvalModel, build_eval_examples,
+                                        write_eval_examples)
     from core.files import join_path, write_file
     from st_model import metrics
     from st_model.evaluation import unseen_report
@@ -76,16 +79,18 @@ def RankingEvalGen(
     ranked = build_eval_examples(candidate, baseline, config)
     counts = write_eval_examples(eval_examples.uri, ranked)
     # the same figures as st_model.metrics, from the ranks just written (with CMC)
-    vision, fused = (metrics.ranking_result(metrics.MatchRanks(
+    results = {key: metrics.ranking_result(metrics.MatchRanks(
         ranked.queries, tuple(ranked.ranks[k]), ranked.query_names.size))
-        for k in (VISION_RANKS, FUSED_RANKS))
-    result = {"vision": {**vision.as_dict(), "cmc": list(vision.cmc)},
-              "fusion": {**fused.as_dict(), "cmc": list(fused.cmc)}, **counts,
-              "unseen": unseen,
+        for key, k in (("vision", VISION_RANKS), ("fusion", FUSED_RANKS),
+                       ("fusion_reranked", FUSED_RERANKED_RANKS)) if k in ranked.ranks}
+    result = {**{key: {**r.as_dict(), "cmc": list(r.cmc)} for key, r in results.items()},
+              **counts, "unseen": unseen,
               "baseline_model": baseline_model.uri if baseline_model is not None else None}
+    if FUSED_RERANKED_RANKS in ranked.ranks:
+        result["fusion_reranked"].update(ranked.rerank_info[FUSED_RERANKED_RANKS])
     write_file(join_path(eval_examples.uri, METRICS_FILE),
-               json.dumps(result, indent=2).encode("utf-8"))
-    log(f"RankingEvalGen: {counts}; vision {vision}; fusion {fused}")
+               json.dumps(result, indent=2, default=float).encode("utf-8"))
+    log(f"RankingEvalGen: {counts}; " + "; ".join(f"{k} {r}" for k, r in results.items()))
     eval_examples.split_names = artifact_utils.encode_split_names(["eval"])
     for k, v in counts.items():
         eval_examples.set_int_custom_property(k, int(v))
