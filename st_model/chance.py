@@ -13,7 +13,7 @@ variance W2_ab · r_ab(Δ) per bin (W2 = Σ w²); after Parzen smoothing (σ bin
     S_ab T̂_ab(Δ) = max((1 − c) W_ab r̂_ab(Δ) + soft(Ĥ_ab(Δ) − W_ab r̂_ab(Δ), λ · sd), 0)
 (sd also holds one typical delta's smoothed peak k_0 · w̄, w̄ = W2 / W: a lone
 delta where chance expects almost none — the tails of r — is not evidence), with c
-the share of false neighbours (the background weight of the mixture fitted
+the share of random-looking neighbours (the background weight of the mixture fitted
 when choosing the bandwidth, smoothing.choose_bandwidth) and soft(x, t) soft
 thresholding: deviations within λ standard errors of chance are dropped, so a node
 pair with no temporal structure, or too few deltas to show it, keeps the chance
@@ -22,13 +22,30 @@ true pair cannot have) are kept as evidence like excesses. Since Σ_Δ (S·(T �
 a surplus above the true mass S = (1 − c)·W is noise and is scaled down to it: where
 the mixture fit finds (almost) no true neighbours (c → 1), nothing is kept.
 
-chance_level "whole" keeps W · r̂ instead of (1 − c) · W · r̂ under the deviations:
-the extra chance-shaped mass flattens every log-ratio toward the node-pair term. On
-the Market harness at noise 1.5 that is worth +2.3 mAP (the loss the (1 − c) scaling
-brought there), at noise 2.0 −0.7 mAP, and on the small synthetic networks at noise
-2.0 it costs 4–7 rank-1 (benchmarks/bench_fuse.py), so it is not the default.
+Revisits (dense networks: a person seen again much later, on Market most true
+neighbour pairs): when the three-part mixture holds (smoothing.fit_broad), a share
+g of the background is spread like the deltas smoothed at the broad width H (b̂,
+normalised per node pair) — true pairs too, not chance. The chance level becomes
+W · [(1 − c g) · r̂ + c g · b̂] and the true part keeps the broad mass:
+    S T̂ = max((1 − c) W r̂ + c g W b̂ + soft(Ĥ − W [(1 − c g) r̂ + c g b̂], λ · sd), 0)
+(g = 0: the formula above). A revisit within ±H of where the deltas are dense then
+gets P_st above a random pair's, without having to pass the threshold bin by bin.
+
+λ (noise_threshold None, the default) is chosen per node pair by Stein's unbiased
+risk estimate of the soft threshold (SureShrink, Donoho & Johnstone 1995) on the
+pair's standardised deviations z = (Ĥ − chance) / sd:
+    SURE(t) = Σ_Δ [1 − 2·1(|z| ≤ t) + min(z², t²)],   λ = argmin over t ∈ {0, 0.1, …, 3},
+so a pair whose deviations are mostly noise (a thin network: a few clumps anywhere)
+gets a high threshold and a pair with broad real structure (a dense one) a low one.
+
+chance_level "whole" keeps the whole chance level W · [(1 − c g) r̂ + c g b̂] under
+the deviations instead of the true share: the extra chance-shaped mass flattens
+every log-ratio toward the node-pair term (costs 4–7 rank-1 on the small synthetic
+networks at noise 2.0, benchmarks/bench_fuse.py), so it is not the default.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -70,27 +87,53 @@ def soft_threshold(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.maximum(np.abs(x) - t, 0.0)
 
 
+SURE_THRESHOLDS = np.arange(31) / 10   # λ tried by sure_threshold
+
+
+def sure_threshold(z: np.ndarray) -> np.ndarray:
+    """λ [M, M, 1] per node pair minimising Stein's unbiased risk estimate of soft
+    thresholding its standardised deviations z [M, M, B]:
+    SURE(t) = Σ_Δ [1 − 2·1(|z| ≤ t) + min(z², t²)] (the first of equal minima)."""
+    z2 = z * z
+    risk = np.stack([(np.minimum(z2, t * t) - 2.0 * (z2 <= t * t)).sum(axis=2)
+                     for t in SURE_THRESHOLDS], axis=2)
+    return SURE_THRESHOLDS[np.argmin(risk, axis=2)][..., None]
+
+
 def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,
                      visual: np.ndarray, visual_sq: np.ndarray, random: np.ndarray,
-                     sigma_bins: np.ndarray, threshold: float, background: float,
-                     whole_chance: bool = False) -> np.ndarray:
-    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + soft(Ĥ − W r̂, λ·sd), 0), S = (1 − c) W
-    (W r̂ in place of S r̂ with whole_chance), the thresholded deviation scaled down
-    where its surplus exceeds S."""
+                     sigma_bins: np.ndarray, threshold: Optional[float], background: float,
+                     whole_chance: bool = False, broad: Optional[np.ndarray] = None,
+                     broad_share: float = 0.0) -> np.ndarray:
+    """S_ab · T̂_ab(Δ) [M, M, B] = max(S r̂ + c g W b̂ + soft(Ĥ − W [(1 − c g) r̂ + c g b̂],
+    λ·sd), 0), S = (1 − c) W (the whole chance level in place of S r̂ + c g W b̂ with
+    whole_chance), the thresholded deviation scaled down where its surplus exceeds S.
+    `broad`: b̂ [M, M, B], the deltas smoothed at the broad width, each pair's summing
+    to 1 (needed when broad_share g > 0); threshold None: λ by sure_threshold."""
     w = visual.sum(axis=2, keepdims=True)
     w2 = visual_sq.sum(axis=2, keepdims=True)
     r_total = random.sum(axis=2, keepdims=True).astype(np.float64)
     share = np.where(r_total > 0, 1.0 / np.maximum(r_total, 1.0), 0.0)
     chance = w * random_smooth * share
+    revisits = background * broad_share
+    if revisits > 0:
+        chance = (1.0 - revisits) * chance + revisits * w * broad
     # one delta alone is never evidence: the noise floor is one typical delta's peak
     typical = np.where(w > 0, w2 / np.maximum(w, 1e-300), 0.0)
     peak = np.vectorize(kernel_peak)(sigma_bins)[..., None]
     sd = np.sqrt(np.maximum(smoothed_variance(w2 * random * share, sigma_bins), 0.0)
                  + (peak * typical) ** 2)
-    excess = soft_threshold(visual_smooth - chance, threshold * sd)
+    deviation = visual_smooth - chance
+    if threshold is None:
+        threshold = sure_threshold(deviation / np.where(sd > 0, sd, 1.0))
+    excess = soft_threshold(deviation, threshold * sd)
     # E = S · (T − r) has Σ E⁺ ≤ S: more surplus than the true mass the mixture fit
     # allows (S = (1 − c) W) is noise that passed the threshold; scale it down
     true_mass = (1.0 - background) * w
     surplus = np.maximum(excess, 0.0).sum(axis=2, keepdims=True)
     excess *= np.minimum(1.0, true_mass / np.maximum(surplus, 1e-300))
-    return np.maximum((1.0 if whole_chance else 1.0 - background) * chance + excess, 0.0)
+    if whole_chance:
+        return np.maximum(chance + excess, 0.0)
+    # chance mass that is not false neighbours: (1 − c) W r̂ + c g W b̂
+    false_chance = (background - revisits) * w * random_smooth * share
+    return np.maximum(chance - false_chance + excess, 0.0)

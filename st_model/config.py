@@ -9,9 +9,10 @@ settings enter (a CLI flag, a run config); the math receives its result and neve
 resolves again. Each field's `metadata["help"]` is its documentation and the help of
 its generated CLI flag (pipeline/commands/flags.py).
 
-No default is tuned on query/gallery labels. Data-dependent choices (bandwidth and
-bin width) are made on the unlabeled train split by documented rules
-(smoothing.choose_bandwidth, estimate.choose_grid).
+No default is tuned on query/gallery labels. Data-dependent choices (bandwidth, bin
+width, background and revisit shares, the noise threshold λ) are made on the
+unlabeled train split by documented rules (smoothing.choose_bandwidth,
+estimate.choose_grid, chance.sure_threshold).
 """
 from __future__ import annotations
 
@@ -47,13 +48,14 @@ class STConfig:
         "standard deviations; None (--hard-top-k): TFusion's weight 1 per neighbour",
         none_flag=("--hard-top-k", "TFusion's visual model: every top-k neighbour counts "
                    "1 and no chance level is subtracted (always so in --mode tfusion)"))
-    noise_threshold: float = _opt(
-        2.0, "λ: deviations of the neighbour histogram from its chance level within λ "
-        "standard errors are dropped")
+    noise_threshold: Optional[float] = _opt(
+        None, "λ: deviations of the neighbour histogram from its chance level within λ "
+        "standard errors are dropped (default: chosen per node pair by Stein's unbiased "
+        "risk estimate of the soft threshold, chance.sure_threshold)")
     chance_level: str = _opt(
         "true_share", "chance-shaped evidence under the deviations: the true share "
-        "(1 − c)·W·r or the whole W·r (flatter log-ratios: +2.3 mAP on dense "
-        "Market-like data at noise 1.5, 4–7 rank-1 lost on small networks at noise 2.0)",
+        "(1 − c)·W·r (+ the revisits' broad part) or the whole chance level (flatter "
+        "log-ratios; 4–7 rank-1 lost on small networks at noise 2.0)",
         choices=CHANCE_LEVELS)
     max_bin_frames: int = _opt(
         100, "widest histogram bin in frames; narrowed to half the bandwidth when that "
@@ -122,7 +124,8 @@ def validate_st(st: STConfig) -> None:
     _check(st.top_k >= 1, "top_k and ranking_top_n must be >= 1")
     _check(st.sharpness is None or st.sharpness >= 0,
            "sharpness must be >= 0 (or None for a hard top-k)")
-    _check(st.noise_threshold >= 0, "noise_threshold must be >= 0")
+    _check(st.noise_threshold is None or st.noise_threshold >= 0,
+           "noise_threshold must be >= 0 (or unset: chosen per node pair)")
     _check(st.max_bin_frames >= 1, "max_bin_frames must be >= 1")
     _check(st.max_delta is None or st.max_delta >= 1, "max_delta must be >= 1 (frames)")
     _check(st.chance_level in CHANCE_LEVELS, f"unknown chance_level {st.chance_level!r}; "

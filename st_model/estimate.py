@@ -250,7 +250,8 @@ def choose_grid(cv: Optional[smoothing.CVTerms], grid0: DeltaGrid, span: int,
         h, c, curve = smoothing.choose_bandwidth(cv, bandwidth_candidates(span, step))
         info = {"bandwidth_rule": "pooled two-fold cross-validated likelihood of "
                                   "visual deltas", "frame_step": step,
-                "background_weight": c, "bandwidth_curve": curve}
+                "background_weight": c, "broad_bandwidth": curve.get("broad_bandwidth"),
+                "broad_share": curve.get("broad_share", 0.0), "bandwidth_curve": curve}
     width = int(np.clip(np.floor(h / 2), 1, grid0.width))
     return capped_grid(span, width, n_nodes), h, info
 
@@ -368,7 +369,9 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
           if needs_cv(config) else None)
     grid, h, info = choose_grid(cv, grid0, span, config, nodes.size, step)
     log(f"bandwidth {h:.1f} frames, bin width {grid.width} frames, {grid.n_bins} bins; "
-        f"share of random-looking visual deltas {info.get('background_weight')}")
+        f"share of random-looking visual deltas {info.get('background_weight')}"
+        + (f", of them spread like revisits (broad bandwidth {info['broad_bandwidth']:.0f} "
+           f"frames) {info['broad_share']:.1f}" if info.get("broad_bandwidth") else ""))
     if grid == grid0:
         rand = rand0
     else:

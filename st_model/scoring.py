@@ -92,10 +92,17 @@ def smoothed_evidence(model: STModel):
         r_ab = np.maximum(rnd.sum(axis=2), 1e-300)
         vis[flat] = (n_ab / r_ab)[flat][:, None] * rnd[flat]
     if prm.get("evidence") == "visual_above_chance":
+        share = prm.get("broad_share") or 0.0
+        broad = None
+        if share > 0:
+            # revisits: the deltas smoothed at the broad width, each pair's summing to 1
+            broad = smoothing.gaussian_smooth(model.visual,
+                                              prm["broad_bandwidth"] / model.grid.width)
+            broad /= np.maximum(broad.sum(axis=2, keepdims=True), 1e-300)
         vis = chance.true_pair_weight(vis, rnd, model.visual, model.visual_sq,
                                       model.random, sigma, prm["noise_threshold"],
                                       prm.get("background_weight", 0.0),
-                                      prm.get("chance_level") == "whole")
+                                      prm.get("chance_level") == "whole", broad, share)
     return vis, rnd, sigma
 
 

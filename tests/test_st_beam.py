@@ -19,9 +19,10 @@ TWO_PROCESSES = ["--runner=DirectRunner", "--direct_running_mode=multi_processin
                  "--direct_num_workers=2"]
 
 
-def write_train(path, n=300, seed=0):
+def write_train(path, n=300, seed=0, revisits=0.0):
     """A small train split with identities that move between cameras, as raw arrays
-    (load_features normalises them) in an .npz file."""
+    (load_features normalises them) in an .npz file; a share `revisits` of the
+    images is seen 5000-15000 frames later (people who come back)."""
     rng = np.random.default_rng(seed)
     pid = rng.integers(1, 40, n)
     cam = rng.integers(1, 4, n)
@@ -29,6 +30,8 @@ def write_train(path, n=300, seed=0):
     proto = rng.standard_normal((40, 16))
     x = proto[pid] + 0.8 * rng.standard_normal((n, 16))
     frame = pid * 300 + cam * 40 + rng.integers(0, 30, n)
+    if revisits:
+        frame = frame + (rng.random(n) < revisits) * rng.integers(5000, 15000, n)
     np.savez(path, features=x.astype(np.float32), camera=cam, frame=frame, sequence=seq,
              pid=pid, name=np.array([f"img{i:04d}" for i in range(n)]))
     return str(path)
@@ -42,11 +45,13 @@ def as_shards(path, shard_rows):
     return folder
 
 
-@pytest.mark.parametrize("mode, storage", [("camera_sequence", "file"),
-                                           ("tfusion", "file"),
-                                           ("camera_sequence", "shards")])
-def test_beam_estimate_equals_in_memory(mode, storage, tmp_path, monkeypatch):
-    path = write_train(tmp_path / "train.npz")
+@pytest.mark.parametrize("mode, storage, revisits", [("camera_sequence", "file", 0.0),
+                                                     ("tfusion", "file", 0.0),
+                                                     ("camera_sequence", "shards", 0.0),
+                                                     ("camera_sequence", "file", 0.4)])
+def test_beam_estimate_equals_in_memory(mode, storage, revisits, tmp_path, monkeypatch):
+    path = write_train(tmp_path / "train.npz", n=600 if revisits else 300,
+                       revisits=revisits)
     train = load_features(path)
     if storage == "shards":
         # shards that do not line up with the row / column blocks; no step of the
@@ -64,6 +69,8 @@ def test_beam_estimate_equals_in_memory(mode, storage, tmp_path, monkeypatch):
     # small row and column blocks: several tiles per row block, merged per row
     expected = estimate_st_model(train, config, span, row_block=64, col_block=48)
     assert expected.visual.sum() > 0
+    # with revisits the three-part mixture holds (smoothing.fit_broad)
+    assert (expected.params.get("broad_share", 0) > 0) == (revisits > 0)
 
     def check(models):
         assert len(models) == 1

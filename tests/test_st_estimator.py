@@ -97,6 +97,27 @@ def test_true_pair_weight_keeps_excess_and_deficit_and_drops_noise():
     whole = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
                                     sigma, 1.0, 0.5, whole_chance=True)
     np.testing.assert_allclose(whole[0, 1] - out[0, 1], level, rtol=1e-9)
+    # revisits (broad share g of the background c): the broad part is true mass
+    # spread like the deltas smoothed at H (b̂), kept without passing the threshold
+    broad = np.zeros_like(visual)
+    broad[0, 1, 20:30] = 0.1
+    rev = chance.true_pair_weight(visual, random.astype(float), visual, sq, random,
+                                  sigma, 1.0, 0.5, broad=broad, broad_share=0.4)
+    w = visual[0, 1].sum()
+    base = 0.5 * w / b + 0.5 * 0.4 * w * broad[0, 1]    # (1 − c) W r + c g W b̂
+    assert rev[0, 1, 0] == pytest.approx(base[0])
+    assert rev[0, 1, 25] > out[0, 1, 25]                # revisits lift P_st there
+    null = (1 - 0.2) * w / b + 0.2 * w * broad[0, 1]    # the chance level with revisits
+    assert rev[0, 1, 10] == pytest.approx(base[10] + visual[0, 1, 10] - null[10] - sd,
+                                          rel=1e-6)
+
+
+def test_sure_threshold_is_high_on_noise_and_low_on_structure():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2, 1, 2000))
+    z[1, 0, :600] += rng.normal(0, 4, 600)              # a pair with real deviations
+    lam = chance.sure_threshold(z)[:, 0, 0]
+    assert lam[0] >= 2.0 and lam[1] <= 1.2
 
 
 def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():

@@ -4,7 +4,7 @@ import pytest
 
 from core.features import make_feature_set
 from st_model import fusion as fz
-from st_model import smoothing
+from st_model import estimate, smoothing
 from st_model.config import FusionRule, STConfig
 from st_model.estimate import estimate_st_model
 from st_model.histograms import DeltaGrid
@@ -56,13 +56,38 @@ def test_loo_bandwidth_follows_the_spread_of_the_deltas():
 
 def test_each_node_pair_gets_its_own_bandwidth_or_flat():
     rng = np.random.default_rng(1)
-    pairs = [rng.normal(100, 8, 400).round(),            # sharp transit
-             rng.normal(5000, 500, 400).round(),          # slow, spread transit
-             rng.integers(-10000, 10000, 400)]            # no temporal structure
-    _, _, per_pair = _bandwidth(pairs, per_pair=True)
+    sharp = rng.normal(100, 8, 400).round()               # sharp transit
+    slow = rng.normal(5000, 500, 400).round()             # slow, spread transit
+    flat = rng.integers(-10000, 10000, 400)               # no temporal structure
+    _, _, per_pair = _bandwidth([sharp, flat], per_pair=True)
     assert 2 <= per_pair["0"] <= 20
-    assert 200 <= per_pair["1"] <= 1500
-    assert per_pair["2"] == smoothing.FLAT
+    assert per_pair["1"] == smoothing.FLAT
+    # a pair spread > 16 times wider than the transits: the three-part mixture takes
+    # it in its broad part (revisits) and every pair keeps the pooled width
+    h, _, per_pair = _bandwidth([sharp, slow, flat], per_pair=True)
+    assert set(per_pair.values()) == {h}
+
+
+def test_three_part_mixture_takes_revisits_and_only_when_there_are_some():
+    rng = np.random.default_rng(0)
+    transit = rng.normal(300, 15, 480)
+    revisits = rng.normal(4000, 1500, 360)               # the same people, much later
+    false = rng.integers(-20000, 20000, 360)
+    cands = smoothing.bandwidth_grid(1, 5000)
+
+    def choose(d):
+        d = d.round().astype(np.int64)
+        anchor = rng.integers(0, 10**6, d.size)
+        fold = estimate.delta_folds(np.zeros(d.size, np.int64), anchor, 1000)
+        return smoothing.choose_bandwidth(smoothing.cv_densities(
+            np.zeros(d.size, np.int64), d, np.ones(d.size), fold,
+            np.full(d.size, 1 / 40000), cands), cands)
+    h, c, info = choose(np.concatenate([transit, revisits, false]))
+    assert 8 <= h <= 30                                  # the transit's spread (σ 15)
+    assert 1000 <= info["broad_bandwidth"] <= 6000 and info["broad_share"] > 0
+    assert info["broad_gain"] > np.log(1200)
+    h, c, info = choose(np.concatenate([transit, false]))
+    assert 8 <= h <= 30 and info["broad_bandwidth"] is None and info["broad_share"] == 0
 
 
 def _tiny_model(mode="camera_sequence"):
