@@ -8,16 +8,19 @@ schemas/fused_ranking.pbtxt):
   neighbour_scores (float list, same length).
 Pairs the fusion scores -inf (out of reach) never enter a list. `read_fused_ranking`
 is the one reader (RankNet's trainer uses it too); it checks every record against the
-schema. TensorFlow is imported only inside the functions that build or read tf.Examples.
+schema. The writer needs neither TensorFlow nor (for a local folder) Beam
+(core/tfrecord.py); TensorFlow is imported only by the reader.
 """
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from core import tfrecord
 from core.errors import InputError
 from core.features import FeatureSet
 from core.files import join_path
@@ -65,16 +68,13 @@ def ranking_records(names: np.ndarray, rows: np.ndarray, idx: np.ndarray,
 
 
 def serialize_record(record: Tuple[str, List[str], List[float]]) -> bytes:
-    """One ranking record as a serialized tf.Example."""
-    import tensorflow as tf  # lazily: only the writer needs it
+    """One ranking record as a serialized tf.Example (core/tfrecord.py: no TensorFlow)."""
     name, nb, sc = record
-    feat = {
-        "image_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
-        "neighbour_names": tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[n.encode() for n in nb])),
-        "neighbour_scores": tf.train.Feature(float_list=tf.train.FloatList(value=sc)),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feat)).SerializeToString()
+    return tfrecord.example({
+        "image_name": tfrecord.bytes_feature([name.encode()]),
+        "neighbour_names": tfrecord.bytes_feature([n.encode() for n in nb]),
+        "neighbour_scores": tfrecord.float_feature(sc),
+    })
 
 
 def shard_path(out_dir: str, shard: int, shards: int) -> str:
@@ -95,21 +95,47 @@ def remove_ranking(out_dir: str) -> int:
 
 def write_ranking(out_dir: str, records: Iterable[Tuple[str, List[str], List[float]]],
                   shards: int = 1) -> List[str]:
-    """Write records round-robin into `shards` GZIP TFRecord files (through Beam's
-    FileSystems and its TFRecord framing, as WriteToTFRecord does); returns the paths."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.io.tfrecordio import _TFRecordUtil
+    """Write records round-robin into `shards` GZIP TFRecord files (the framing and
+    compression of Beam's WriteToTFRecord: deflate level 6 in a gzip wrapper); a local
+    folder is written directly, any other through Beam's FileSystems. Returns the
+    paths."""
     paths = [shard_path(out_dir, s, shards) for s in range(shards)]
-    writers = [FileSystems.create(p, compression_type=CompressionTypes.GZIP)
-               for p in paths]
+    writers = [_gzip_writer(p) for p in paths]
     try:
         for i, rec in enumerate(records):
-            _TFRecordUtil.write_record(writers[i % shards], serialize_record(rec))
+            writers[i % shards].write(tfrecord.frame(serialize_record(rec)))
     finally:
         for w in writers:
             w.close()
     return paths
+
+
+class _LocalGzip:
+    """A local GZIP file written as Beam's CompressedFile writes one (same bytes)."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._file = open(path, "wb")
+        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED,
+                                         16 + zlib.MAX_WBITS)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(self._deflate.compress(data))
+
+    def close(self) -> None:
+        try:
+            self._file.write(self._deflate.flush())
+        finally:
+            self._file.close()
+
+
+def _gzip_writer(path: str):
+    from core.files import is_remote
+    if not is_remote(path):
+        return _LocalGzip(path)
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems.create(path, compression_type=CompressionTypes.GZIP)
 
 
 def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionRule,
@@ -178,8 +204,6 @@ def read_records(path: str, where: str) -> List[bytes]:
     """Every record of one GZIP TFRecord file (through Beam's FileSystems and its
     TFRecord framing, as write_ranking writes them); RankingError starting with
     `where` when the file is not one (or is truncated)."""
-    import zlib
-
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.io.tfrecordio import _TFRecordUtil
