@@ -125,5 +125,14 @@ def st_figure(model: STModel, train: Points, max_cameras: int = 8):
              f"bin {model.grid.width} frames")
     labeled = has_identities(train)
     fig.suptitle(title if labeled else f"{title}\n{NO_TRUE_CURVE}", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97 if labeled else 0.94))
+    _fixed_layout(fig, n, 0.97 if labeled else 0.94)
     return fig
+
+
+def _fixed_layout(fig, n: int, top: float) -> None:
+    """The margins tight_layout finds for this grid of 5-point tick labels and 6-point
+    titles (measured on a 6 × 6 figure), fixed in inches: tight_layout measures every
+    tick label of every axes and took 2 s of a 6-camera plot."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.40 / w, right=1 - 0.23 / w, bottom=0.31 / h,
+                        top=top - 0.57 / h, wspace=0.28, hspace=0.35)

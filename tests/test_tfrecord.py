@@ -71,3 +71,16 @@ def test_fused_ranking_file_parses_with_tf_io(tmp_path):
         assert [v.decode() for v in parsed["neighbour_names"].values.numpy()] == nb
         assert parsed["neighbour_scores"].values.numpy().tolist() == sc
     assert fused_ranking.read_ranking(str(tmp_path)) == {n: (nb, sc) for n, nb, sc in rows}
+
+
+def test_pre_encoded_ranking_examples_equal_serialize_record():
+    from st_model import fused_ranking
+    names = np.array(["a.jpg", "bb.jpg", "c" * 150 + ".jpg", "d.jpg"])
+    rows = np.array([0, 2, 3])
+    idx = np.array([[1, 2, -1], [0, 1, 3], [-1, -1, -1]])
+    sc = np.array([[2.0, 1.5, -np.inf], [0.5, 0.25, -3.0], [-np.inf] * 3])
+    fields = fused_ranking.name_fields(names)
+    got = list(fused_ranking.ranking_examples(fields, rows, idx, sc))
+    want = [fused_ranking.serialize_record(r)
+            for r in fused_ranking.ranking_records(names, rows, idx, sc)]
+    assert got == want and len(got) == 3
