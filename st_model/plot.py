@@ -50,9 +50,16 @@ def _true_counts(train: Points, model: STModel, ci: int, cj: int) -> np.ndarray:
     j = np.flatnonzero((train.camera == cj) & (train.pid > 0))
     if i.size == 0 or j.size == 0:
         return out
-    same = (train.pid[i][:, None] == train.pid[j][None, :]) & \
-        (train.sequence[i][:, None] == train.sequence[j][None, :])
-    ii, jj = np.nonzero(same)
+    # every (i, j) of one identity and sequence: a sorted join on that key
+    seq = np.asarray(train.sequence, np.int64)
+    seq = seq - seq.min()
+    key = np.asarray(train.pid, np.int64) * (int(seq.max()) + 1) + seq
+    order = np.argsort(key[j], kind="stable")
+    kj = key[j][order]
+    lo = np.searchsorted(kj, key[i], "left")
+    n = np.searchsorted(kj, key[i], "right") - lo
+    ii = np.repeat(np.arange(i.size), n)
+    jj = order[np.repeat(lo, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)]
     d = train.frame[j[jj]] - train.frame[i[ii]]
     return np.bincount(model.grid.bin_of(d), minlength=model.grid.n_bins).astype(float)
 
