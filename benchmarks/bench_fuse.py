@@ -10,7 +10,13 @@
    8-camera one-sequence network with ~14k train images, and time-shuffled copies
    (no ST signal at all). Fusion must never end clearly worse than vision there;
    rows where it does are flagged WORSE.
-3. SynthReID features (--features DIR[,DIR...]: folders of train/query/gallery
+3. Timing (--only timing): `tfusion fuse` with its defaults (ranking and plot
+   included, no oracle) on the Market harness features, this tree and --baseline
+   (a checkout of the tree to compare against, e.g. `git worktree add /tmp/base
+   <commit>`) interleaved --repeats times; prints per run wall, process CPU (user +
+   sys) and each stage's wall / CPU (metrics.json "timing"), then the medians, and
+   the fused ranking's and the evaluation's scored pairs per CPU second.
+4. SynthReID features (--features DIR[,DIR...]: folders of train/query/gallery
    features, .npz files or row-shard folders, e.g. round 0's Embedder output of a
    `tfusion run` / `tfusion demo` folder: `rounds[0].features` in its run_summary.json).
 
@@ -19,8 +25,8 @@ the same fusion with the ST model estimated from true train identities, same run
 and the share of the bound's gain over vision that the estimator reaches.
 
 usage: python benchmarks/bench_fuse.py [--lists ../shared/data/market] [--work DIR]
-       [--only market|networks|features] [--noise 1.5 2.0 3.0] [--no-tfusion]
-       [--features DIR,...]
+       [--only market|networks|features|timing] [--noise 1.5 2.0 3.0] [--no-tfusion]
+       [--features DIR,...] [--baseline TREE] [--repeats 3]
 """
 import argparse
 import json
@@ -40,26 +46,31 @@ import networks  # noqa: E402
 WORSE_MARGIN = 1.0  # points of rank-1 / mAP below vision that count as "clearly worse"
 
 
-def run_fuse(data_dir: str, out_dir: str, *extra: str) -> dict:
-    """`tfusion fuse` in a child process; returns metrics plus wall time and peak RSS."""
+def run_fuse(data_dir: str, out_dir: str, *extra: str, oracle: bool = True,
+             tree: str = REPO) -> dict:
+    """`tfusion fuse` (of the tree `tree`) in a child process; returns metrics plus
+    wall time, process CPU time (user + sys) and peak RSS."""
     from core.features import split_features_path
     cmd = [sys.executable, "-m", "pipeline.cli", "fuse",
            "--train", split_features_path(data_dir, "train"),
            "--query", split_features_path(data_dir, "query"),
            "--gallery", split_features_path(data_dir, "gallery"),
-           "--output-dir", out_dir, "--oracle-st", *extra]
+           "--output-dir", out_dir, *(["--oracle-st"] if oracle else []), *extra]
+    env = {**os.environ, "PYTHONPATH": tree}
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=log,
+                                env=env)
         _, status, usage = os.wait4(proc.pid, 0)   # this child's own peak RSS
         wall = time.perf_counter() - t0
         rss_kb = usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime
         if os.waitstatus_to_exitcode(status) != 0:
             log.seek(0)
             raise RuntimeError(f"tfusion fuse failed:\n{log.read()[-3000:]}")
     with open(os.path.join(out_dir, "metrics.json")) as f:
         m = json.load(f)
-    m["wall_s"], m["peak_rss_gb"] = wall, rss_kb / 1024 ** 2
+    m["wall_s"], m["cpu_s"], m["peak_rss_gb"] = wall, cpu, rss_kb / 1024 ** 2
     return m
 
 
@@ -84,15 +95,10 @@ def row(label: str, m: dict) -> str:
 
 
 def market(args, work: str) -> None:
-    sim = networks.load_simulator()
     print("== Market-1501 harness (real lists, simulated features) "
           "[rank-1 / mAP, %]", flush=True)
     for noise in args.noise:
-        feat = os.path.join(work, f"market_noise{noise}")
-        if not os.path.isfile(os.path.join(feat, "gallery.npz")):
-            subprocess.run([sys.executable, sim.__file__, "--lists", args.lists, "--out",
-                            feat, "--noise", str(noise), "--seed", "0"], check=True,
-                           stdout=subprocess.DEVNULL)
+        feat = market_features(args, work, noise)
         modes = [("camera_sequence", [])] + ([] if args.no_tfusion
                                              else [("tfusion", ["--mode", "tfusion"])])
         for mode, extra in modes:
@@ -115,6 +121,71 @@ def other_networks(args, work: str) -> None:
             print(row(f"{label} ({sizes['train']} train)", m), flush=True)
 
 
+def market_features(args, work: str, noise: float) -> str:
+    """The harness features at `noise` (seed 0), written once into `work`."""
+    sim = networks.load_simulator()
+    feat = os.path.join(work, f"market_noise{noise}")
+    if not os.path.isfile(os.path.join(feat, "gallery.npz")):
+        subprocess.run([sys.executable, sim.__file__, "--lists", args.lists, "--out",
+                        feat, "--noise", str(noise), "--seed", "0"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return feat
+
+
+def stage_line(m: dict) -> str:
+    """`stage wall/CPU` of each stage in metrics.json "timing" (CPU where recorded)."""
+    t = m.get("timing", {})
+    cpu = t.get("cpu", {})
+    return ", ".join(f"{k[:-2]} {v:.1f}" + (f"/{cpu[k]:.1f}" if k in cpu else "")
+                     for k, v in t.items() if k.endswith("_s"))
+
+
+def pairs_per_cpu_second(m: dict, n_train: int, n_query: int, n_gallery: int) -> str:
+    """Scored pairs per CPU second: the fused ranking (train × train, less its write)
+    and the evaluation (vision and fusion, query × gallery each)."""
+    t = m.get("timing", {})
+    cpu = t.get("cpu", {})
+    if "fused_ranking_s" not in cpu or "evaluation_s" not in cpu:
+        return "(no CPU timing)"
+    ranking = cpu["fused_ranking_s"] - t.get("ranking_write_s", 0.0)
+    return (f"fused ranking {n_train * n_train / ranking / 1e6:.0f} M pairs/s, "
+            f"evaluation {2 * n_query * n_gallery / cpu['evaluation_s'] / 1e6:.0f} M pairs/s")
+
+
+def timing(args, work: str) -> None:
+    import numpy as np
+    print(f"== `tfusion fuse` timing (defaults; {args.repeats} interleaved runs each; "
+          f"wall / CPU s)", flush=True)
+    trees = [("this tree", REPO)] + ([("baseline", os.path.abspath(args.baseline))]
+                                     if args.baseline else [])
+    for noise in args.noise:
+        feat = market_features(args, work, noise)
+        with np.load(os.path.join(feat, "train.npz")) as z:
+            n_train = len(z["frame"])
+        with np.load(os.path.join(feat, "query.npz")) as z:
+            n_query = len(z["frame"])
+        with np.load(os.path.join(feat, "gallery.npz")) as z:
+            n_gallery = len(z["frame"])
+        runs = {label: [] for label, _ in trees}
+        for rep in range(args.repeats):
+            for label, tree in trees:
+                out = os.path.join(work, f"out_timing_{noise}_{label.replace(' ', '_')}")
+                m = run_fuse(feat, out, oracle=False, tree=tree)
+                runs[label].append(m)
+                print(f"  noise {noise} {label:9s} run {rep + 1}: wall {m['wall_s']:5.1f} "
+                      f"CPU {m['cpu_s']:5.1f}  [{stage_line(m)}]", flush=True)
+        for label, ms in runs.items():
+            f = ms[0]["fusion"]
+            same = all(x["fusion"] == f and x["vision"] == ms[0]["vision"] for x in ms)
+            mid = sorted(ms, key=lambda x: x["wall_s"])[len(ms) // 2]
+            print(f"market noise {noise} {label:9s} median wall "
+                  f"{np.median([x['wall_s'] for x in ms]):5.1f} s, CPU "
+                  f"{np.median([x['cpu_s'] for x in ms]):5.1f} s; fused rank-1 / mAP "
+                  f"{f['rank1']:.2f} / {f['mAP']:.2f}{'' if same else ' (runs differ!)'}; "
+                  f"median run: {stage_line(mid)}; "
+                  f"{pairs_per_cpu_second(mid, n_train, n_query, n_gallery)}", flush=True)
+
+
 def feature_folders(args, work: str) -> None:
     print("== feature folders (e.g. SynthReID demo round 0) [rank-1 / mAP, %]", flush=True)
     for i, folder in enumerate(args.features.split(",")):
@@ -127,7 +198,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lists", default=os.path.join(REPO, "..", "shared", "data", "market"))
     ap.add_argument("--work", default=None, help="folder for features and outputs")
-    ap.add_argument("--only", choices=("market", "networks", "features"), default=None)
+    ap.add_argument("--only", choices=("market", "networks", "features", "timing"),
+                    default=None)
+    ap.add_argument("--baseline", default=None,
+                    help="timing: a checkout of the tree to compare against")
+    ap.add_argument("--repeats", type=int, default=3, help="timing: runs per tree")
     ap.add_argument("--noise", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     ap.add_argument("--features", default=None,
                     help="comma-separated folders of train/query/gallery features "
@@ -143,6 +218,8 @@ def main() -> None:
         other_networks(args, work)
     if args.features and args.only in (None, "features"):
         feature_folders(args, work)
+    if args.only == "timing":
+        timing(args, work)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,20 @@ def counter(what: str, every: float = 5.0) -> Callable[[int, int], None]:
     return report
 
 
+def process_age_s() -> float:
+    """Wall seconds since this process started (Linux /proc, 10 ms resolution; the
+    seconds since this module's import elsewhere)."""
+    import os
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _T0
+
+
 def peak_rss_gb() -> float:
     """This process's peak resident memory so far, in GB (Linux: ru_maxrss in KiB)."""
     import resource

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from core.features import FeatureHeader, FeatureSet, save_features
 from core.files import join_path, make_folder, write_file
@@ -93,18 +93,52 @@ def estimate_with_beam(train: Union[FeatureSet, FeatureHeader], train_path: Opti
 def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: FeatureSet,
          settings: Settings, output_dir: str, beam_args: Optional[List[str]] = None,
          plot: bool = True, ranking: bool = True, oracle_st: bool = False,
-         train_path: Optional[str] = None) -> Dict:
+         train_path: Optional[str] = None,
+         startup: Optional[Tuple[float, float]] = None) -> Dict:
     """fuse_run with one BLAS thread (st_model/blas.py)."""
     with blas.single_thread():
         return fuse_run(train, query, gallery, settings, output_dir, beam_args, plot,
-                        ranking, oracle_st, train_path)
+                        ranking, oracle_st, train_path, startup)
+
+
+class StageClock:
+    """Wall and process-CPU seconds of each stage: `timing[name + "_s"]` (wall) and
+    `timing["cpu"][name + "_s"]`."""
+
+    def __init__(self, timing: Dict):
+        self.timing = timing
+        timing.setdefault("cpu", {})
+        self._start = (time.monotonic(), time.process_time())
+
+    def lap(self, name: str, since: Optional[Tuple[float, float]] = None) -> None:
+        """Record the stage `name` as the time since `since` (default: the last lap)."""
+        w0, c0 = since or self._start
+        now = (time.monotonic(), time.process_time())
+        self.timing[name + "_s"] = now[0] - w0
+        self.timing["cpu"][name + "_s"] = now[1] - c0
+        self._start = now
+
+    def mark(self) -> Tuple[float, float]:
+        return (time.monotonic(), time.process_time())
+
+    def restart(self) -> None:
+        """Start the next stage now (what ran since the last lap is no stage)."""
+        self._start = self.mark()
+
+    def line(self) -> str:
+        """`stage wall/CPU s, ...` of every recorded stage."""
+        cpu = self.timing["cpu"]
+        return ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f}"
+                         + (f"/{cpu[k]:.1f}" if k in cpu else "")
+                         for k, v in self.timing.items() if k.endswith("_s"))
 
 
 def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
              gallery: FeatureSet, settings: Settings, output_dir: str,
              beam_args: Optional[List[str]] = None, plot: bool = True,
              ranking: bool = True, oracle_st: bool = False,
-             train_path: Optional[str] = None) -> Dict:
+             train_path: Optional[str] = None,
+             startup: Optional[Tuple[float, float]] = None) -> Dict:
     """Build the ST model on `train`, fuse, evaluate query vs gallery, write artifacts.
 
     Writes OUT/metrics.json, OUT/st_model.npz, OUT/fused_ranking-*.tfrecord.gz and
@@ -114,15 +148,22 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     the Beam path `train` may be its FeatureHeader only (the launcher never holds
     the train features). `oracle_st` (benchmarks; needs train pids) adds "fusion_oracle_st": the same fusion with the ST model estimated from
     true train identities (estimate.oracle_st_model), the bound to read fusion against.
+    `startup`: (wall, CPU) seconds the calling process spent before this call (the
+    command's imports and feature loading), reported as the stage "startup".
+    Each stage's wall and CPU seconds go to metrics.json "timing" and the log.
     """
-    t0 = time.monotonic()
+    timing: Dict = {}
+    if startup is not None:
+        timing["startup_s"] = startup[0]
+        timing["cpu"] = {"startup_s": startup[1]}
+    clock = StageClock(timing)
+    t0, cpu0 = clock.mark()
     st, rule = settings
     check_inputs(train, query, gallery)
     make_folder(output_dir)
     if fused_ranking.remove_ranking(output_dir):
         log(f"removed the fused ranking of an earlier run in {output_dir}")
     span = estimate.frame_span(train, query, gallery)
-    timing = {}
     if beam_args:
         model = estimate_with_beam(train, train_path, settings, span, output_dir,
                                    beam_args, ranking)
@@ -130,32 +171,31 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
         model = estimate_in_memory(train, st, span)
         save_st_model(model, output_dir)
     tables = STTables.from_model(model)
-    timing["st_model_s"] = time.monotonic() - t0
+    clock.lap("st_model")
     nodes = model.nodes
     q_node = nodes.lookup(query.camera, query.sequence)
     g_node = nodes.lookup(gallery.camera, gallery.sequence)
     unseen = unseen_report(model, query, gallery, q_node, g_node)
-    t1 = time.monotonic()
     log("evaluating vision")
     vis = evaluate(query, gallery, None, rule)
     log(f"vision: {vis}")
     log("evaluating fusion")
     fus = evaluate(query, gallery, tables, rule, q_node, g_node)
     log(f"fusion: {fus}")
-    timing["evaluation_s"] = time.monotonic() - t1
+    clock.lap("evaluation")
     reranked = None
     if rule.rerank:
         timing["peak_rss_before_rerank_gb"] = peak_rss_gb()
-        t3 = time.monotonic()
+        clock.restart()
         log("re-ranking the fused list")
         rr, rr_info = evaluate_reranked(query, gallery, tables, rule, st.frame_rate,
                                           q_node, g_node)
         reranked = {**rr.as_dict(), **rr_info}
-        timing["rerank_s"] = time.monotonic() - t3
+        clock.lap("rerank")
         timing["peak_rss_after_rerank_gb"] = peak_rss_gb()
         log(f"fusion + re-ranking: {rr} ({timing['rerank_s']:.1f} s)")
     oracle_metrics = oracle_reranked = None
-    t4 = time.monotonic()
+    clock.restart()
     if oracle_st:
         log("oracle-ST bound: the same fusion, ST model from true train identities")
         oracle = STTables.from_model(estimate.oracle_st_model(train, st, span))
@@ -167,19 +207,22 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
                                       q_node, g_node)
             oracle_reranked = rr.as_dict()
             log(f"oracle-ST fusion + re-ranking: {rr}")
-        timing["oracle_st_s"] = time.monotonic() - t4
+        clock.lap("oracle_st")
     if ranking and not beam_args:
-        t2 = time.monotonic()
-        fused_ranking.write_ranking_in_memory(train, tables, rule, output_dir)
-        timing["fused_ranking_s"] = time.monotonic() - t2
+        clock.restart()
+        fused_ranking.write_ranking_in_memory(train, tables, rule, output_dir,
+                                              timing=timing)
+        clock.lap("fused_ranking")
     if plot:
-        t5 = time.monotonic()
+        clock.restart()
         from st_model.plot import plot_st_model
         plot_st_model(model, train, join_path(output_dir, PLOT_FILENAME))
-        timing["plot_s"] = time.monotonic() - t5
-    timing["total_s"] = time.monotonic() - t0
-    log("time per stage: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s"
-                                       for k, v in timing.items() if k.endswith("_s")))
+        clock.lap("plot")
+    clock.lap("total", since=(t0, cpu0))
+    if startup is not None:
+        timing["process_s"] = startup[0] + timing["total_s"]
+        timing["cpu"]["process_s"] = startup[1] + timing["cpu"]["total_s"]
+    log("time per stage (wall/CPU s): " + clock.line())
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
         "excluded_queries": vis.excluded,

@@ -50,9 +50,16 @@ def _true_counts(train: Points, model: STModel, ci: int, cj: int) -> np.ndarray:
     j = np.flatnonzero((train.camera == cj) & (train.pid > 0))
     if i.size == 0 or j.size == 0:
         return out
-    same = (train.pid[i][:, None] == train.pid[j][None, :]) & \
-        (train.sequence[i][:, None] == train.sequence[j][None, :])
-    ii, jj = np.nonzero(same)
+    # every (i, j) of one identity and sequence: a sorted join on that key
+    seq = np.asarray(train.sequence, np.int64)
+    seq = seq - seq.min()
+    key = np.asarray(train.pid, np.int64) * (int(seq.max()) + 1) + seq
+    order = np.argsort(key[j], kind="stable")
+    kj = key[j][order]
+    lo = np.searchsorted(kj, key[i], "left")
+    n = np.searchsorted(kj, key[i], "right") - lo
+    ii = np.repeat(np.arange(i.size), n)
+    jj = order[np.repeat(lo, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)]
     d = train.frame[j[jj]] - train.frame[i[ii]]
     return np.bincount(model.grid.bin_of(d), minlength=model.grid.n_bins).astype(float)
 
@@ -125,5 +132,14 @@ def st_figure(model: STModel, train: Points, max_cameras: int = 8):
              f"bin {model.grid.width} frames")
     labeled = has_identities(train)
     fig.suptitle(title if labeled else f"{title}\n{NO_TRUE_CURVE}", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97 if labeled else 0.94))
+    _fixed_layout(fig, n, 0.97 if labeled else 0.94)
     return fig
+
+
+def _fixed_layout(fig, n: int, top: float) -> None:
+    """The margins tight_layout finds for this grid of 5-point tick labels and 6-point
+    titles (measured on a 6 × 6 figure), fixed in inches: tight_layout measures every
+    tick label of every axes and took 2 s of a 6-camera plot."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.40 / w, right=1 - 0.23 / w, bottom=0.31 / h,
+                        top=top - 0.57 / h, wspace=0.28, hspace=0.35)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
+import scipy.fft
 
 from st_model import nodes as st_nodes
 from st_model.histograms import DeltaGrid
@@ -42,17 +43,29 @@ def frame_series(frames: np.ndarray, frame_min: int, quantum: int, length: int) 
     return np.bincount((frames - frame_min) // quantum, minlength=length).astype(np.float64)
 
 
+def delta_bins(length: int, quantum: int, grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
+    """Grid bins of d and of −d for d = −(L−1) .. L−1 (× quantum): the same for
+    every sub-node pair of a plan, so computed once (cached per plan)."""
+    d = np.arange(-(length - 1), length, dtype=np.int64) * quantum
+    return grid.bin_of(d), grid.bin_of(-d)
+
+
 def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, length: int,
-                           n_fft: int, quantum: int, grid: DeltaGrid
+                           n_fft: int, quantum: int, grid: DeltaGrid,
+                           bins: Optional[Tuple[np.ndarray, np.ndarray]] = None
                            ) -> Tuple[np.ndarray, np.ndarray]:
-    """Binned pair counts for (u→v) and (v→u) from the two sub-nodes' spectra."""
-    c = np.fft.irfft(np.conj(spec_u) * spec_v, n_fft)
+    """Binned pair counts for (u→v) and (v→u) from the two sub-nodes' spectra
+    (`bins`: delta_bins(length, quantum, grid), computed here when not given).
+
+    Every lag enters its bin's sum, zero counts too: adding 0 leaves a float sum's
+    bits unchanged, so this is the sum over the non-zero lags exactly."""
+    c = scipy.fft.irfft(np.conj(spec_u) * spec_v, n_fft)
     c = np.concatenate([c[n_fft - length + 1:], c[:length]])  # d = -(L-1) .. L-1
     c = np.rint(c)
-    d = np.arange(-(length - 1), length, dtype=np.int64) * quantum
-    nz = c > 0
-    fwd = np.bincount(grid.bin_of(d[nz]), weights=c[nz], minlength=grid.n_bins)
-    bwd = np.bincount(grid.bin_of(-d[nz]), weights=c[nz], minlength=grid.n_bins)
+    c[c < 0] = 0.0          # as the lags without pairs (rint gives at most -0.0)
+    fwd_bins, bwd_bins = delta_bins(length, quantum, grid) if bins is None else bins
+    fwd = np.bincount(fwd_bins, weights=c, minlength=grid.n_bins)
+    bwd = np.bincount(bwd_bins, weights=c, minlength=grid.n_bins)
     return np.rint(fwd).astype(np.int64), np.rint(bwd).astype(np.int64)
 
 
@@ -70,8 +83,15 @@ class RandomPlan:
     pairs: Tuple[Tuple[int, int], ...]
 
     def spectrum(self, u: int) -> np.ndarray:
-        return np.fft.rfft(frame_series(self.frames[u], self.frame_min, self.quantum,
-                                        self.length), self.n_fft)
+        return scipy.fft.rfft(frame_series(self.frames[u], self.frame_min, self.quantum,
+                                           self.length), self.n_fft)
+
+    def bins(self, grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
+        """delta_bins of this plan on `grid` (computed once per plan and grid)."""
+        cache = self.__dict__.setdefault("_bins", {})
+        if grid not in cache:
+            cache[grid] = delta_bins(self.length, self.quantum, grid)
+        return cache[grid]
 
 
 def random_plan(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
@@ -83,7 +103,7 @@ def random_plan(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
     fmin, fmax = int(frame.min()), int(frame.max())
     q = frame_quantum(fmin, fmax)
     length = (fmax - fmin) // q + 1
-    n_fft = 1 << int(np.ceil(np.log2(2 * length)))
+    n_fft = scipy.fft.next_fast_len(2 * length - 1, real=True)  # no circular wrap
     pairs = tuple((u, v) for u in range(len(keys)) for v in range(u + 1, len(keys))
                   if st_nodes.in_reach(keys[u, 0], keys[u, 1], keys[v, 0], keys[v, 1], mode))
     frames = tuple(np.sort(frame[sub == u]) for u in range(len(keys)))
@@ -98,7 +118,7 @@ def sub_pair_counts(plan: RandomPlan, u: int, v: int, grid: DeltaGrid,
     spec_u = plan.spectrum(u) if spec_u is None else spec_u
     spec_v = plan.spectrum(v) if spec_v is None else spec_v
     fwd, bwd = cross_correlation_bins(spec_u, spec_v, plan.length, plan.n_fft,
-                                      plan.quantum, grid)
+                                      plan.quantum, grid, plan.bins(grid))
     return int(plan.node_of_sub[u]), int(plan.node_of_sub[v]), fwd, bwd
 
 

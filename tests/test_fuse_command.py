@@ -208,3 +208,24 @@ def test_alpha_beta_need_the_bayes_rule_named_and_frame_rate_follows_the_names()
     assert (rule.fusion, st.sharpness, st.max_delta) == ("bayes", None, 40000)
     assert fuse_command.frame_rate_of(["0005_c2_f0046985.jpg"]) == 60.0
     assert fuse_command.frame_rate_of(["0002_c1s1_000451_03.jpg"]) == 25.0
+
+
+def test_fuse_on_local_files_imports_neither_tensorflow_nor_beam(market_slice, tmp_path):
+    """Start-up: a local `tfusion fuse` (ranking and plot included) needs no
+    TensorFlow, TFX or Beam (core/files.py's local paths, core/tfrecord.py)."""
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    code = ("import sys; from pipeline.cli import main; "
+            f"rc = main(['fuse', '--train', {str(market_slice / 'train.npz')!r}, "
+            f"'--query', {str(market_slice / 'query.npz')!r}, "
+            f"'--gallery', {str(market_slice / 'gallery.npz')!r}, "
+            f"'--output-dir', {str(out)!r}]); "
+            "print('RC', rc, 'HEAVY', sorted(m for m in ('tensorflow', 'tfx', 'apache_beam') "
+            "if m in sys.modules))")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": repo})
+    assert "RC 0 HEAVY []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert len(list(out.glob("fused_ranking-*.tfrecord.gz"))) == 1
+    assert (out / "st_model.png").is_file()

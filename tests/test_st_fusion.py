@@ -190,3 +190,17 @@ def test_artifact_round_trip_and_version_check(tmp_path):
              node_sequence=[1], header=np.array('{"format": "x", "version": 9}'))
     with pytest.raises(ValueError, match="bad.npz: unsupported ST model format"):
         load_st_model(str(bad))
+
+
+@pytest.mark.parametrize("sigma", [15.0, 16.0, 60.0, 300.0])
+def test_wide_gaussian_smoothing_by_fft_equals_the_direct_filter(sigma):
+    from scipy.ndimage import gaussian_filter1d
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(0.4, (3, 4, 700)).astype(float)
+    counts[0, 0] = 0.0
+    counts[1, :, 300:] = 0.0
+    got = smoothing.gaussian_smooth(counts, sigma)   # 16 bins and up: by FFT
+    ref = gaussian_filter1d(counts, sigma, axis=-1, mode="constant", truncate=4.0)
+    assert got.shape == ref.shape and (got >= 0).all()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * ref.max())
+    np.testing.assert_array_equal(got[0, 0], 0.0)

@@ -42,15 +42,20 @@ def test_random_model_quantises_only_past_the_exact_span(monkeypatch):
     assert counts.sum() == ok.sum()  # no pair lost, only their deltas are quantised
 
 
-def test_top_k_blockwise_equals_full_sort_with_index_tie_break():
+# (k, col_block): blocks narrower than the first block's head (FIRST_WIDTH_PER_K · k)
+# and a single block far wider than it, whose head sets the threshold
+@pytest.mark.parametrize("k,col_block", [(6, 23), (3, 130), (6, 130), (2, 60)])
+def test_top_k_blockwise_equals_full_sort_with_index_tie_break(k, col_block):
     rng = np.random.default_rng(0)
     s = rng.integers(0, 4, (90, 130)).astype(float)   # many ties
     s[rng.random(s.shape) < 0.2] = -np.inf           # excluded pairs
-    idx, sc = neighbours.top_k(lambda r, c: s[np.ix_(r, c)], 90, 130, 6,
-                               row_block=17, col_block=23)
+    s[5, 3:] = -np.inf                               # fewer than k candidates
+    s[6, :100] = -np.inf                             # all of them past the head
+    idx, sc = neighbours.top_k(lambda r, c: s[np.ix_(r, c)], 90, 130, k,
+                               row_block=17, col_block=col_block)
     for r in range(90):
         ref = sorted((c for c in range(130) if np.isfinite(s[r, c])),
-                     key=lambda c: (-s[r, c], c))[:6]
+                     key=lambda c: (-s[r, c], c))[:k]
         got = [c for c in idx[r] if c >= 0]
         assert got == ref
         np.testing.assert_array_equal(sc[r][:len(ref)], s[r, ref])

@@ -22,6 +22,7 @@ command's flags from the Beam options.
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import replace
 
 from core.dataclass_dict import from_dict
@@ -91,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
             st=replace(settings.st, frame_rate=frame_rate_of([train.first_name])))
     query = load_features(args.query, require_pid=True)
     gallery = load_features(args.gallery, require_pid=True)
+    from core.progress import process_age_s
     result = fuse(train, query, gallery, settings, args.output_dir,
                   beam_args=beam_args,
                   plot=not args.no_plot, ranking=not args.no_ranking,
-                  oracle_st=args.oracle_st, train_path=args.train)
+                  oracle_st=args.oracle_st, train_path=args.train,
+                  startup=(process_age_s(), time.process_time()))
     v, f = result["vision"], result["fusion"]
     print(f"vision: rank-1 {v['rank1']:.2f} mAP {v['mAP']:.2f} | fusion ({settings.st.mode}): "
           f"rank-1 {f['rank1']:.2f} mAP {f['mAP']:.2f} | "
