@@ -40,8 +40,9 @@ gets a high threshold and a pair with broad real structure (a dense one) a low o
 
 chance_level "whole" keeps the whole chance level W · [(1 − c g) r̂ + c g b̂] under
 the deviations instead of the true share: the extra chance-shaped mass flattens
-every log-ratio toward the node-pair term (costs 4–7 rank-1 on the small synthetic
-networks at noise 2.0, benchmarks/bench_fuse.py), so it is not the default.
+every log-ratio toward the node-pair term (with the two-part estimator it cost 4–7
+rank-1 on the small synthetic networks at noise 2.0, benchmarks/bench_fuse.py), so
+it is not the default.
 """
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ class STConfig:
     chance_level: str = _opt(
         "true_share", "chance-shaped evidence under the deviations: the true share "
         "(1 − c)·W·r (+ the revisits' broad part) or the whole chance level (flatter "
-        "log-ratios; 4–7 rank-1 lost on small networks at noise 2.0)",
+        "log-ratios; measured with the two-part estimator: 4–7 rank-1 lost on small "
+        "networks at noise 2.0)",
         choices=CHANCE_LEVELS)
     max_bin_frames: int = _opt(
         100, "widest histogram bin in frames; narrowed to half the bandwidth when that "
