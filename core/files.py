@@ -66,9 +66,9 @@ def list_files(folder: str, recursive: bool = False) -> list:
 
 def is_folder(path: str) -> bool:
     """A local folder, or a remote prefix that holds at least one file."""
-    from apache_beam.io.filesystems import FileSystems
     if not is_remote(path):
         return os.path.isdir(path)
+    from apache_beam.io.filesystems import FileSystems
     pattern = join_path(glob_escape(path.rstrip("/")), "**")
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
 
@@ -146,18 +146,12 @@ def is_folder_path(path: str, file_suffix: str) -> bool:
 
 def remove_files(folder: str, prefix: str, suffix: str) -> List[str]:
     """Delete the files `folder/prefix*suffix`; returns their paths."""
-    if not is_remote(folder):
-        if not os.path.isdir(folder):
-            return []
-        stale = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                       if n.startswith(prefix) and n.endswith(suffix)
-                       and os.path.isfile(os.path.join(folder, n)))
-        for path in stale:
-            os.remove(path)
-        return stale
-    from apache_beam.io.filesystems import FileSystems
     stale = [m.path for m in list_files(folder)
              if m.path.rsplit("/", 1)[-1].startswith(prefix) and m.path.endswith(suffix)]
-    if stale:
+    if not is_remote(folder):
+        for path in stale:
+            os.remove(path)
+    elif stale:
+        from apache_beam.io.filesystems import FileSystems
         FileSystems.delete(stale)
     return stale

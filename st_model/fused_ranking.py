@@ -49,8 +49,9 @@ def fused_top_n_rows(scorer: BlockScorer, rows: np.ndarray, n: int,
 
     def score(r: np.ndarray, c: np.ndarray) -> np.ndarray:
         s = np.asarray(scorer(r - r0, c - c0), np.float64)
-        if r.min() <= c.max() and c.min() <= r.max():   # the block may hold self pairs
-            s[r[:, None] == c[None, :]] = -np.inf
+        own = neighbours.self_pairs(r, c)
+        if own is not None:
+            s[own] = -np.inf
         return s
     start, stop = cols or (0, len(scorer.g))
     parts = [neighbours.top_k_rows(score, rows[lo:lo + SCORE_ROWS], stop, n, col_block,

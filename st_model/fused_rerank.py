@@ -103,7 +103,9 @@ def reranked_train_top_n(train: FeatureSet, tables: STTables, config: FusionRule
 
     def block(r: np.ndarray, c: np.ndarray) -> np.ndarray:
         s = np.asarray(score(r, c), np.float64)
-        s[r[:, None] == c[None, :]] = -np.inf
+        own = neighbours.self_pairs(r, c)
+        if own is not None:
+            s[own] = -np.inf
         return s
     top = min(config.ranking_top_n, max(n - 1, 1))
     idx, sc = neighbours.top_k(block, n, n, top)

@@ -8,7 +8,7 @@ padded with index -1 and score -inf).
 """
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -17,6 +17,14 @@ ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
 DEFAULT_ROW_BLOCK = 1024
 DEFAULT_COL_BLOCK = 4096
 FIRST_WIDTH_PER_K = 8   # see top_k_rows
+
+
+def self_pairs(rows: np.ndarray, cols: np.ndarray) -> Optional[np.ndarray]:
+    """[R, C] mask of the pairs row == col of a block whose rows and columns index one
+    set, or None when the block cannot hold any (its index ranges do not overlap)."""
+    if rows.size == 0 or cols.size == 0 or rows.min() > cols.max() or cols.min() > rows.max():
+        return None
+    return rows[:, None] == cols[None, :]
 
 
 def _merge_top_k(idx: np.ndarray, score: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -48,9 +48,10 @@ class RerankParams:
 def _with_self(s: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Scores of a block with every self pair set to SELF_SCORE."""
     s = np.asarray(s, np.float64)
-    if r[0] <= c[-1] and c[0] <= r[-1]:          # the block holds self pairs
+    own = neighbours.self_pairs(r, c)
+    if own is not None:
         s = s.copy()
-        s[r[:, None] == c[None, :]] = SELF_SCORE
+        s[own] = SELF_SCORE
     return s
 
 
