@@ -38,60 +38,63 @@ def frame_quantum(frame_min: int, frame_max: int) -> int:
     return max(1, -(-span // MAX_EXACT_SPAN))
 
 
-def frame_series(frames: np.ndarray, frame_min: int, quantum: int, length: int) -> np.ndarray:
-    """Count of images per (quantised) frame: h_u[t]."""
-    return np.bincount((frames - frame_min) // quantum, minlength=length).astype(np.float64)
+def frame_series(frames: np.ndarray, start: int, quantum: int, length: int) -> np.ndarray:
+    """Count of images per (quantised) frame from `start` on: h_u[t]."""
+    return np.bincount((frames - start) // quantum, minlength=length).astype(np.float64)
 
 
-def delta_bins(length: int, quantum: int, grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
-    """Grid bins of d and of −d for d = −(L−1) .. L−1 (× quantum): the same for
-    every sub-node pair of a plan, so computed once (cached per plan)."""
-    d = np.arange(-(length - 1), length, dtype=np.int64) * quantum
-    return grid.bin_of(d), grid.bin_of(-d)
+def binned_lag_counts(c: np.ndarray, first_lag: int, quantum: int, grid: DeltaGrid
+                      ) -> np.ndarray:
+    """Σ of the lag counts c (lags first_lag, first_lag + 1, … in frame quanta) per
+    bin of the grid (edge bins take what lies past them), by differences of one
+    cumulative sum: the lags of a bin are contiguous. The counts are integers in
+    float64, so the sums are exact (below 2^53)."""
+    cs = np.concatenate([[0.0], np.cumsum(c)])
+    edges = grid.lo + grid.width * np.arange(1, grid.n_bins, dtype=np.int64)
+    # first position whose lag·quantum reaches each inner edge
+    pos = np.clip(-np.floor_divide(-edges, quantum) - first_lag, 0, c.size)
+    pos = np.concatenate([[0], pos, [c.size]])
+    return np.rint(cs[pos[1:]] - cs[pos[:-1]]).astype(np.int64)
 
 
-def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, length: int,
-                           n_fft: int, quantum: int, grid: DeltaGrid,
-                           bins: Optional[Tuple[np.ndarray, np.ndarray]] = None
-                           ) -> Tuple[np.ndarray, np.ndarray]:
-    """Binned pair counts for (u→v) and (v→u) from the two sub-nodes' spectra
-    (`bins`: delta_bins(length, quantum, grid), computed here when not given).
+def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int,
+                           len_v: int, shift: int, n_fft: int, quantum: int,
+                           grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
+    """Binned pair counts for (u→v) and (v→u) from the two sub-nodes' spectra:
+    series of len_u / len_v quanta, v's starting `shift` quanta after u's.
 
-    Every lag enters its bin's sum, zero counts too: adding 0 leaves a float sum's
-    bits unchanged, so this is the sum over the non-zero lags exactly."""
+    C_uv[k] = Σ_t h_u[t] h_v[t + k] for k = −(len_u − 1) .. len_v − 1 is the count of
+    pairs with Δ = (k + shift) quanta (one inverse FFT; n_fft ≥ len_u + len_v − 1, so
+    no circular wrap); rounded to integers, then summed per bin (binned_lag_counts),
+    and reversed for v→u (Δ → −Δ)."""
     c = scipy.fft.irfft(np.conj(spec_u) * spec_v, n_fft)
-    c = np.concatenate([c[n_fft - length + 1:], c[:length]])  # d = -(L-1) .. L-1
+    c = np.concatenate([c[n_fft - len_u + 1:], c[:len_v]])
     c = np.rint(c)
     c[c < 0] = 0.0          # as the lags without pairs (rint gives at most -0.0)
-    fwd_bins, bwd_bins = delta_bins(length, quantum, grid) if bins is None else bins
-    fwd = np.bincount(fwd_bins, weights=c, minlength=grid.n_bins)
-    bwd = np.bincount(bwd_bins, weights=c, minlength=grid.n_bins)
-    return np.rint(fwd).astype(np.int64), np.rint(bwd).astype(np.int64)
+    first = shift - (len_u - 1)
+    fwd = binned_lag_counts(c, first, quantum, grid)
+    bwd = binned_lag_counts(c[::-1], -(first + c.size - 1), quantum, grid)
+    return fwd, bwd
 
 
 @dataclass(frozen=True)
 class RandomPlan:
     """What the random model needs: sub-node frame lists and the in-reach sub-node
-    pairs (u < v). Each pair is an independent unit of work (a Beam element)."""
+    pairs (u < v). Each pair is an independent unit of work (a Beam element).
+    Each sub-node's series spans only its own frames (start[u], length[u] quanta),
+    and one FFT size n_fft ≥ 2 · max length − 1 serves every pair."""
     keys: np.ndarray          # [S, 2] (camera, sequence)
     node_of_sub: np.ndarray   # [S] model node of each sub-node
     frames: Tuple[np.ndarray, ...]  # frames of each sub-node
-    frame_min: int
+    start: np.ndarray         # [S] first frame of each sub-node's series
+    length: np.ndarray        # [S] its length in quanta
     quantum: int
-    length: int
     n_fft: int
     pairs: Tuple[Tuple[int, int], ...]
 
     def spectrum(self, u: int) -> np.ndarray:
-        return scipy.fft.rfft(frame_series(self.frames[u], self.frame_min, self.quantum,
-                                           self.length), self.n_fft)
-
-    def bins(self, grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
-        """delta_bins of this plan on `grid` (computed once per plan and grid)."""
-        cache = self.__dict__.setdefault("_bins", {})
-        if grid not in cache:
-            cache[grid] = delta_bins(self.length, self.quantum, grid)
-        return cache[grid]
+        return scipy.fft.rfft(frame_series(self.frames[u], int(self.start[u]),
+                                           self.quantum, int(self.length[u])), self.n_fft)
 
 
 def random_plan(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
@@ -102,12 +105,14 @@ def random_plan(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
     node_of_sub[sub] = node
     fmin, fmax = int(frame.min()), int(frame.max())
     q = frame_quantum(fmin, fmax)
-    length = (fmax - fmin) // q + 1
-    n_fft = scipy.fft.next_fast_len(2 * length - 1, real=True)  # no circular wrap
     pairs = tuple((u, v) for u in range(len(keys)) for v in range(u + 1, len(keys))
                   if st_nodes.in_reach(keys[u, 0], keys[u, 1], keys[v, 0], keys[v, 1], mode))
     frames = tuple(np.sort(frame[sub == u]) for u in range(len(keys)))
-    return RandomPlan(keys, node_of_sub, frames, fmin, q, length, n_fft, pairs)
+    # series start on a multiple of the quantum past fmin, so lags stay whole quanta
+    start = np.array([fmin + (f[0] - fmin) // q * q for f in frames], np.int64)
+    length = np.array([(f[-1] - s) // q + 1 for f, s in zip(frames, start)], np.int64)
+    n_fft = scipy.fft.next_fast_len(int(2 * length.max() - 1), real=True)
+    return RandomPlan(keys, node_of_sub, frames, start, length, q, n_fft, pairs)
 
 
 def sub_pair_counts(plan: RandomPlan, u: int, v: int, grid: DeltaGrid,
@@ -117,8 +122,10 @@ def sub_pair_counts(plan: RandomPlan, u: int, v: int, grid: DeltaGrid,
     """(a, b, counts a→b, counts b→a) of one sub-node pair on the grid."""
     spec_u = plan.spectrum(u) if spec_u is None else spec_u
     spec_v = plan.spectrum(v) if spec_v is None else spec_v
-    fwd, bwd = cross_correlation_bins(spec_u, spec_v, plan.length, plan.n_fft,
-                                      plan.quantum, grid, plan.bins(grid))
+    shift = (int(plan.start[v]) - int(plan.start[u])) // plan.quantum
+    fwd, bwd = cross_correlation_bins(spec_u, spec_v, int(plan.length[u]),
+                                      int(plan.length[v]), shift, plan.n_fft,
+                                      plan.quantum, grid)
     return int(plan.node_of_sub[u]), int(plan.node_of_sub[v]), fwd, bwd
 
 

@@ -42,6 +42,37 @@ def test_random_model_quantises_only_past_the_exact_span(monkeypatch):
     assert counts.sum() == ok.sum()  # no pair lost, only their deltas are quantised
 
 
+@pytest.mark.parametrize("quantum", [1, 5])
+def test_random_model_is_exact_for_sub_nodes_of_distant_and_unequal_time_ranges(
+        quantum, monkeypatch):
+    # each sub-node's series spans only its own frames: short and long ones, far apart,
+    # overlapping or not, and (quantum 5) frames already on the quantum's lattice so
+    # the quantised counts must equal the brute force's exactly
+    rng = np.random.default_rng(7)
+    ranges = {(1, 1): (0, 300), (2, 1): (100_000, 100_040), (3, 1): (50, 120_000),
+              (1, 2): (99_990, 100_500), (2, 2): (7, 8)}
+    cam, seq, frame = [], [], []
+    for (c, s), (lo, hi) in ranges.items():
+        n = 40
+        cam += [c] * n
+        seq += [s] * n
+        frame += list(rng.integers(lo, hi, n))
+    cam, seq, frame = np.array(cam), np.array(seq), np.array(frame, np.int64)
+    if quantum > 1:
+        monkeypatch.setattr(random_model, "MAX_EXACT_SPAN", 25_000)
+        frame = frame.min() + (frame - frame.min()) // quantum * quantum
+    nodes = build_nodes(cam, seq, "camera_sequence")
+    node = nodes.lookup(cam, seq)
+    for width in (1, 7, 450):
+        grid = make_grid(int(frame.max() - frame.min()), width)
+        fast, info = random_model.random_histogram(node, cam, seq, frame, "camera_sequence",
+                                                   nodes.size, grid)
+        assert info["frame_quantum"] == quantum
+        ref = random_model.brute_force_random_histogram(node, cam, seq, frame,
+                                                        "camera_sequence", nodes.size, grid)
+        np.testing.assert_array_equal(fast, ref)
+
+
 # (k, col_block): blocks narrower than the first block's head (FIRST_WIDTH_PER_K · k)
 # and a single block far wider than it, whose head sets the threshold
 @pytest.mark.parametrize("k,col_block", [(6, 23), (3, 130), (6, 130), (2, 60)])
