@@ -207,6 +207,13 @@ class BlockScorer:
         lo_d = int(gallery.frame.min()) - int(query.frame.max())
         hi_d = int(gallery.frame.max()) - int(query.frame.min())
         self.clip = lo_d < grid.lo or hi_d >= grid.lo + grid.width * grid.n_bins
+        # bin(Δ) without a division per pair: with t_g − lo = w·A_g + r_g and
+        # t_q = w·A_q + r_q (0 ≤ r < w), bin = A_g − A_q − [r_g < r_q]; so the flat
+        # index is a row term + a column term − [r_g < r_q] (fast_flat)
+        a_q, self.r_q = np.divmod(query.frame.astype(np.int64), grid.width)
+        a_g, self.r_g = np.divmod(gallery.frame.astype(np.int64) - grid.lo, grid.width)
+        self.row_term = self.q_base - a_q
+        self.col_term = self.g_base + a_g
         self.vision_stats = (model.params.get("vision_mean", 0.0),
                              model.params.get("vision_scale", 1.0))
 
@@ -221,6 +228,13 @@ class BlockScorer:
         b += self.q_base[q_idx]
         b += self.g_base[g_idx]
         return b
+
+    def fast_flat(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+        """_flat of broadcastable index arrays when no bin needs clipping (not
+        self.clip): the same index by additions and one comparison."""
+        flat = self.row_term[q_idx] + self.col_term[g_idx]
+        flat -= self.r_g[g_idx] < self.r_q[q_idx]
+        return flat
 
     def _reach(self, q_idx: np.ndarray, g_idx: np.ndarray, delta: np.ndarray
                ) -> Optional[np.ndarray]:
@@ -251,10 +265,13 @@ class BlockScorer:
     def _fused(self, q_idx: np.ndarray, g_idx: np.ndarray, cos: np.ndarray) -> np.ndarray:
         """The fused score of broadcastable query / gallery index arrays."""
         t = self.tables
-        delta = self.g.frame[g_idx] - self.q.frame[q_idx]
-        flat = self._flat(q_idx, g_idx, delta)
+        if self.clip or self.tfusion or self.max_delta is not None:
+            delta = self.g.frame[g_idx] - self.q.frame[q_idx]
+            flat = self._flat(q_idx, g_idx, delta)
+            reach = self._reach(q_idx, g_idx, delta)
+        else:
+            flat, reach = self.fast_flat(q_idx, g_idx), None
         take = lambda tab: np.take(tab.reshape(-1), flat)  # noqa: E731
-        reach = self._reach(q_idx, g_idx, delta)
         cfg = self.config
         if cfg.fusion == "loglinear":
             lr = take(t.log_ratio)

@@ -4,7 +4,7 @@ import pytest
 
 from core.features import make_feature_set
 from st_model import fusion as fz
-from st_model import estimate, smoothing
+from st_model import estimate, histograms, smoothing
 from st_model.config import FusionRule, STConfig
 from st_model.estimate import estimate_st_model
 from st_model.histograms import DeltaGrid
@@ -138,6 +138,28 @@ def test_block_scorer_matches_manual_log_linear_and_bayes():
     ratio = [t.p_st[0, 2, 6] / t.p_rand[0, 2, 6], t.p_st[0, 2, 8] / t.p_rand[0, 2, 8], 1.0]
     ref = p_v * np.array(ratio)
     np.testing.assert_allclose(bay[0], ref, rtol=1e-5)
+
+
+def test_fast_flat_index_equals_the_divided_one():
+    # the row term + column term − [r_g < r_q] index against (Δ − lo) // w + bases,
+    # for frames on either side of bin edges and several widths
+    model = _tiny_model()
+    rng = np.random.default_rng(3)
+    for width in (1, 3, 10):
+        grid = histograms.make_grid(400, width)
+        n = model.nodes.size
+        m = STModel(model.nodes, grid, np.zeros((n, n, grid.n_bins)),
+                    np.ones((n, n, grid.n_bins)), dict(model.params))
+        tables = STTables.from_model(m)
+        q = make_feature_set(rng.standard_normal((40, 3)), rng.integers(1, 4, 40),
+                             rng.integers(0, 350, 40), np.ones(40, int))
+        g = make_feature_set(rng.standard_normal((50, 3)), rng.integers(1, 4, 50),
+                             rng.integers(0, 350, 50), np.ones(50, int))
+        scorer = BlockScorer(tables, q, g, FusionRule())
+        assert not scorer.clip
+        qi, gi = np.arange(40)[:, None], np.arange(50)[None, :]
+        delta = g.frame[gi] - q.frame[qi]
+        np.testing.assert_array_equal(scorer.fast_flat(qi, gi), scorer._flat(qi, gi, delta))
 
 
 def test_unseen_camera_queries_rank_by_vision_alone():
