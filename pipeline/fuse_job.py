@@ -13,6 +13,7 @@ local folder, `gs://…` or any registered Beam filesystem.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 from typing import Dict, List, Optional, Tuple, Union
@@ -20,7 +21,7 @@ from typing import Dict, List, Optional, Tuple, Union
 from core.features import FeatureHeader, FeatureSet, save_features
 from core.files import join_path, make_folder, write_file
 from core.progress import log, peak_rss_gb
-from st_model import blas, estimate, fused_ranking, neighbours
+from st_model import blas, estimate, fused_ranking, neighbours, workers
 from core.dataclass_dict import to_dict
 from st_model.config import Settings, STConfig
 from st_model.evaluation import check_inputs, evaluate, evaluate_reranked, unseen_report
@@ -95,8 +96,9 @@ def fuse(train: Union[FeatureSet, FeatureHeader], query: FeatureSet, gallery: Fe
          plot: bool = True, ranking: bool = True, oracle_st: bool = False,
          train_path: Optional[str] = None,
          startup: Optional[Tuple[float, float]] = None) -> Dict:
-    """fuse_run with one BLAS thread (st_model/blas.py)."""
-    with blas.single_thread():
+    """fuse_run with one BLAS thread (st_model/blas.py) and the in-memory blockwise
+    work on threads over the usable CPUs (st_model/workers.py)."""
+    with blas.single_thread(), workers.threads(workers.usable_cpus()):
         return fuse_run(train, query, gallery, settings, output_dir, beam_args, plot,
                         ranking, oracle_st, train_path, startup)
 
@@ -164,14 +166,45 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
     if fused_ranking.remove_ranking(output_dir):
         log(f"removed the fused ranking of an earlier run in {output_dir}")
     span = estimate.frame_span(train, query, gallery)
-    if beam_args:
-        model = estimate_with_beam(train, train_path, settings, span, output_dir,
-                                   beam_args, ranking)
-    else:
-        model = estimate_in_memory(train, st, span)
-        save_st_model(model, output_dir)
-    tables = STTables.from_model(model)
-    clock.lap("st_model")
+    background = concurrent.futures.ThreadPoolExecutor(1)   # writes beside the work
+    pending = []
+    try:
+        if beam_args:
+            with workers.threads(1):     # Beam runs its own bundles side by side
+                model = estimate_with_beam(train, train_path, settings, span,
+                                           output_dir, beam_args, ranking)
+        else:
+            model = estimate_in_memory(train, st, span)
+            pending.append(background.submit(save_st_model, model, output_dir))
+        tables = STTables.from_model(model)
+        clock.lap("st_model")
+        if plot:
+            from st_model.plot import plot_st_model
+            pending.append(background.submit(
+                plot_st_model, model, train, join_path(output_dir, PLOT_FILENAME),
+                evidence=tables.evidence))
+        result = _fuse_and_evaluate(train, query, gallery, settings, output_dir,
+                                    beam_args, ranking, oracle_st, span, tables,
+                                    timing, clock, pending)
+    finally:
+        background.shutdown(wait=True)
+    clock.lap("total", since=(t0, cpu0))
+    if startup is not None:
+        timing["process_s"] = startup[0] + timing["total_s"]
+        timing["cpu"]["process_s"] = startup[1] + timing["cpu"]["total_s"]
+    log("time per stage (wall/CPU s): " + clock.line())
+    write_metrics(result, output_dir)
+    return result
+
+
+def _fuse_and_evaluate(train, query, gallery, settings: Settings, output_dir: str,
+                       beam_args, ranking: bool, oracle_st: bool, span: int,
+                       tables: STTables, timing: Dict, clock: "StageClock",
+                       pending: List[concurrent.futures.Future]) -> Dict:
+    """fuse_run after the ST model: evaluation, re-ranking, oracle bound, fused
+    ranking; waits for the background writes (`pending`: artifact and plot)."""
+    st, rule = settings
+    model = tables.model
     nodes = model.nodes
     q_node = nodes.lookup(query.camera, query.sequence)
     g_node = nodes.lookup(gallery.camera, gallery.sequence)
@@ -213,16 +246,10 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
         fused_ranking.write_ranking_in_memory(train, tables, rule, output_dir,
                                               timing=timing)
         clock.lap("fused_ranking")
-    if plot:
-        clock.restart()
-        from st_model.plot import plot_st_model
-        plot_st_model(model, train, join_path(output_dir, PLOT_FILENAME))
-        clock.lap("plot")
-    clock.lap("total", since=(t0, cpu0))
-    if startup is not None:
-        timing["process_s"] = startup[0] + timing["total_s"]
-        timing["cpu"]["process_s"] = startup[1] + timing["cpu"]["total_s"]
-    log("time per stage (wall/CPU s): " + clock.line())
+    clock.restart()
+    for job in pending:             # the artifact and plot: their errors surface here
+        job.result()
+    clock.lap("writes_left")
     result = {
         "vision": vis.as_dict(), "fusion": fus.as_dict(),
         "excluded_queries": vis.excluded,
@@ -239,7 +266,11 @@ def fuse_run(train: Union[FeatureSet, FeatureHeader], query: FeatureSet,
         result["fusion_oracle_st"] = oracle_metrics
     if oracle_reranked is not None:
         result["fusion_oracle_st_reranked"] = oracle_reranked
+    return result
+
+
+def write_metrics(result: Dict, output_dir: str) -> None:
+    """OUT/metrics.json of a fuse run."""
     write_file(join_path(output_dir, METRICS_FILE),
                json.dumps(result, indent=2, sort_keys=True, default=float).encode())
-    log(f"wrote {output_dir}/{METRICS_FILE} ({timing['total_s']:.1f} s)")
-    return result
+    log(f"wrote {output_dir}/{METRICS_FILE} ({result['timing']['total_s']:.1f} s)")

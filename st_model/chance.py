@@ -50,7 +50,7 @@ from typing import Optional
 
 import numpy as np
 
-from st_model import smoothing
+from st_model import smoothing, workers
 
 
 def _kernel(sigma_bins: float) -> np.ndarray:
@@ -94,11 +94,21 @@ SURE_THRESHOLDS = np.arange(31) / 10   # λ tried by sure_threshold
 def sure_threshold(z: np.ndarray) -> np.ndarray:
     """λ [M, M, 1] per node pair minimising Stein's unbiased risk estimate of soft
     thresholding its standardised deviations z [M, M, B]:
-    SURE(t) = Σ_Δ [1 − 2·1(|z| ≤ t) + min(z², t²)] (the first of equal minima)."""
-    z2 = z * z
-    risk = np.stack([(np.minimum(z2, t * t) - 2.0 * (z2 <= t * t)).sum(axis=2)
-                     for t in SURE_THRESHOLDS], axis=2)
-    return SURE_THRESHOLDS[np.argmin(risk, axis=2)][..., None]
+    SURE(t) = Σ_Δ [1 − 2·1(|z| ≤ t) + min(z², t²)] (the first of equal minima),
+    for every t at once: each |z| falls between two thresholds, so per pair the
+    count and Σ z² of the |z| ≤ t are cumulative sums over those slots."""
+    m1, m2, b = z.shape
+    t = SURE_THRESHOLDS
+    slot = np.searchsorted(t, np.abs(z).reshape(m1 * m2, b), side="left")  # |z| ≤ t_i ⇔ slot ≤ i
+    key = (np.arange(m1 * m2)[:, None] * (t.size + 1) + slot).reshape(-1)
+    z2 = (z * z).reshape(-1)
+    size = m1 * m2 * (t.size + 1)
+    count = np.bincount(key, minlength=size).reshape(m1 * m2, t.size + 1)
+    sq = np.bincount(key, weights=z2, minlength=size).reshape(m1 * m2, t.size + 1)
+    within = np.cumsum(count, axis=1)[:, :t.size]          # #(|z| ≤ t_i)
+    within_sq = np.cumsum(sq, axis=1)[:, :t.size]          # Σ_{|z| ≤ t_i} z²
+    risk = within_sq + t * t * (b - within) - 2.0 * within
+    return t[np.argmin(risk, axis=1)].reshape(m1, m2, 1)
 
 
 def true_pair_weight(visual_smooth: np.ndarray, random_smooth: np.ndarray,

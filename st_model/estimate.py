@@ -25,7 +25,7 @@ import numpy as np
 
 from core.features import FeatureSet, STPoints
 from core.progress import counter, log
-from st_model import histograms, neighbours, random_model, smoothing, vision
+from st_model import histograms, neighbours, random_model, smoothing, vision, workers
 from st_model.config import STConfig
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
@@ -324,8 +324,10 @@ def visual_deltas(train: FeatureSet, node: np.ndarray, config: STConfig,
     canonical order (the Beam path computes the same blocks in parallel)."""
     report = counter("visual neighbours")
     blocks = []
-    for start, stop in neighbours.row_blocks(len(train), row_block):
-        blocks.append(block_neighbours(train, (start, stop), config.top_k, col_block))
+    spans = neighbours.row_blocks(len(train), row_block)
+    search = lambda span: block_neighbours(train, span, config.top_k, col_block)  # noqa: E731
+    for (start, stop), block in zip(spans, workers.pmap(search, spans)):
+        blocks.append(block)
         report(stop, len(train))
     best = best_cosines(blocks, len(train))
     return concat_deltas([block_deltas(train, node, b, best, config, n_nodes,
@@ -362,8 +364,9 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
     """Random model, bandwidth and grid, and the STModel, from a set of deltas."""
     grid0 = coarse_grid(span, config, nodes.size)
     log("exact random model (coarse grid)")
-    rand0, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
-                                                 train.frame, config.mode, nodes.size, grid0)
+    random_counts = random_model.RandomCounts(node, train.camera, train.sequence,
+                                              train.frame, config.mode)
+    rand0, rinfo = random_counts.histogram(nodes.size, grid0)
     step = frame_step(train.frame)
     cv = (cv_terms(deltas, rand0, grid0, nodes.size, bandwidth_candidates(span, step))
           if needs_cv(config) else None)
@@ -375,9 +378,7 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
     if grid == grid0:
         rand = rand0
     else:
-        rand, rinfo = random_model.random_histogram(node, train.camera, train.sequence,
-                                                    train.frame, config.mode, nodes.size,
-                                                    grid)
+        rand, rinfo = random_counts.histogram(nodes.size, grid)
     return assemble_model(nodes, grid, visual_histograms(deltas, nodes.size, grid, h),
                           rand, h, info, rinfo, config,
                           len(train), vision_stats, evidence)

@@ -26,7 +26,7 @@ from core.errors import InputError
 from core.features import FeatureSet
 from core.files import join_path
 from core.progress import counter
-from st_model import neighbours
+from st_model import neighbours, workers
 from st_model.config import FusionRule
 from st_model.scoring import BlockScorer, STTables
 
@@ -171,18 +171,24 @@ def write_ranking_in_memory(train: FeatureSet, tables: STTables, config: FusionR
                             timing: Optional[Dict] = None) -> List[str]:
     """The fused ranking of `train` scored in this process (row blocks, col_block
     train columns at a time) and written to `output_dir` as one file; returns its
-    paths. `timing` (optional) gets "ranking_write_s": the wall seconds spent
-    serializing, compressing and writing (the rest is scoring)."""
+    paths. Row blocks are scored on workers.pmap's threads while this one writes.
+    `timing` (optional) gets "ranking_write_s": the wall seconds spent serializing,
+    compressing and writing (the rest is waiting for scores)."""
     scorer = BlockScorer(tables, train, train, config)
     report = counter("fused train ranking")
     scoring = [0.0]
     fields = name_fields(train.names)
+    spans = neighbours.row_blocks(len(train))
+
+    def top_n(span: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.arange(*span, dtype=np.int64)
+        return (rows,) + fused_top_n_rows(scorer, rows, config.ranking_top_n, col_block)
 
     def records():
-        for start, stop in neighbours.row_blocks(len(train)):
+        blocks = workers.pmap(top_n, spans)
+        for _, stop in spans:
             t = time.monotonic()
-            rows = np.arange(start, stop, dtype=np.int64)
-            idx, sc = fused_top_n_rows(scorer, rows, config.ranking_top_n, col_block)
+            rows, idx, sc = next(blocks)
             scoring[0] += time.monotonic() - t
             yield from ranking_examples(fields, rows, idx, sc)
             report(stop, len(train))

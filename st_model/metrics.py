@@ -45,6 +45,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.progress import log
+from st_model import workers
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -393,8 +394,9 @@ def query_match_ranks(score_fn: ScoreFn, query_pid, query_cam, gallery_pid,
 
     score_fn(q_idx, g_idx) -> [len(q_idx), len(g_idx)] scores (higher = more
     similar) for query indices q_idx and gallery indices g_idx; it is called with
-    at most query_block x gallery_block pairs at a time and must give a pair the
-    same score whatever else is in the call. Junk and the query's own-camera
+    at most query_block x gallery_block pairs at a time, from workers.pmap's threads
+    (query blocks side by side), and must give a pair the same score whatever else
+    is in the call. Junk and the query's own-camera
     images of its identity are removed; ties follow the stable rule of the module
     docstring. `progress` reports to stderr; `source` prefixes error messages.
 
@@ -417,14 +419,17 @@ def query_match_ranks(score_fn: ScoreFn, query_pid, query_cam, gallery_pid,
                          f"camera) in the {gp.size}-image gallery")
     ranks: List[np.ndarray] = []
     t0, shown = time.monotonic(), time.monotonic()
-    for lo in range(0, n_eval, query_block):
-        sel = slice(lo, min(lo + query_block, n_eval))
+
+    def rank_block(sel: slice) -> List[np.ndarray]:
         q_idx = matches.queries[sel]
         table, filled = _match_table(matches, sel)
         thresh = _match_scores(score_fn, q_idx, table, filled, gallery_block, source)
         block = _block_ranks(score_fn, q_idx, table, thresh,
                              _ignored_pairs(matches, sel), gp, gallery_block, source)
-        ranks.extend(_sorted_ranks(block, filled))
+        return _sorted_ranks(block, filled)
+    blocks = [slice(lo, min(lo + query_block, n_eval)) for lo in range(0, n_eval, query_block)]
+    for sel, block_ranks in zip(blocks, workers.pmap(rank_block, blocks)):
+        ranks.extend(block_ranks)
         if progress and (time.monotonic() - shown > 2.0 or sel.stop == n_eval):
             shown = time.monotonic()
             log(f"{source}: ranked {sel.stop}/{n_eval} queries against "

@@ -12,6 +12,8 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from st_model import workers
+
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 DEFAULT_ROW_BLOCK = 1024
@@ -117,12 +119,15 @@ def merge_top_k(parts, k: int) -> Tuple[np.ndarray, np.ndarray]:
 def top_k(score_block: ScoreBlock, n_rows: int, n_cols: int, k: int,
           row_block: int = DEFAULT_ROW_BLOCK, col_block: int = DEFAULT_COL_BLOCK,
           progress: Callable[[int, int], None] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k columns of every row, blockwise over rows and columns."""
+    """Top-k columns of every row, blockwise over rows and columns (row blocks on
+    workers.pmap's threads: score_block must be safe to call from several)."""
     out_i = np.empty((n_rows, k), np.int64)
     out_s = np.empty((n_rows, k), np.float64)
-    for start in range(0, n_rows, row_block):
-        rows = np.arange(start, min(start + row_block, n_rows), dtype=np.int64)
-        out_i[rows], out_s[rows] = top_k_rows(score_block, rows, n_cols, k, col_block)
+    blocks = [np.arange(start, min(start + row_block, n_rows), dtype=np.int64)
+              for start in range(0, n_rows, row_block)]
+    search = lambda rows: top_k_rows(score_block, rows, n_cols, k, col_block)  # noqa: E731
+    for rows, (idx, score) in zip(blocks, workers.pmap(search, blocks)):
+        out_i[rows], out_s[rows] = idx, score
         if progress is not None:
             progress(rows[-1] + 1, n_rows)
     return out_i, out_s

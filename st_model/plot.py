@@ -9,7 +9,7 @@ normalised over the plotted window; Δ is shown in seconds (frame_rate).
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -65,24 +65,23 @@ def _true_counts(train: Points, model: STModel, ci: int, cj: int) -> np.ndarray:
 
 
 def plot_st_model(model: STModel, train: Points, path: str,
-                  max_cameras: int = 8) -> str:
+                  max_cameras: int = 8, evidence: Optional[np.ndarray] = None) -> str:
     """Write the per-camera-pair figure to `path` (PNG, any Beam filesystem) and
-    return the path; `train` needs its ST points only (camera, frame, sequence, pid)."""
-    fig = st_figure(model, train, max_cameras)
-    import matplotlib.pyplot as plt
+    return the path; `train` needs its ST points only (camera, frame, sequence, pid);
+    `evidence`: smoothed_evidence(model)[0] when already at hand (STTables.evidence)."""
+    fig = st_figure(model, train, max_cameras, evidence)
     from core.files import write_with
-    try:
-        write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
-    finally:
-        plt.close(fig)
+    write_with(path, lambda buf: fig.savefig(buf, dpi=110, format="png"))
     return path
 
 
-def st_figure(model: STModel, train: Points, max_cameras: int = 8):
-    """The matplotlib figure of plot_st_model (the caller closes it)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def st_figure(model: STModel, train: Points, max_cameras: int = 8,
+              evidence: Optional[np.ndarray] = None):
+    """The matplotlib figure of plot_st_model: a pyplot-free Figure on the Agg canvas,
+    so it can be drawn on a thread beside other work (nothing to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     cams = list(np.unique(model.nodes.cameras))[:max_cameras]
     prm = model.params
@@ -94,11 +93,14 @@ def st_figure(model: STModel, train: Points, max_cameras: int = 8):
     else:
         sigma = prm["bandwidth_frames"] / model.grid.width
         smooth = lambda c: smoothing.gaussian_smooth(c, sigma)  # noqa: E731
-        evidence = smoothed_evidence(model)[0]   # read against chance, smoothed
+        if evidence is None:                     # read against chance, smoothed
+            evidence = smoothed_evidence(model)[0]
         smooth_est = lambda c: c  # noqa: E731
     fps = model.frame_rate
     n = len(cams)
-    fig, axes = plt.subplots(n, n, figsize=(2.4 * n, 1.9 * n), squeeze=False)
+    fig = Figure(figsize=(2.4 * n, 1.9 * n))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, n, squeeze=False)
     centres = model.grid.centres() / fps
     for r, ci in enumerate(cams):
         for c, cj in enumerate(cams):
@@ -124,6 +126,10 @@ def st_figure(model: STModel, train: Points, max_cameras: int = 8):
                 if y[sl].sum() > 0:
                     ax.plot(centres[sl], y[sl] / y[sl].sum(), style, lw=0.8, label=label)
             ax.set_title(f"c{ci}→c{cj}", fontsize=6)
+            # each curve sums to 1 in its window: only the shapes and Δ carry meaning,
+            # so no y ticks (and a few x ticks: tick layout was most of the drawing)
+            ax.set_yticks([])
+            ax.xaxis.set_major_locator(MaxNLocator(4))
     handles, labels = next(((h, l) for h, l in (a.get_legend_handles_labels()
                                                 for a in axes.flat) if h), ([], []))
     if handles:

@@ -15,12 +15,13 @@ quantised to span / MAX_EXACT_SPAN frames, and the result records it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import scipy.fft
 
 from st_model import nodes as st_nodes
+from st_model import workers
 from st_model.histograms import DeltaGrid
 
 MAX_EXACT_SPAN = 1 << 21
@@ -44,17 +45,23 @@ def frame_series(frames: np.ndarray, start: int, quantum: int, length: int) -> n
 
 
 def binned_lag_counts(c: np.ndarray, first_lag: int, quantum: int, grid: DeltaGrid
-                      ) -> np.ndarray:
+                      ) -> Tuple[np.ndarray, np.ndarray]:
     """Σ of the lag counts c (lags first_lag, first_lag + 1, … in frame quanta) per
-    bin of the grid (edge bins take what lies past them), by differences of one
-    cumulative sum: the lags of a bin are contiguous. The counts are integers in
-    float64, so the sums are exact (below 2^53)."""
-    cs = np.concatenate([[0.0], np.cumsum(c)])
+    bin of the grid, for Δ (u→v) and for −Δ (v→u), edge bins taking what lies past
+    them: the lags of a bin are contiguous, so each sum is a difference of one
+    cumulative sum. The counts are integers, so the sums are exact (below 2^53)."""
+    n = c.size
+    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
     edges = grid.lo + grid.width * np.arange(1, grid.n_bins, dtype=np.int64)
-    # first position whose lag·quantum reaches each inner edge
-    pos = np.clip(-np.floor_divide(-edges, quantum) - first_lag, 0, c.size)
-    pos = np.concatenate([[0], pos, [c.size]])
-    return np.rint(cs[pos[1:]] - cs[pos[:-1]]).astype(np.int64)
+    # u→v: first position whose Δ = lag·quantum reaches each inner edge e
+    pos = np.clip(-np.floor_divide(-edges, quantum) - first_lag, 0, n)
+    pos = np.concatenate([[0], pos, [n]])
+    # v→u: −Δ ≥ e ⇔ lag ≤ ⌊−e / quantum⌋; first position past those lags
+    neg = np.clip(np.floor_divide(-edges, quantum) + 1 - first_lag, 0, n)
+    neg = np.concatenate([[n], neg, [0]])
+    fwd = cs[pos[1:]] - cs[pos[:-1]]
+    bwd = cs[neg[:-1]] - cs[neg[1:]]
+    return np.rint(fwd).astype(np.int64), np.rint(bwd).astype(np.int64)
 
 
 def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int,
@@ -67,14 +74,25 @@ def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int,
     pairs with Δ = (k + shift) quanta (one inverse FFT; n_fft ≥ len_u + len_v − 1, so
     no circular wrap); rounded to integers, then summed per bin (binned_lag_counts),
     and reversed for v→u (Δ → −Δ)."""
+    first, c = lag_counts(spec_u, spec_v, len_u, len_v, shift, n_fft)
+    return lag_bins(first, c, quantum, grid)
+
+
+def lag_counts(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int, len_v: int,
+               shift: int, n_fft: int) -> Tuple[int, np.ndarray]:
+    """(first lag, C_uv) of cross_correlation_bins: the pair counts per lag in frame
+    quanta, integers (float64)."""
     c = scipy.fft.irfft(np.conj(spec_u) * spec_v, n_fft)
     c = np.concatenate([c[n_fft - len_u + 1:], c[:len_v]])
     c = np.rint(c)
     c[c < 0] = 0.0          # as the lags without pairs (rint gives at most -0.0)
-    first = shift - (len_u - 1)
-    fwd = binned_lag_counts(c, first, quantum, grid)
-    bwd = binned_lag_counts(c[::-1], -(first + c.size - 1), quantum, grid)
-    return fwd, bwd
+    return shift - (len_u - 1), c
+
+
+def lag_bins(first: int, c: np.ndarray, quantum: int, grid: DeltaGrid
+             ) -> Tuple[np.ndarray, np.ndarray]:
+    """The lag counts of lag_counts on the grid: (u→v, v→u)."""
+    return binned_lag_counts(c, first, quantum, grid)
 
 
 @dataclass(frozen=True)
@@ -145,14 +163,66 @@ def random_histogram(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
 
     Returns (counts, info) where info holds the frame quantum (1 = exact).
     """
-    plan = random_plan(node, camera, sequence, frame, mode)
-    spectra = [plan.spectrum(u) for u in range(len(plan.keys))]
-    counts = np.zeros((n_nodes, n_nodes, grid.n_bins), np.int64)
-    for done, (u, v) in enumerate(plan.pairs, 1):
-        add_pair_counts(counts, *sub_pair_counts(plan, u, v, grid, spectra[u], spectra[v]))
-        if progress is not None:
-            progress(done, len(plan.pairs))
-    return counts, random_info(plan)
+    return RandomCounts(node, camera, sequence, frame, mode).histogram(n_nodes, grid,
+                                                                       progress)
+
+
+# lag counts RandomCounts keeps between grids (beyond it, each grid recomputes them)
+MAX_KEPT_LAG_BYTES = 256 << 20
+
+
+class RandomCounts:
+    """The random model of one train split on any number of grids: the first
+    histogram computes every sub-node pair's lag counts (one inverse FFT each) and
+    keeps them, in the narrowest integer type that holds them, while they fit in
+    MAX_KEPT_LAG_BYTES; a later grid only re-bins them."""
+
+    def __init__(self, node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
+                 frame: np.ndarray, mode: str):
+        self.plan = random_plan(node, camera, sequence, frame, mode)
+        self.info = random_info(self.plan)
+        self._spectra: Optional[List[np.ndarray]] = None
+        self._lags: Optional[List[Tuple[int, np.ndarray]]] = None
+
+    def _pair_lags(self, uv: Tuple[int, int]) -> Tuple[int, np.ndarray]:
+        plan, (u, v) = self.plan, uv
+        shift = (int(plan.start[v]) - int(plan.start[u])) // plan.quantum
+        return lag_counts(self._spectra[u], self._spectra[v], int(plan.length[u]),
+                          int(plan.length[v]), shift, plan.n_fft)
+
+    def histogram(self, n_nodes: int, grid: DeltaGrid,
+                  progress: Optional[Callable[[int, int], None]] = None
+                  ) -> Tuple[np.ndarray, Dict[str, int]]:
+        """(counts [M, M, B], info) on `grid` (random_histogram)."""
+        plan = self.plan
+        first_pass = self._lags is None
+        if first_pass and self._spectra is None:
+            self._spectra = list(workers.pmap(plan.spectrum, range(len(plan.keys))))
+
+        def binned(i: int):
+            first, c = (self._pair_lags(plan.pairs[i]) if first_pass else self._lags[i])
+            fwd, bwd = lag_bins(first, c, plan.quantum, grid)
+            if first_pass:   # compact for keeping: counts are non-negative integers
+                c = c.astype(np.min_scalar_type(int(c.max()) if c.size else 0))
+            return fwd, bwd, (first, c)
+        counts = np.zeros((n_nodes, n_nodes, grid.n_bins), np.int64)
+        kept: Optional[List[Tuple[int, np.ndarray]]] = [] if first_pass else None
+        size = 0
+        for i, (fwd, bwd, lags) in enumerate(workers.pmap(binned, range(len(plan.pairs)))):
+            u, v = plan.pairs[i]
+            add_pair_counts(counts, int(plan.node_of_sub[u]), int(plan.node_of_sub[v]),
+                            fwd, bwd)
+            if kept is not None:
+                size += lags[1].nbytes
+                if size <= MAX_KEPT_LAG_BYTES:
+                    kept.append(lags)
+                else:
+                    kept = None
+            if progress is not None:
+                progress(i + 1, len(plan.pairs))
+        if kept is not None:
+            self._lags, self._spectra = kept, None
+        return counts, self.info
 
 
 def random_info(plan: RandomPlan) -> Dict[str, int]:

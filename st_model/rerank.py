@@ -20,6 +20,7 @@ overlaps are a sparse [Q, G] matrix, accumulated query block by query block.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import sparse
 
 from core.progress import log
-from st_model import neighbours
+from st_model import neighbours, workers
 
 PairScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SELF_SCORE = np.finfo(np.float64).max   # an item is its own first neighbour
@@ -131,8 +132,8 @@ def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
     n_gallery = n - n_query
     vg = v[n_query:].tocsc()
     mass = np.asarray(v.sum(axis=1)).ravel()
-    parts = []
-    for lo in range(0, n_query, query_block):
+
+    def overlaps(lo: int) -> sparse.csr_matrix:
         hi = min(lo + query_block, n_query)
         block = v[lo:hi].tocoo()
         start, stop = vg.indptr[block.col], vg.indptr[block.col + 1]
@@ -146,7 +147,8 @@ def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
         r, c = np.nonzero(acc)
         smin = acc[r, c]
         smax = mass[lo + r] + mass[n_query + c] - smin
-        parts.append(sparse.csr_matrix((smin / smax, (r, c)), shape=(hi - lo, n_gallery)))
+        return sparse.csr_matrix((smin / smax, (r, c)), shape=(hi - lo, n_gallery))
+    parts = list(workers.pmap(overlaps, range(0, n_query, query_block)))
     return sparse.vstack(parts).tocsr() if parts else sparse.csr_matrix((0, n_gallery))
 
 
@@ -154,14 +156,14 @@ def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
                    overlap: sparse.csr_matrix, params: RerankParams
                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """score_fn(q_idx, g_idx) of the re-ranked list: eq. 6 blockwise (the
-    overlaps of the latest query block are kept dense: a ranking scans the
-    gallery block by block for one query block)."""
-    last = {"q": None, "rows": None}
+    overlaps of the latest query block are kept dense, per thread: a ranking scans
+    the gallery block by block for one query block)."""
+    last = threading.local()
 
     def score(q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
-        if last["q"] is None or not np.array_equal(last["q"], q_idx):
-            last["q"], last["rows"] = q_idx.copy(), overlap[q_idx].toarray()
-        j = last["rows"][:, g_idx]
+        if getattr(last, "q", None) is None or not np.array_equal(last.q, q_idx):
+            last.q, last.rows = q_idx.copy(), overlap[q_idx].toarray()
+        j = last.rows[:, g_idx]
         s = np.asarray(score_fn(q_idx, g_idx), np.float64)
         return (1.0 - params.lam) * j + params.lam * s / params.tau
     return score

@@ -119,7 +119,7 @@ def _parzen_tables(model: STModel):
     floor = prm["floor"]
     log_ratio = np.log(np.maximum(p_st, floor) / np.maximum(p_rand, floor))
     log_ratio *= smoothing.shrinkage(effective_counts(model), prm["kappa"])
-    return p_st, p_rand, p_diff, log_ratio
+    return p_st, p_rand, p_diff, log_ratio, vis
 
 
 def expected_random_log_ratio(p_rand: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
@@ -141,11 +141,14 @@ class STTables:
     p_rand: np.ndarray
     p_diff: np.ndarray
     log_ratio: np.ndarray
+    evidence: Optional[np.ndarray] = None   # V̂ of smoothed_evidence (Parzen models)
 
     @classmethod
     def from_model(cls, model: STModel) -> "STTables":
         tfusion = model.nodes.mode == "tfusion"
         parts = _tfusion_tables(model) if tfusion else _parzen_tables(model)
+        evidence = None if tfusion else parts[4]
+        parts = parts[:4]
         m, b = model.nodes.size, model.grid.n_bins
         same_cam = model.nodes.cameras[:, None] == model.nodes.cameras[None, :]
         out = []
@@ -172,7 +175,7 @@ class STTables:
             for a in range(m):
                 log_ratio[a, :m][same_cam[a]] = neutral[a]
                 log_ratio[a, m] = neutral[a]
-        return cls(model, p_st, p_rand, p_diff, log_ratio)
+        return cls(model, p_st, p_rand, p_diff, log_ratio, evidence)
 
     def node_index(self, node: np.ndarray) -> np.ndarray:
         """Table index of each node id (-1, unseen -> M)."""

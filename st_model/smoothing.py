@@ -24,11 +24,12 @@
 """
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from st_model import workers
 from st_model.histograms import DeltaGrid
 
 FLAT = -1.0                 # a pair's "bandwidth" when its deltas look random
@@ -188,10 +189,14 @@ def cv_densities(node_pair: np.ndarray, delta: np.ndarray, weight: np.ndarray,
     order = np.argsort(node_pair, kind="stable")
     node_pair = node_pair[order]
     _, starts, sizes = np.unique(node_pair, return_index=True, return_counts=True)
-    return join_cv_terms(
-        [pair_cv_terms(int(node_pair[s]), delta[order[s:s + n]], weight[order[s:s + n]],
-                       fold[order[s:s + n]], background[order[s:s + n]], candidates)
-         for s, n in zip(starts, sizes)], candidates.size)
+
+    def terms(sn: Tuple[int, int]) -> Optional[CVTerms]:
+        s, n = sn
+        sel = order[s:s + n]
+        return pair_cv_terms(int(node_pair[s]), delta[sel], weight[sel], fold[sel],
+                             background[sel], candidates)
+    return join_cv_terms(list(workers.pmap(terms, list(zip(starts, sizes)))),
+                         candidates.size)
 
 
 BROAD_SHARES = np.arange(1, 11) / 10   # g tried: the broad part's share of the background
@@ -239,14 +244,19 @@ def fit_broad(kde: np.ndarray, bg: np.ndarray, w: np.ndarray, h_index: int,
     fitted by the same weighted two-fold likelihood; None unless it beats the
     two-part likelihood `two_part` by more than ln(number of evaluated deltas) (BIC:
     two extra parameters)."""
-    best, best_ll = None, two_part + np.log(max(w.size, 2))
-    for h_i in range(max(0, h_index - BROAD_NARROWER), h_index + 1):
+    def fits(h_i: int) -> List[Tuple[float, Tuple[int, int, float, float]]]:
+        out = []
         for b_i in np.flatnonzero(candidates >= BROAD_RATIO * candidates[h_i] * (1 - 1e-9)):
             for g in BROAD_SHARES:
                 c_i, ll = _best_share(kde[:, h_i], (1 - g) * bg + g * kde[:, b_i], w)
-                if ll > best_ll:
-                    best_ll = ll
-                    best = (h_i, int(b_i), float(g), float(MIXTURE_WEIGHTS[c_i]))
+                out.append((ll, (h_i, int(b_i), float(g), float(MIXTURE_WEIGHTS[c_i]))))
+        return out
+    best, best_ll = None, two_part + np.log(max(w.size, 2))
+    narrow = range(max(0, h_index - BROAD_NARROWER), h_index + 1)
+    for tried in workers.pmap(fits, narrow):        # in order: the first best wins
+        for ll, fit in tried:
+            if ll > best_ll:
+                best_ll, best = ll, fit
     if best is None:
         return None
     return BroadFit(*best, best_ll - two_part)
@@ -282,7 +292,8 @@ def choose_bandwidth(terms: CVTerms, candidates: np.ndarray
         """[E, H] weighted log-likelihood of each point under background share c."""
         return w[:, None] * np.log(np.maximum((1 - c) * kde + c * bg[:, None], 1e-300))
 
-    totals = np.stack([mixture_ll(c).sum(axis=0) for c in MIXTURE_WEIGHTS])   # [C, H]
+    totals = np.stack(list(workers.pmap(lambda c: mixture_ll(c).sum(axis=0),
+                                        MIXTURE_WEIGHTS)))                  # [C, H]
     best_c = np.argmax(totals, axis=0)                                         # [H]
     h_i = int(np.argmax(totals.max(axis=0)))
     # per-point log-likelihoods at each width's best share

@@ -306,8 +306,6 @@ def test_unseen_cameras_are_counted_and_shown_in_report_and_summary(case, tmp_pa
 def test_report_on_an_unlabeled_train_split_draws_and_shows_no_true_curve(case, tmp_path):
     """A target train split without identities (a manifest whose train rows have no
     pid: pid -1) gets no true Δ curve; the plot, the report and the summary say so."""
-    import matplotlib.pyplot as plt
-
     from pipeline.run_summary import format_summary, train_has_identities
     from core.features import save_features
     from st_model.plot import NO_TRUE_CURVE, plot_st_model, st_figure
@@ -321,7 +319,6 @@ def test_report_on_an_unlabeled_train_split_draws_and_shows_no_true_curve(case, 
         labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
         assert ("true" in labels) == true_curve
         assert (NO_TRUE_CURVE in fig._suptitle.get_text()) != true_curve
-        plt.close(fig)
         folder = tmp_path / ("labeled" if true_curve else "unlabeled")
         save_features(train, str(folder / "train.npz"))
         assert train_has_identities(str(folder)) == true_curve

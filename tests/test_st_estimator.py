@@ -120,6 +120,20 @@ def test_sure_threshold_is_high_on_noise_and_low_on_structure():
     assert lam[0] >= 2.0 and lam[1] <= 1.2
 
 
+def test_sure_threshold_minimises_the_risk_computed_per_threshold():
+    # the slot-cumulative SURE against the risk summed directly for each λ, with
+    # |z| exactly on thresholds (the ≤ boundary) and pairs of several kinds
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((3, 4, 300)) * rng.uniform(0.3, 4, (3, 4, 1))
+    z[0, 0, :50] = np.round(z[0, 0, :50], 1)
+    z[1, 1] = 0.0
+    t = chance.SURE_THRESHOLDS
+    z2 = z[..., None] ** 2
+    risk = (np.minimum(z2, t * t) - 2.0 * (z2 <= t * t)).sum(axis=2)
+    ref = t[np.argmin(risk, axis=2)]
+    np.testing.assert_array_equal(chance.sure_threshold(z)[..., 0], ref)
+
+
 def test_cross_validated_bandwidth_does_not_collapse_on_repeated_deltas():
     rng = np.random.default_rng(0)
     # 150 visits: each gives 4 near-identical deltas (one visit, several images)

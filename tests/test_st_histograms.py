@@ -148,3 +148,21 @@ def test_nodes_modes_and_unseen_cameras():
     assert cs.unseen(np.array([7, 7, 2, 1]), np.array([1, 1, 9, 2])) == {
         "images_unseen_camera": 2, "images_unseen_node": 1, "unseen_cameras": [7]}
     assert not in_reach(1, 1, 2, 2, "tfusion") and in_reach(1, 1, 2, 2, "camera_sequence")
+
+
+def test_random_counts_rebin_kept_lags_as_a_fresh_computation(monkeypatch):
+    # the second grid reads the kept lag counts; past the memory budget it recomputes
+    cam, seq, frame = _points(300, seed=11)
+    nodes = build_nodes(cam, seq, "camera_sequence")
+    node = nodes.lookup(cam, seq)
+    grids = [make_grid(5000, w) for w in (100, 37, 1)]
+    for budget in (random_model.MAX_KEPT_LAG_BYTES, 0):
+        monkeypatch.setattr(random_model, "MAX_KEPT_LAG_BYTES", budget)
+        counts = random_model.RandomCounts(node, cam, seq, frame, "camera_sequence")
+        for grid in grids:
+            got, _ = counts.histogram(nodes.size, grid)
+            ref = random_model.brute_force_random_histogram(node, cam, seq, frame,
+                                                            "camera_sequence",
+                                                            nodes.size, grid)
+            np.testing.assert_array_equal(got, ref)
+        assert (counts._lags is not None) == (budget > 0)

@@ -4,7 +4,7 @@ force."""
 import numpy as np
 import pytest
 
-from st_model import rerank, visits
+from st_model import rerank, visits, workers
 
 
 def _similarity(n=70, ids=9, dim=8, seed=0):
@@ -53,7 +53,13 @@ def _dense_reference(s, n_query, k1, k2, lam, tau):
 
 
 @pytest.mark.parametrize("k1,k2,tau", [(6, 3, 1.0), (10, 1, 0.2), (4, 4, 50.0)])
-def test_sparse_blockwise_rerank_matches_the_dense_reference(k1, k2, tau):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_blockwise_rerank_matches_the_dense_reference(k1, k2, tau, threads):
+    with workers.threads(threads):
+        _check_against_the_dense_reference(k1, k2, tau)
+
+
+def _check_against_the_dense_reference(k1, k2, tau):
     s = _similarity()
     n, nq = s.shape[0], 12
     params = rerank.RerankParams(k1=k1, k2=k2, lam=0.3, tau=tau)
