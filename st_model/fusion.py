@@ -14,14 +14,20 @@ def visual_probability(cosine: np.ndarray) -> np.ndarray:
     return np.clip((1.0 + np.asarray(cosine, np.float64)) * 0.5, 0.0, 1.0)
 
 
-def standardised_log_p_v(cosine: np.ndarray, mean: float, scale: float) -> np.ndarray:
+def standardised_log_p_v(cosine: np.ndarray, mean: float, scale: float,
+                         in_place: bool = False) -> np.ndarray:
     """log P_v of the log-linear mix, up to a constant: (cos − μ) / σ.
 
     μ, σ: mean and standard deviation of the cosine over all cross-camera train
     pairs (vision.cosine_moments), so vision is measured in units of its own
-    random-pair spread whatever the embedding's cosine range.
+    random-pair spread whatever the embedding's cosine range. `in_place`: `cosine`
+    is a float64 array the result may overwrite (the same values, fewer copies).
     """
-    return (np.asarray(cosine, np.float64) - mean) / scale
+    if not in_place:
+        return (np.asarray(cosine, np.float64) - mean) / scale
+    cosine -= mean
+    cosine /= scale
+    return cosine
 
 
 def bayesian_fusion(p_v: np.ndarray, p_st: np.ndarray, p_diff: np.ndarray,
@@ -34,10 +40,16 @@ def bayesian_fusion(p_v: np.ndarray, p_st: np.ndarray, p_diff: np.ndarray,
     return st * (p_v + alpha / (1.0 - alpha - beta)) / p_rand
 
 
-def log_linear_fusion(log_p_v: np.ndarray, log_ratio: np.ndarray, weight: float = 1.0
-                      ) -> np.ndarray:
-    """w · log P_v + log(P_st / P_rand) (the ST log-ratio already shrunk)."""
-    return weight * log_p_v + log_ratio
+def log_linear_fusion(log_p_v: np.ndarray, log_ratio: np.ndarray, weight: float = 1.0,
+                      in_place: bool = False) -> np.ndarray:
+    """w · log P_v + log(P_st / P_rand) (the ST log-ratio already shrunk).
+    `in_place`: log_p_v is a float64 array of the result's shape it may overwrite."""
+    if not in_place:
+        return weight * log_p_v + log_ratio
+    if weight != 1.0:           # w · x is x itself for w = 1, bit for bit
+        log_p_v *= weight
+    log_p_v += log_ratio
+    return log_p_v
 
 
 def logistic(x: np.ndarray, lam: float, gamma: float) -> np.ndarray:

@@ -133,7 +133,8 @@ def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
     vg = v[n_query:].tocsc()
     mass = np.asarray(v.sum(axis=1)).ravel()
 
-    def overlaps(lo: int) -> sparse.csr_matrix:
+    def overlaps(lo: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(J, gallery column, row count) of the query rows lo..hi, row-major."""
         hi = min(lo + query_block, n_query)
         block = v[lo:hi].tocoo()
         start, stop = vg.indptr[block.col], vg.indptr[block.col + 1]
@@ -143,13 +144,18 @@ def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
         mins = np.minimum(np.repeat(block.data, count), vg.data[pos])
         key = np.repeat(block.row.astype(np.int64), count) * n_gallery + g
         acc = np.bincount(key, weights=mins, minlength=(hi - lo) * n_gallery)
-        acc = acc.reshape(hi - lo, n_gallery)
-        r, c = np.nonzero(acc)
-        smin = acc[r, c]
+        flat = np.flatnonzero(acc)           # row-major, as np.nonzero, far faster
+        r, c = np.divmod(flat, n_gallery)
+        smin = acc[flat]
         smax = mass[lo + r] + mass[n_query + c] - smin
-        return sparse.csr_matrix((smin / smax, (r, c)), shape=(hi - lo, n_gallery))
+        return smin / smax, c, np.bincount(r, minlength=hi - lo)
+    # the blocks' row-major entries are the CSR arrays themselves, in order
     parts = list(workers.pmap(overlaps, range(0, n_query, query_block)))
-    return sparse.vstack(parts).tocsr() if parts else sparse.csr_matrix((0, n_gallery))
+    if not parts:
+        return sparse.csr_matrix((0, n_gallery))
+    data, cols, counts = (np.concatenate(x) for x in zip(*parts))
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return sparse.csr_matrix((data, cols, indptr), shape=(n_query, n_gallery))
 
 
 def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],

@@ -280,8 +280,10 @@ class BlockScorer:
             lr = take(t.log_ratio)
             if reach is not None:
                 lr = np.where(reach, lr, -np.inf)
-            log_p_v = fz.standardised_log_p_v(cos, *self.vision_stats)
-            return fz.log_linear_fusion(log_p_v, lr, cfg.weight)
+            # one float64 block, overwritten step by step (the same values)
+            x = np.array(np.broadcast_to(cos, np.broadcast(cos, lr).shape), np.float64)
+            log_p_v = fz.standardised_log_p_v(x, *self.vision_stats, in_place=True)
+            return fz.log_linear_fusion(log_p_v, lr, cfg.weight, in_place=True)
         p_st = take(t.p_st)
         if reach is not None:
             p_st = np.where(reach, p_st, 0.0)
