@@ -64,35 +64,18 @@ def binned_lag_counts(c: np.ndarray, first_lag: int, quantum: int, grid: DeltaGr
     return np.rint(fwd).astype(np.int64), np.rint(bwd).astype(np.int64)
 
 
-def cross_correlation_bins(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int,
-                           len_v: int, shift: int, n_fft: int, quantum: int,
-                           grid: DeltaGrid) -> Tuple[np.ndarray, np.ndarray]:
-    """Binned pair counts for (u→v) and (v→u) from the two sub-nodes' spectra:
-    series of len_u / len_v quanta, v's starting `shift` quanta after u's.
-
-    C_uv[k] = Σ_t h_u[t] h_v[t + k] for k = −(len_u − 1) .. len_v − 1 is the count of
-    pairs with Δ = (k + shift) quanta (one inverse FFT; n_fft ≥ len_u + len_v − 1, so
-    no circular wrap); rounded to integers, then summed per bin (binned_lag_counts),
-    and reversed for v→u (Δ → −Δ)."""
-    first, c = lag_counts(spec_u, spec_v, len_u, len_v, shift, n_fft)
-    return lag_bins(first, c, quantum, grid)
-
-
 def lag_counts(spec_u: np.ndarray, spec_v: np.ndarray, len_u: int, len_v: int,
                shift: int, n_fft: int) -> Tuple[int, np.ndarray]:
-    """(first lag, C_uv) of cross_correlation_bins: the pair counts per lag in frame
-    quanta, integers (float64)."""
+    """(first lag, C_uv) from two sub-nodes' spectra: series of len_u / len_v quanta,
+    v's starting `shift` quanta after u's. C_uv[k] = Σ_t h_u[t] h_v[t + k] for
+    k = −(len_u − 1) .. len_v − 1 is the count of pairs with Δ = (k + shift) quanta
+    (one inverse FFT; n_fft ≥ len_u + len_v − 1, so no circular wrap), rounded to
+    integers (float64); binned_lag_counts sums them per bin for both directions."""
     c = scipy.fft.irfft(np.conj(spec_u) * spec_v, n_fft)
     c = np.concatenate([c[n_fft - len_u + 1:], c[:len_v]])
     c = np.rint(c)
     c[c < 0] = 0.0          # as the lags without pairs (rint gives at most -0.0)
     return shift - (len_u - 1), c
-
-
-def lag_bins(first: int, c: np.ndarray, quantum: int, grid: DeltaGrid
-             ) -> Tuple[np.ndarray, np.ndarray]:
-    """The lag counts of lag_counts on the grid: (u→v, v→u)."""
-    return binned_lag_counts(c, first, quantum, grid)
 
 
 @dataclass(frozen=True)
@@ -113,6 +96,13 @@ class RandomPlan:
     def spectrum(self, u: int) -> np.ndarray:
         return scipy.fft.rfft(frame_series(self.frames[u], int(self.start[u]),
                                            self.quantum, int(self.length[u])), self.n_fft)
+
+    def pair_lags(self, u: int, v: int, spec_u: np.ndarray, spec_v: np.ndarray
+                  ) -> Tuple[int, np.ndarray]:
+        """lag_counts of the sub-node pair (u, v) from their spectra."""
+        shift = (int(self.start[v]) - int(self.start[u])) // self.quantum
+        return lag_counts(spec_u, spec_v, int(self.length[u]), int(self.length[v]),
+                          shift, self.n_fft)
 
 
 def random_plan(node: np.ndarray, camera: np.ndarray, sequence: np.ndarray,
@@ -140,10 +130,8 @@ def sub_pair_counts(plan: RandomPlan, u: int, v: int, grid: DeltaGrid,
     """(a, b, counts a→b, counts b→a) of one sub-node pair on the grid."""
     spec_u = plan.spectrum(u) if spec_u is None else spec_u
     spec_v = plan.spectrum(v) if spec_v is None else spec_v
-    shift = (int(plan.start[v]) - int(plan.start[u])) // plan.quantum
-    fwd, bwd = cross_correlation_bins(spec_u, spec_v, int(plan.length[u]),
-                                      int(plan.length[v]), shift, plan.n_fft,
-                                      plan.quantum, grid)
+    first, c = plan.pair_lags(u, v, spec_u, spec_v)
+    fwd, bwd = binned_lag_counts(c, first, plan.quantum, grid)
     return int(plan.node_of_sub[u]), int(plan.node_of_sub[v]), fwd, bwd
 
 
@@ -184,12 +172,6 @@ class RandomCounts:
         self._spectra: Optional[List[np.ndarray]] = None
         self._lags: Optional[List[Tuple[int, np.ndarray]]] = None
 
-    def _pair_lags(self, uv: Tuple[int, int]) -> Tuple[int, np.ndarray]:
-        plan, (u, v) = self.plan, uv
-        shift = (int(plan.start[v]) - int(plan.start[u])) // plan.quantum
-        return lag_counts(self._spectra[u], self._spectra[v], int(plan.length[u]),
-                          int(plan.length[v]), shift, plan.n_fft)
-
     def histogram(self, n_nodes: int, grid: DeltaGrid,
                   progress: Optional[Callable[[int, int], None]] = None
                   ) -> Tuple[np.ndarray, Dict[str, int]]:
@@ -200,8 +182,12 @@ class RandomCounts:
             self._spectra = list(workers.pmap(plan.spectrum, range(len(plan.keys))))
 
         def binned(i: int):
-            first, c = (self._pair_lags(plan.pairs[i]) if first_pass else self._lags[i])
-            fwd, bwd = lag_bins(first, c, plan.quantum, grid)
+            if first_pass:
+                u, v = plan.pairs[i]
+                first, c = plan.pair_lags(u, v, self._spectra[u], self._spectra[v])
+            else:
+                first, c = self._lags[i]
+            fwd, bwd = binned_lag_counts(c, first, plan.quantum, grid)
             if first_pass:   # compact for keeping: counts are non-negative integers
                 c = c.astype(np.min_scalar_type(int(c.max()) if c.size else 0))
             return fwd, bwd, (first, c)

@@ -268,12 +268,11 @@ class BlockScorer:
     def _fused(self, q_idx: np.ndarray, g_idx: np.ndarray, cos: np.ndarray) -> np.ndarray:
         """The fused score of broadcastable query / gallery index arrays."""
         t = self.tables
+        delta = None
         if self.clip or self.tfusion or self.max_delta is not None:
             delta = self.g.frame[g_idx] - self.q.frame[q_idx]
-            flat = self._flat(q_idx, g_idx, delta)
-            reach = self._reach(q_idx, g_idx, delta)
-        else:
-            flat, reach = self.fast_flat(q_idx, g_idx), None
+        flat = self._flat(q_idx, g_idx, delta) if self.clip else self.fast_flat(q_idx, g_idx)
+        reach = None if delta is None else self._reach(q_idx, g_idx, delta)
         take = lambda tab: np.take(tab.reshape(-1), flat)  # noqa: E731
         cfg = self.config
         if cfg.fusion == "loglinear":
@@ -281,7 +280,7 @@ class BlockScorer:
             if reach is not None:
                 lr = np.where(reach, lr, -np.inf)
             # one float64 block, overwritten step by step (the same values)
-            x = np.array(np.broadcast_to(cos, np.broadcast(cos, lr).shape), np.float64)
+            x = np.array(cos, np.float64)
             log_p_v = fz.standardised_log_p_v(x, *self.vision_stats, in_place=True)
             return fz.log_linear_fusion(log_p_v, lr, cfg.weight, in_place=True)
         p_st = take(t.p_st)
