@@ -14,8 +14,6 @@ from dataclasses import replace
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from scipy import sparse
-
 from core.features import FeatureSet
 from core.progress import log
 from st_model import metrics, neighbours, rerank, visits
@@ -97,8 +95,8 @@ def reranked_train_top_n(train: FeatureSet, tables: STTables, config: FusionRule
     params = params_of(config)
     v, sizes = rerank.rerank_weights(scorer, scorer.pairs, n, params)
     # J of every item against every item: the items are both the queries and the gallery
-    overlap = rerank.jaccard_overlap(sparse.vstack([v, v]).tocsr(), n)
-    info.update(sizes, overlaps_per_image=overlap.nnz / max(n, 1))
+    overlap = rerank.JaccardOverlap(v, v)
+    info.update(sizes)
     score = rerank.reranked_score(scorer, overlap, params)
 
     def block(r: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
 DEFAULT_ROW_BLOCK = 1024
 DEFAULT_COL_BLOCK = 4096
 FIRST_WIDTH_PER_K = 8   # see top_k_rows
+SEED_ORDER, SEED_SPARE, SEED_GROUPS = 8, 3, 64   # see _seed_threshold
+BUFFER_PER_K = 4        # hits buffered per row (× k) before a merge
 
 
 def self_pairs(rows: np.ndarray, cols: np.ndarray) -> Optional[np.ndarray]:
@@ -50,59 +52,107 @@ def _merge_top_k(idx: np.ndarray, score: np.ndarray, k: int) -> Tuple[np.ndarray
     return idx, score
 
 
-def _candidates(s: np.ndarray, cols: np.ndarray, thresh: np.ndarray
-                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Entries of a block that beat each row's current k-th score, padded per row.
-
-    A later (higher-index) column tied with the k-th score loses the tie-break, so
-    only strictly greater scores can enter."""
-    # row-major, columns ascending; a flat index split by the width is 15× faster
-    # than numpy's two-dimensional nonzero on a 256 × 1024 block
+def _above(s: np.ndarray, cols: np.ndarray, thresh: np.ndarray
+           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, score) of the entries of a block above each row's threshold,
+    row-major. A later (higher-index) column tied with a row's k-th score loses the
+    tie-break, so only strictly greater scores can enter."""
+    # a flat index split by the width is 15× faster than numpy's two-dimensional
+    # nonzero on a 256 × 1024 block
     hit_row, hit_col = np.divmod(np.flatnonzero(s > thresh[:, None]), s.shape[1])
-    if hit_row.size == 0:
-        return hit_row, np.zeros((0, 0), np.int64), np.zeros((0, 0))
-    counts = np.bincount(hit_row, minlength=s.shape[0])
+    return hit_row, cols[hit_col], s[hit_row, hit_col]
+
+
+def _merge_hits(best_i: np.ndarray, best_s: np.ndarray, hits, k: int
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """The running top-k (best_i, best_s) [R, k] merged with buffered hits, a list of
+    _above results in column order: each row's hits laid out in one padded row."""
+    hit_row, hit_col, hit_s = (np.concatenate(x) for x in zip(*hits))
+    if len(hits) > 1:
+        order = np.argsort(hit_row, kind="stable")     # columns stay ascending
+        hit_row, hit_col, hit_s = hit_row[order], hit_col[order], hit_s[order]
+    counts = np.bincount(hit_row, minlength=best_i.shape[0])
     rows = np.flatnonzero(counts)
-    width = int(counts.max())
     first = np.cumsum(counts) - counts
     slot = np.arange(hit_row.size) - first[hit_row]
     line = np.cumsum(counts > 0)[hit_row] - 1
-    idx = np.full((rows.size, width), -1, np.int64)
-    sc = np.full((rows.size, width), -np.inf)
-    idx[line, slot] = cols[hit_col]
-    sc[line, slot] = s[hit_row, hit_col]
-    return rows, idx, sc
+    idx = np.full((rows.size, int(counts.max())), -1, np.int64)
+    sc = np.full(idx.shape, -np.inf)
+    idx[line, slot], sc[line, slot] = hit_col, hit_s
+    best_i, best_s = best_i.copy(), best_s.copy()
+    best_i[rows], best_s[rows] = _merge_top_k(np.concatenate([best_i[rows], idx], axis=1),
+                                              np.concatenate([best_s[rows], sc], axis=1), k)
+    return best_i, best_s
+
+
+def _seed_threshold(score_block: ScoreBlock, rows: np.ndarray, n_cols: int, k: int,
+                    col_start: int) -> Optional[np.ndarray]:
+    """A guess at each row's k-th best score from evenly spaced columns, so many
+    that about SEED_SPARE · k of the row's columns beat their SEED_ORDER-th best:
+    the SEED_ORDER-th best of the maxima of SEED_GROUPS interleaved groups (at most
+    the sample's SEED_ORDER-th best; a partition of the whole sample costs more than
+    scoring it). None where such a sample would not be much narrower than the row."""
+    width = n_cols - col_start
+    groups = -(-SEED_ORDER * width // (SEED_SPARE * k * SEED_GROUPS))
+    m = groups * SEED_GROUPS
+    if 4 * m > width:
+        return None
+    cols = col_start + np.arange(m, dtype=np.int64) * width // m
+    s = np.asarray(score_block(rows, cols), np.float64)
+    tops = s.reshape(len(rows), groups, SEED_GROUPS).max(axis=1)
+    return np.partition(tops, SEED_GROUPS - SEED_ORDER, axis=1)[:, SEED_GROUPS - SEED_ORDER]
 
 
 def top_k_rows(score_block: ScoreBlock, rows: np.ndarray, n_cols: int, k: int,
-               col_block: int = DEFAULT_COL_BLOCK, col_start: int = 0
-               ) -> Tuple[np.ndarray, np.ndarray]:
+               col_block: int = DEFAULT_COL_BLOCK, col_start: int = 0,
+               seed: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Top-k columns col_start..n_cols-1 of the given rows: (index int64 [R, k],
     score float [R, k]); col_start > 0 searches one tile of a blocked join
-    (merge_top_k of a row's tiles gives its top-k over all columns)."""
+    (merge_top_k of a row's tiles gives its top-k over all columns).
+
+    Entries above a row's threshold are buffered and merged into its top-k when
+    BUFFER_PER_K · k have gathered (and at the end); the threshold is then the k-th
+    best so far. A wide row starts from a guess (_seed_threshold): rows where fewer
+    than k columns beat it are searched again without one, so the result is exact
+    either way. A narrow row starts from its first FIRST_WIDTH_PER_K · k columns."""
     r = rows.shape[0]
     best_i = np.full((r, k), -1, np.int64)
     best_s = np.full((r, k), -np.inf, np.float64)
+    guess = _seed_threshold(score_block, rows, n_cols, k, col_start) if seed else None
+    thresh = np.full(r, -np.inf) if guess is None else guess
+    hits, pending = [], np.zeros(r, np.int64)
     for start in range(col_start, n_cols, col_block):
         cols = np.arange(start, min(start + col_block, n_cols), dtype=np.int64)
         s = np.asarray(score_block(rows, cols), np.float64)
-        if start == col_start:
-            # the block's first FIRST_WIDTH_PER_K · k columns set a threshold, the rest
-            # enter as candidates (the same merge as across blocks, so the same
-            # result; one argpartition over the whole block cost 3× more)
+        if start == col_start and guess is None:
+            # the block's first columns set a threshold, the rest enter as hits (the
+            # same merge, so the same result; one argpartition over the whole block
+            # cost 3× more)
             head = min(s.shape[1], FIRST_WIDTH_PER_K * k)
             best_i, best_s = _merge_top_k(
                 np.concatenate([best_i, np.broadcast_to(cols[:head], (r, head))], axis=1),
                 np.concatenate([best_s, s[:, :head]], axis=1), k)
+            thresh = best_s[:, -1]
             if head == s.shape[1]:
                 continue
             s, cols = s[:, head:], cols[head:]
-        sel, cand_i, cand_s = _candidates(s, cols, best_s[:, -1])
-        if sel.size == 0:
+        found = _above(s, cols, thresh)
+        if found[0].size == 0:
             continue
-        best_i[sel], best_s[sel] = _merge_top_k(
-            np.concatenate([best_i[sel], cand_i], axis=1),
-            np.concatenate([best_s[sel], cand_s], axis=1), k)
+        hits.append(found)
+        pending += np.bincount(found[0], minlength=r)
+        if pending.max() > BUFFER_PER_K * k:
+            best_i, best_s = _merge_hits(best_i, best_s, hits, k)
+            thresh = best_s[:, -1] if guess is None else np.maximum(guess, best_s[:, -1])
+            hits, pending = [], np.zeros(r, np.int64)
+    if hits:
+        best_i, best_s = _merge_hits(best_i, best_s, hits, k)
+    if guess is not None:
+        # exact only where k columns beat the guess (or it let every column in)
+        missed = np.isfinite(guess) & ~(best_s[:, -1] > guess)
+        if missed.any():
+            best_i[missed], best_s[missed] = top_k_rows(
+                score_block, rows[missed], n_cols, k, col_block, col_start, seed=False)
     best_i = np.where(np.isfinite(best_s), best_i, -1)
     return best_i, best_s
 

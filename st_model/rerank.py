@@ -15,8 +15,9 @@ itself first (ties by lower index):
   s*(q, g)  = (1 − λ) · J(q, g) + λ · s(q, g) / τ                   (6)
 (6) is Zhong's final distance d* = (1 − λ) d_J + λ d with d_J = 1 − J and the
 distance d = −s / τ (an offset per query changes no ranking): τ is the score
-difference that counts as one unit of distance. J > 0 only where the supports of V'_q and V'_g meet, so the
-overlaps are a sparse [Q, G] matrix, accumulated query block by query block.
+difference that counts as one unit of distance. J > 0 only where the supports of
+V'_q and V'_g meet: the overlaps of a query block are computed when a ranking
+reaches it (JaccardOverlap).
 """
 from __future__ import annotations
 
@@ -28,11 +29,10 @@ import numpy as np
 from scipy import sparse
 
 from core.progress import log
-from st_model import neighbours, workers
+from st_model import neighbours
 
 PairScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SELF_SCORE = np.finfo(np.float64).max   # an item is its own first neighbour
-QUERY_BLOCK = 256
 # blocks of the neighbour search: small enough that the scorer's temporaries stay in
 # the allocator's heap (a 1024 × 4096 block scores at a third of the speed here)
 ROW_BLOCK, COL_BLOCK = 256, 1024
@@ -124,54 +124,69 @@ def query_expansion(weights: sparse.csr_matrix, index: np.ndarray, k2: int
     return (m @ weights).tocsr()
 
 
-def jaccard_overlap(v: sparse.csr_matrix, n_query: int,
-                    query_block: int = QUERY_BLOCK) -> sparse.csr_matrix:
-    """J(q, g) (eq. 5) of every query row q < n_query against every gallery row
-    (items n_query..n-1), as a sparse [Q, G] matrix of its non-zero values."""
-    n = v.shape[0]
-    n_gallery = n - n_query
-    vg = v[n_query:].tocsc()
-    mass = np.asarray(v.sum(axis=1)).ravel()
+class JaccardOverlap:
+    """J(q, g) (eq. 5) of query rows against every gallery row, computed on demand
+    as dense rows of a query block: J > 0 only where the supports of V'_q and V'_g
+    meet, so each block walks the query rows' entries through the gallery's columns
+    (an inverted index) — no [Q, G] matrix is kept."""
 
-    def overlaps(lo: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(J, gallery column, row count) of the query rows lo..hi, row-major."""
-        hi = min(lo + query_block, n_query)
-        block = v[lo:hi].tocoo()
-        start, stop = vg.indptr[block.col], vg.indptr[block.col + 1]
-        count = stop - start
-        pos = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
-        g = vg.indices[pos]
-        mins = np.minimum(np.repeat(block.data, count), vg.data[pos])
-        key = np.repeat(block.row.astype(np.int64), count) * n_gallery + g
-        acc = np.bincount(key, weights=mins, minlength=(hi - lo) * n_gallery)
-        flat = np.flatnonzero(acc)           # row-major, as np.nonzero, far faster
-        r, c = np.divmod(flat, n_gallery)
-        smin = acc[flat]
-        smax = mass[lo + r] + mass[n_query + c] - smin
-        return smin / smax, c, np.bincount(r, minlength=hi - lo)
-    # the blocks' row-major entries are the CSR arrays themselves, in order
-    parts = list(workers.pmap(overlaps, range(0, n_query, query_block)))
-    if not parts:
-        return sparse.csr_matrix((0, n_gallery))
-    data, cols, counts = (np.concatenate(x) for x in zip(*parts))
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    return sparse.csr_matrix((data, cols, indptr), shape=(n_query, n_gallery))
+    def __init__(self, v_query: sparse.csr_matrix, v_gallery: sparse.csr_matrix):
+        self.vq = v_query.tocsr()
+        self.vg = v_gallery.tocsc()
+        self.mass_q = np.asarray(self.vq.sum(axis=1)).ravel()
+        self.mass_g = np.asarray(self.vg.sum(axis=1)).ravel()
+        self.shape = (self.vq.shape[0], self.vg.shape[0])
+
+    def rows(self, q_idx: np.ndarray) -> np.ndarray:
+        """J of the query rows q_idx against every gallery row [len(q_idx), G]."""
+        block = self.vq[q_idx]
+        n_rows, n_gallery = block.shape[0], self.shape[1]
+        vg = self.vg
+        start = vg.indptr[block.indices]
+        count = vg.indptr[block.indices + 1] - start
+        # positions in vg of every (query entry, gallery row sharing its item)
+        pos = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(count.sum())
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int64) * n_gallery,
+                           np.diff(block.indptr))
+        key = np.repeat(row_of, count)
+        key += vg.indices[pos]
+        mins = vg.data[pos]
+        np.minimum(mins, np.repeat(block.data, count), out=mins)
+        smin = np.bincount(key, weights=mins, minlength=n_rows * n_gallery)
+        smin = smin.reshape(n_rows, n_gallery)
+        # Σ max = |V'_q| + |V'_g| − Σ min (≥ the larger mass; 0 / tiny = 0 for two
+        # empty rows)
+        smax = self.mass_q[q_idx][:, None] + self.mass_g[None, :]
+        smax -= smin
+        np.maximum(smax, np.finfo(np.float64).tiny, out=smax)
+        return np.divide(smin, smax, out=smax)
+
+    def toarray(self) -> np.ndarray:
+        """The whole [Q, G] matrix (small sets: tests and reports)."""
+        return self.rows(np.arange(self.shape[0]))
 
 
 def reranked_score(score_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                   overlap: sparse.csr_matrix, params: RerankParams
+                   overlap: JaccardOverlap, params: RerankParams
                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """score_fn(q_idx, g_idx) of the re-ranked list: eq. 6 blockwise (the
-    overlaps of the latest query block are kept dense, per thread: a ranking scans
-    the gallery block by block for one query block)."""
+    overlaps of the latest query block are computed once and kept, per thread: a
+    ranking scans the gallery block by block for one query block)."""
     last = threading.local()
 
     def score(q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
         if getattr(last, "q", None) is None or not np.array_equal(last.q, q_idx):
-            last.q, last.rows = q_idx.copy(), overlap[q_idx].toarray()
-        j = last.rows[:, g_idx]
-        s = np.asarray(score_fn(q_idx, g_idx), np.float64)
-        return (1.0 - params.lam) * j + params.lam * s / params.tau
+            last.q, last.rows = q_idx.copy(), overlap.rows(q_idx)
+            last.rows *= 1.0 - params.lam
+        g_idx = np.asarray(g_idx)
+        if g_idx.size and g_idx[-1] - g_idx[0] == g_idx.size - 1 and \
+                np.all(np.diff(g_idx) == 1):
+            j = last.rows[:, g_idx[0]:g_idx[-1] + 1]     # a run of columns: a view
+        else:
+            j = last.rows[:, g_idx]
+        s = np.multiply(score_fn(q_idx, g_idx), params.lam / params.tau, dtype=np.float64)
+        s += j
+        return s
     return score
 
 
@@ -189,12 +204,11 @@ def rerank_weights(score_block: neighbours.ScoreBlock, pair_score: PairScore, n:
 
 def rerank_overlap(score_block: neighbours.ScoreBlock, pair_score: PairScore,
                    n_query: int, n: int, params: RerankParams,
-                   ) -> Tuple[sparse.csr_matrix, Dict[str, float]]:
+                   ) -> Tuple[JaccardOverlap, Dict[str, float]]:
     """The Jaccard overlaps J [Q, G] (eq. 5) of n_query queries followed by a
     gallery, from the similarity of all n items (block and pair scorers), and the
     mean sizes of the sets."""
     v, sizes = rerank_weights(score_block, pair_score, n, params)
-    overlap = jaccard_overlap(v, n_query)
-    sizes["overlaps_per_query"] = overlap.nnz / max(n_query, 1)
+    overlap = JaccardOverlap(v[:n_query], v[n_query:])
     log("re-ranking: " + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items()))
     return overlap, sizes

@@ -34,9 +34,11 @@ import numpy as np
 from core.features import FeatureSet
 from st_model import chance
 from st_model import fusion as fz
-from st_model import smoothing
+from st_model import smoothing, workers
 from st_model.config import FusionRule
 from st_model.st_artifact import STModel
+
+PAIR_CHUNK = 1 << 14   # pairs scored at a time by BlockScorer.pairs
 
 
 def _normalise(counts: np.ndarray) -> np.ndarray:
@@ -217,6 +219,13 @@ class BlockScorer:
         a_g, self.r_g = np.divmod(gallery.frame.astype(np.int64) - grid.lo, grid.width)
         self.row_term = self.q_base - a_q
         self.col_term = self.g_base + a_g
+        # int32 halves the memory traffic of a block's index where it cannot overflow
+        small = lambda *a: max(np.abs(x).max(initial=0) for x in a) < 2**30  # noqa: E731
+        if small(self.row_term, self.col_term):
+            self.row_term = self.row_term.astype(np.int32)
+            self.col_term = self.col_term.astype(np.int32)
+        if small(self.r_q, self.r_g):
+            self.r_q, self.r_g = self.r_q.astype(np.int32), self.r_g.astype(np.int32)
         self.vision_stats = (model.params.get("vision_mean", 0.0),
                              model.params.get("vision_scale", 1.0))
 
@@ -261,9 +270,17 @@ class BlockScorer:
 
     def pairs(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
         """Fused scores of the pairs (q_idx[i], g_idx[i]) [len(q_idx)] (the same
-        formula as a block; the cosine as a row-wise dot product)."""
-        cos = np.einsum("ij,ij->i", self.q.features[q_idx], self.g.features[g_idx])
-        return self._fused(q_idx, g_idx, cos)
+        formula as a block; the cosine as a row-wise dot product), in chunks whose
+        gathered features stay in cache, on workers.pmap's threads."""
+        q_idx, g_idx = np.asarray(q_idx), np.asarray(g_idx)
+
+        def chunk(lo: int) -> np.ndarray:
+            q, g = q_idx[lo:lo + PAIR_CHUNK], g_idx[lo:lo + PAIR_CHUNK]
+            cos = np.einsum("ij,ij->i", self.q.features[q], self.g.features[g])
+            return self._fused(q, g, cos)
+        if q_idx.size <= PAIR_CHUNK:
+            return chunk(0)
+        return np.concatenate(list(workers.pmap(chunk, range(0, q_idx.size, PAIR_CHUNK))))
 
     def _fused(self, q_idx: np.ndarray, g_idx: np.ndarray, cos: np.ndarray) -> np.ndarray:
         """The fused score of broadcastable query / gallery index arrays."""

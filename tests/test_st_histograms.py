@@ -92,6 +92,28 @@ def test_top_k_blockwise_equals_full_sort_with_index_tie_break(k, col_block):
         np.testing.assert_array_equal(sc[r][:len(ref)], s[r, ref])
 
 
+def test_top_k_from_a_guessed_threshold_is_exact_even_where_the_guess_is_too_high():
+    rng = np.random.default_rng(3)
+    n_rows, n_cols, k = 40, 3000, 16
+    s = rng.integers(0, 50, (n_rows, n_cols)).astype(float)   # ties
+    s[rng.random(s.shape) < 0.1] = -np.inf
+    sample = np.arange(512) * n_cols // 512       # the guess's columns (asserted below)
+    s[0, sample] = 100.0                          # the guess: 100, beaten by none
+    s[1, :] = -np.inf                             # no candidate at all
+    s[2, 5:] = -np.inf                            # fewer than k
+    s[3, :] = 7.0                                 # all tied
+    score = lambda r, c: s[np.ix_(r, c)]  # noqa: E731
+    rows = np.arange(n_rows)
+    guess = neighbours._seed_threshold(score, rows, n_cols, k, 0)
+    assert guess is not None and guess[0] == 100.0 and np.isneginf(guess[1])
+    idx, sc = neighbours.top_k_rows(score, rows, n_cols, k, col_block=256)
+    for r in range(n_rows):
+        ref = sorted((c for c in range(n_cols) if np.isfinite(s[r, c])),
+                     key=lambda c: (-s[r, c], c))[:k]
+        assert [c for c in idx[r] if c >= 0] == ref
+        np.testing.assert_array_equal(sc[r][:len(ref)], s[r, ref])
+
+
 def test_visual_scores_exclude_same_camera():
     x = np.eye(4, dtype=np.float32)
     x[1] = x[0]

@@ -69,10 +69,13 @@ def _check_against_the_dense_reference(k1, k2, tau):
                                       col_block=8)
     v = rerank.query_expansion(rerank.set_weights(rerank.expanded_sets(index, k1, n),
                                                   pairs, tau), index, k2)
-    overlap = rerank.jaccard_overlap(v, nq, query_block=5)
+    overlap = rerank.JaccardOverlap(v[:nq], v[nq:])
     jac, final = _dense_reference(s, nq, k1, k2, 0.3, tau)
     assert jac.max() > 0.2 and (jac == 0).any()          # a non-trivial case
     np.testing.assert_allclose(overlap.toarray(), jac, atol=1e-12)
+    for lo in range(0, nq, 5):          # query blocks, as a ranking asks for them
+        rows = np.arange(lo, min(lo + 5, nq))
+        np.testing.assert_allclose(overlap.rows(rows), jac[rows], atol=1e-12)
     got = rerank.reranked_score(lambda q, g: s[np.ix_(q, g + nq)], overlap, params)(
         np.arange(nq), np.arange(n - nq))
     np.testing.assert_allclose(got, final, atol=1e-12)
