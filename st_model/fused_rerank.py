@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
 from core.features import FeatureSet
 from core.progress import log
 from st_model import metrics, neighbours, rerank, visits

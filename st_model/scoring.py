@@ -34,11 +34,9 @@ import numpy as np
 from core.features import FeatureSet
 from st_model import chance
 from st_model import fusion as fz
-from st_model import smoothing, workers
+from st_model import smoothing, vision
 from st_model.config import FusionRule
 from st_model.st_artifact import STModel
-
-PAIR_CHUNK = 1 << 14   # pairs scored at a time by BlockScorer.pairs
 
 
 def _normalise(counts: np.ndarray) -> np.ndarray:
@@ -270,17 +268,10 @@ class BlockScorer:
 
     def pairs(self, q_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
         """Fused scores of the pairs (q_idx[i], g_idx[i]) [len(q_idx)] (the same
-        formula as a block; the cosine as a row-wise dot product), in chunks whose
-        gathered features stay in cache, on workers.pmap's threads."""
+        formula as a block; the cosines by vision.pair_cosines)."""
         q_idx, g_idx = np.asarray(q_idx), np.asarray(g_idx)
-
-        def chunk(lo: int) -> np.ndarray:
-            q, g = q_idx[lo:lo + PAIR_CHUNK], g_idx[lo:lo + PAIR_CHUNK]
-            cos = np.einsum("ij,ij->i", self.q.features[q], self.g.features[g])
-            return self._fused(q, g, cos)
-        if q_idx.size <= PAIR_CHUNK:
-            return chunk(0)
-        return np.concatenate(list(workers.pmap(chunk, range(0, q_idx.size, PAIR_CHUNK))))
+        cos = vision.pair_cosines(self.q.features, q_idx, self.g.features, g_idx)
+        return self._fused(q_idx, g_idx, cos)
 
     def _fused(self, q_idx: np.ndarray, g_idx: np.ndarray, cos: np.ndarray) -> np.ndarray:
         """The fused score of broadcastable query / gallery index arrays."""

@@ -1,13 +1,29 @@
-"""Label-free statistics of the visual similarity on the train split."""
+"""The visual similarity: cosines of row pairs, and its label-free statistics on the
+train split."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from st_model import workers
+
+PAIR_CHUNK = 1 << 14      # row pairs per chunk of pair_cosines (stay in cache)
 MOMENT_BLOCK = 1024       # rows per partial sum: the same blocks in every path
 FIXED_POINT = 2.0 ** 32   # partial sums as integers in units of 2⁻³², so adding them
                           # is exact and order-free (Beam combines in any order)
+
+
+def pair_cosines(x: np.ndarray, i: np.ndarray, y: np.ndarray, j: np.ndarray
+                 ) -> np.ndarray:
+    """cos(x_i[k], y_j[k]) of unit rows for every k, float64, in chunks on
+    workers.pmap's threads (gathering all rows at once took 0.5 s for 600k pairs)."""
+    i, j = np.asarray(i), np.asarray(j)
+
+    def chunk(lo: int) -> np.ndarray:
+        return np.einsum("ij,ij->i", x[i[lo:lo + PAIR_CHUNK]], y[j[lo:lo + PAIR_CHUNK]])
+    parts = list(workers.pmap(chunk, range(0, i.size, PAIR_CHUNK)))
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 
 class CosineSums(NamedTuple):

@@ -20,10 +20,9 @@ from typing import Tuple
 import numpy as np
 from scipy import sparse
 
-from st_model import workers
+from st_model import vision
 
 FAR = 10          # the null window starts at FAR · W
-PAIR_CHUNK = 1 << 14
 
 
 def window_pairs(node: np.ndarray, frame: np.ndarray, lo: int, hi: int
@@ -40,15 +39,6 @@ def window_pairs(node: np.ndarray, frame: np.ndarray, lo: int, hi: int
     i = np.repeat(np.arange(key.size), count)
     j = np.repeat(start - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
     return order[i], order[j]
-
-
-def pair_cosines(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """cos(x_i, x_j) of unit rows, in chunks whose gathered rows stay in cache, on
-    workers.pmap's threads."""
-    def chunk(s: int) -> np.ndarray:
-        return np.einsum("ij,ij->i", x[i[s:s + PAIR_CHUNK]], x[j[s:s + PAIR_CHUNK]])
-    parts = list(workers.pmap(chunk, range(0, i.size, PAIR_CHUNK)))
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 
 def link_threshold(near: np.ndarray, far: np.ndarray, fdr: float) -> float:
@@ -74,8 +64,8 @@ def visit_links(x: np.ndarray, node: np.ndarray, frame: np.ndarray, window: int,
     """(i, j, c₀): the linked near-duplicate pairs (module docstring)."""
     i, j = window_pairs(node, frame, 0, window)
     fi, fj = window_pairs(node, frame, FAR * window, 2 * FAR * window)
-    near = pair_cosines(x, i, j)
-    c0 = link_threshold(near, pair_cosines(x, fi, fj), fdr)
+    near = vision.pair_cosines(x, i, x, j)
+    c0 = link_threshold(near, vision.pair_cosines(x, fi, x, fj), fdr)
     keep = near >= c0
     return i[keep], j[keep], c0
 
