@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 from core.features import FeatureHeader, FeatureSet, save_features
 from core.files import join_path, make_folder, write_file
@@ -29,6 +29,9 @@ from st_model.scoring import STTables
 from st_model.st_artifact import (FILENAME, PLOT_FILENAME, STModel, load_st_model,
                                   save_st_model)
 
+if TYPE_CHECKING:
+    from st_model.beam_transforms import ThinRetry
+
 METRICS_FILE = "metrics.json"
 STAGED_TRAIN = "beam_train_features.npz"   # train staged for the workers, then removed
 
@@ -39,10 +42,12 @@ def estimate_in_memory(train: FeatureSet, config: STConfig, span: int) -> STMode
 
 def build_st_job(p, train_path: Union[str, FeatureHeader], settings: Settings,
                  span: int, output_dir: str, ranking: bool = True,
-                 col_block: int = neighbours.DEFAULT_COL_BLOCK) -> str:
+                 col_block: int = neighbours.DEFAULT_COL_BLOCK,
+                 retry: Optional[Tuple[str, "ThinRetry"]] = None) -> str:
     """Add the ST job to Beam pipeline `p`: the ST model estimated from the train
-    feature file or shard folder (or its FeatureHeader), saved to
-    OUTPUT/st_model.npz, and the fused train ranking (tiles of col_block train
+    feature file or shard folder (or its FeatureHeader) — or from the pooled
+    features of a thin-evidence `retry` (beam_transforms.thin_visit_retry) — saved
+    to OUTPUT/st_model.npz, and the fused train ranking (tiles of col_block train
     columns). Only paths and small parameters enter the job graph; the launcher
     reads the train split's header once. Returns the model's path."""
     import apache_beam as beam
@@ -52,8 +57,9 @@ def build_st_job(p, train_path: Union[str, FeatureHeader], settings: Settings,
     if isinstance(train_path, str):
         train_path = read_header(train_path)
     path = join_path(output_dir, FILENAME)
-    model = p | "EstimateSTModel" >> EstimateSTModel(train_path, settings.st, span,
-                                                     col_block=col_block)
+    evidence, how = retry if retry else (train_path, None)
+    model = p | "EstimateSTModel" >> EstimateSTModel(evidence, settings.st, span,
+                                                     col_block=col_block, retry=how)
     _ = model | "SaveSTModel" >> beam.Map(save_st_model, path)
     if ranking:
         _ = model | "FusedRanking" >> WriteFusedRanking(train_path, settings.rule, output_dir,
@@ -67,9 +73,22 @@ def run_beam(train_path: Union[str, FeatureHeader], settings: Settings, span: in
     """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from st_model.beam_transforms import thin_visit_retry
     log(f"Beam pipeline: {' '.join(beam_args)}")
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         path = build_st_job(p, train_path, settings, span, output_dir, ranking, col_block)
+    model = load_st_model(path)
+    retry = thin_visit_retry(model, train_path, settings.st, span, output_dir)
+    if retry is None:
+        return model
+    from apache_beam.io.filesystems import FileSystems
+    fused_ranking.remove_ranking(output_dir)
+    try:
+        with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+            build_st_job(p, train_path, settings, span, output_dir, ranking, col_block,
+                         retry)
+    finally:
+        FileSystems.delete([retry[0]])
     return load_st_model(path)
 
 

@@ -30,8 +30,10 @@ import numpy as np
 
 from st_model import estimate, fused_ranking, neighbours, random_model, smoothing, vision
 from st_model.config import FusionRule, STConfig
+from core.files import join_path
 from core.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoints,
-                           layout_names, layout_points, shard_layout)
+                           layout_names, layout_points, load_features, save_features,
+                           shard_layout)
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
@@ -322,18 +324,51 @@ def _zeros_if_none(counts: Optional[np.ndarray], m: int, grid: DeltaGrid) -> np.
     return np.zeros((m, m, grid.n_bins), np.int64) if counts is None else counts
 
 
+STAGED_POOLED = "thin_evidence_pooled_train.npz"   # a retry's features, then removed
+
+
+class ThinRetry(NamedTuple):
+    """A second estimation on visit-pooled train features (estimate.thin_visit_pooling):
+    the first model's scoring moments and the pooling report."""
+    stats: Tuple[float, float]
+    info: Dict
+
+
+def thin_visit_retry(model: STModel, train_path: Union[str, FeatureHeader],
+                     config: STConfig, span: int, stage_folder: str
+                     ) -> Optional[Tuple[str, ThinRetry]]:
+    """The Beam path's thin-evidence retry, prepared by the launcher: where `model`
+    shows no transit (estimate.may_pool_visits) the train features are read here —
+    only then — pooled (estimate.thin_visit_pooling, as in memory) and written to
+    `stage_path`, which a second EstimateSTModel(stage_path, ..., retry) reads.
+    None when there is nothing to retry."""
+    if not estimate.may_pool_visits(config, model, span):
+        return None
+    source = train_path.source if isinstance(train_path, FeatureHeader) else train_path
+    retry = estimate.thin_visit_pooling(load_features(source), config, model, span)
+    if retry is None:
+        return None
+    pooled, info = retry
+    staged = save_features(pooled, join_path(stage_folder, STAGED_POOLED))
+    return staged, ThinRetry(estimate.scoring_stats(model), info)
+
+
 class EstimateSTModel(beam.PTransform):
     """PBegin -> PCollection holding one STModel (visual, random and diff models),
     estimated from the train features at `train_path` (an .npz file or a folder of
-    row shards, any Beam filesystem; or its FeatureHeader, already read)."""
+    row shards, any Beam filesystem; or its FeatureHeader, already read); with
+    `retry`, those are the visit-pooled features of a thin-evidence retry
+    (thin_visit_retry)."""
 
     def __init__(self, train_path: Union[str, FeatureHeader], config: STConfig,
                  span: int,
                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
-                 col_block: int = neighbours.DEFAULT_COL_BLOCK):
+                 col_block: int = neighbours.DEFAULT_COL_BLOCK,
+                 retry: Optional["ThinRetry"] = None):
         super().__init__()
         self.train_path, self.config, self.span = train_path, config, span
         self.row_block, self.col_block = row_block, col_block
+        self.retry = retry
 
     def expand(self, pbegin):
         span, cfg = self.span, self.config
@@ -391,13 +426,19 @@ class EstimateSTModel(beam.PTransform):
                   | "PairHistograms" >> beam.Map(_pair_histograms, single(chosen))
                   | "VisualHistograms" >> beam.CombineGlobally(_PlaceHistograms(m)))
 
+        retry = self.retry
+
         def assemble(ch, hists, rand, vstats):
             grid, h, info = ch
             if hists is None:
                 hists = (np.zeros((m, m, grid.n_bins)), np.zeros((m, m, grid.n_bins)))
-            return estimate.assemble_model(nodes, grid, hists,
-                                           _zeros_if_none(rand, m, grid), h, info, rinfo,
-                                           cfg, n, vstats, estimate.evidence_kind(cfg))
+            model = estimate.assemble_model(nodes, grid, hists,
+                                            _zeros_if_none(rand, m, grid), h, info, rinfo,
+                                            cfg, n, retry.stats if retry else vstats,
+                                            estimate.evidence_kind(cfg))
+            if retry:
+                model.params.update(retry.info)
+            return model
 
         return chosen | "Assemble" >> beam.Map(
             assemble, single(visual), single(final), single(stats))

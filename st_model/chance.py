@@ -50,7 +50,7 @@ from typing import Optional
 
 import numpy as np
 
-from st_model import smoothing, workers
+from st_model import smoothing
 
 
 def _kernel(sigma_bins: float) -> np.ndarray:

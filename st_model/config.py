@@ -25,6 +25,7 @@ from st_model.nodes import MODES
 FUSIONS = ("loglinear", "bayes", "logistic")
 CHANCE_LEVELS = ("true_share", "whole")   # chance.true_pair_weight
 TFUSION_MAX_DELTA = 40000                 # tfusion mode: |Δ| beyond this is out of reach
+VISIT_SECONDS = 4.0                       # window of one visit's near-duplicates
 
 # Keys of earlier versions and the keys that replaced them (the widest bin is
 # max_bin_frames; the ST model's bin_frames is the width chosen).
@@ -77,6 +78,12 @@ class STConfig:
     frame_rate: float = _opt(
         25.0, "frames per second, for reporting and the visit window (tfusion fuse: "
         "from the naming convention of the train names, e.g. Market 25, Duke 60)")
+    thin_visit_fdr: Optional[float] = _opt(
+        0.5, "thin evidence: when the visual neighbours show no transit structure (the "
+        "cross-validated bandwidth is the widest tried), the detections of one visit "
+        f"({VISIT_SECONDS:g} s in a node) are pooled, with at most this estimated share of "
+        "false links, and the neighbours searched again on the pooled features",
+        none_flag=("--no-thin-visit-pooling", "never pool visits for the ST evidence"))
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class FusionRule:
                                      "Jaccard distance", group="re-ranking")
     rerank_tau: float = _opt(4.0, "fused-score units per unit of distance",
                              group="re-ranking")
-    visit_seconds: float = _opt(4.0, "window of one visit's near-duplicates in a node; "
+    visit_seconds: float = _opt(VISIT_SECONDS, "window of one visit's near-duplicates in a node; "
                                      "0: no pooling", group="re-ranking")
     visit_fdr: float = _opt(0.1, "estimated share of false visit links allowed",
                             group="re-ranking")
@@ -129,6 +136,8 @@ def validate_st(st: STConfig) -> None:
            "noise_threshold must be >= 0 (or unset: chosen per node pair)")
     _check(st.max_bin_frames >= 1, "max_bin_frames must be >= 1")
     _check(st.max_delta is None or st.max_delta >= 1, "max_delta must be >= 1 (frames)")
+    _check(st.thin_visit_fdr is None or 0 < st.thin_visit_fdr < 1,
+           "thin_visit_fdr must be in (0, 1) (or None: no visit pooling)")
     _check(st.chance_level in CHANCE_LEVELS, f"unknown chance_level {st.chance_level!r}; "
                                              f"known: {', '.join(CHANCE_LEVELS)}")
 

@@ -25,8 +25,9 @@ import numpy as np
 
 from core.features import FeatureSet, STPoints
 from core.progress import counter, log
-from st_model import histograms, neighbours, random_model, smoothing, vision, workers
-from st_model.config import STConfig
+from st_model import (histograms, neighbours, random_model, smoothing, vision, visits,
+                      workers)
+from st_model.config import VISIT_SECONDS, STConfig
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
 from st_model.st_artifact import STModel
@@ -36,6 +37,8 @@ MIN_BANDWIDTH = 1.0              # frames
 MAX_BANDWIDTH_DIVISOR = 8        # widths tried up to span / 8
 MAX_FRAME_STEP = 100             # longest sampling period of frame numbers looked for
 FRAME_STEP_EVIDENCE = 30.0       # Rayleigh statistic N·R² that counts as a period
+FLAT_SPREAD = 0.5               # log-ratio range under which a model shows no transit
+THIN_VISIT_WEIGHT = 1.0          # β of a linked detection in a thin-evidence pooled feature
 
 
 class VisualDeltas(NamedTuple):
@@ -384,20 +387,91 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
                           len(train), vision_stats, evidence)
 
 
+def shows_no_transit(model: STModel, span: int, config: STConfig) -> bool:
+    """Whether the estimate found no transit (the model falls back to vision): the
+    cross-validated bandwidth is at least a cross-validation time block
+    (fold_frames: span / FOLD_BLOCKS) without a revisit mixture — the neighbour
+    deltas look like chance spread over the day, not like a walk between cameras —
+    or the scored log-ratios span less than FLAT_SPREAD over every node pair and Δ
+    (the evidence did not survive its chance reading)."""
+    from st_model.scoring import STTables
+    p = model.params
+    if not needs_cv(config):
+        return False
+    if not p.get("broad_bandwidth") and p["bandwidth_frames"] >= fold_frames(span, config):
+        return True
+    m = model.nodes.size
+    log_ratio = STTables.from_model(model).log_ratio[:m, :m]
+    finite = log_ratio[np.isfinite(log_ratio)]
+    return finite.size == 0 or float(finite.max() - finite.min()) < FLAT_SPREAD
+
+
+def may_pool_visits(config: STConfig, model: STModel, span: int) -> bool:
+    """Whether thin_visit_pooling applies: pooling on, soft-weighted neighbours read
+    against chance, and `model` shows no transit (decided before reading features)."""
+    return (config.thin_visit_fdr is not None
+            and evidence_kind(config) == "visual_above_chance"
+            and shows_no_transit(model, span, config))
+
+
+def scoring_stats(model: STModel) -> Tuple[float, float]:
+    """The cosine moments `model` standardises scored cosines by."""
+    return model.params["vision_mean"], model.params["vision_scale"]
+
+
+def thin_visit_pooling(train: FeatureSet, config: STConfig, model: STModel, span: int
+                       ) -> Optional[Tuple[FeatureSet, Dict]]:
+    """Thin evidence (paper §3.2's visual model too weak to show a transit): the
+    train split with the detections of one visit pooled (visits.pool_visits at
+    config.thin_visit_fdr) — a visit's detections carry one identity with independent
+    noise, so their mean finds true neighbours single detections miss — or None when
+    the model shows a transit, pooling is off or links nothing."""
+    if not may_pool_visits(config, model, span):
+        return None
+    pooled, info = visits.pool_visits(train, VISIT_SECONDS, config.frame_rate,
+                                      config.thin_visit_fdr, THIN_VISIT_WEIGHT)
+    if not info["visit_links"]:
+        return None
+    log(f"thin evidence: no transit structure in the visual neighbours; searching "
+        f"again on visit-pooled features ({info['visit_linked_images']} of "
+        f"{len(train)} images linked)")
+    return pooled, {"thin_visit_pooling": info}
+
+
 def estimate_st_model(train: FeatureSet, config: STConfig,
                       span: Optional[int] = None,
                       row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                       col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
-    """The whole estimation in memory (the Beam path gives the identical model)."""
+    """The whole estimation in memory (the Beam path gives the identical model):
+    once on the train features, and again on their visit-pooled features where the
+    first shows no transit (thin_visit_pooling)."""
     span = span or frame_span(train)
+    model = estimate_once(train, config, span, row_block, col_block)
+    retry = thin_visit_pooling(train, config, model, span)
+    if retry is None:
+        return model
+    pooled, info = retry
+    model = estimate_once(pooled, config, span, row_block, col_block,
+                          stats_for_scoring=scoring_stats(model))
+    model.params.update(info)
+    return model
+
+
+def estimate_once(train: FeatureSet, config: STConfig, span: int,
+                  row_block: int = neighbours.DEFAULT_ROW_BLOCK,
+                  col_block: int = neighbours.DEFAULT_COL_BLOCK,
+                  stats_for_scoring: Optional[Tuple[float, float]] = None) -> STModel:
+    """Steps 1-5 on one set of train features; the model standardises scored
+    cosines by `stats_for_scoring` (default: these features' own moments — pooled
+    features weigh neighbours by their own, and score by the raw features')."""
     nodes = build_nodes(train.camera, train.sequence, config.mode)
     node = nodes.lookup(train.camera, train.sequence)
     log(f"ST nodes ({config.mode}): {nodes.size}; train images: {len(train)}")
     stats = vision.cosine_moments(train.features, train.camera)
     deltas = visual_deltas(train, node, config, nodes.size, stats, span, row_block,
                            col_block)
-    return model_from_deltas(train, nodes, node, deltas, config, span, stats,
-                             evidence_kind(config))
+    return model_from_deltas(train, nodes, node, deltas, config, span,
+                             stats_for_scoring or stats, evidence_kind(config))
 
 
 def oracle_st_model(train: FeatureSet, config: STConfig,

@@ -31,27 +31,12 @@ def joint_set(query: FeatureSet, gallery: FeatureSet) -> FeatureSet:
                       None, f"{query.source} + {gallery.source}")
 
 
-def visit_window(config: FusionRule, frame_rate: float) -> int:
-    """The near-duplicate window W in frames: visit_seconds at the frame rate."""
-    return int(round(config.visit_seconds * frame_rate))
-
-
 def pool_visits(items: FeatureSet, config: FusionRule, frame_rate: float
                 ) -> Tuple[FeatureSet, Dict]:
-    """`items` with visit-pooled features (visits.py) and a report of the links."""
-    window = visit_window(config, frame_rate)
-    if window < 1:
-        return items, {"visit_links": 0}
-    key = np.stack([items.camera, items.sequence], axis=1)
-    _, node = np.unique(key, axis=0, return_inverse=True)
-    i, j, c0 = visits.visit_links(items.features, node.reshape(-1), items.frame,
-                                  window, config.visit_fdr)
-    info = {"visit_window_frames": window, "visit_links": int(i.size),
-            "visit_link_cosine": c0}
-    log(f"visit pooling: {i.size} links of detections ≤ {window} frames apart in one "
-        f"node, cosine ≥ {c0:.3f}")
-    pooled = visits.pooled_features(items.features, i, j, config.visit_weight)
-    return replace(items, features=pooled), info
+    """`items` with visit-pooled features (visits.pool_visits with the rule's visit
+    settings) and a report of the links."""
+    return visits.pool_visits(items, config.visit_seconds, frame_rate, config.visit_fdr,
+                              config.visit_weight)
 
 
 def params_of(config: FusionRule) -> rerank.RerankParams:

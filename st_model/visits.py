@@ -15,11 +15,14 @@ pooled feature is the unit weighted mean of itself and its linked detections:
 """
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import replace
+from typing import Dict, Tuple
 
 import numpy as np
 from scipy import sparse
 
+from core.features import FeatureSet
+from core.progress import log
 from st_model import vision
 
 FAR = 10          # the null window starts at FAR · W
@@ -50,13 +53,10 @@ def link_threshold(near: np.ndarray, far: np.ndarray, fdr: float) -> float:
     links = np.arange(1, c.size + 1)
     false = (far.size - np.searchsorted(np.sort(far), c, side="left")) \
         * (near.size / far.size)
-    ok = false <= fdr * links
-    if not ok.any():
-        return float("inf")
-    # the longest prefix of thresholds that keeps the share within fdr
-    bad = np.flatnonzero(~ok)
-    last = c.size - 1 if bad.size == 0 else (bad[0] - 1)
-    return float(c[last]) if last >= 0 else float("inf")
+    ok = np.flatnonzero(false <= fdr * links)
+    # step-up (as Benjamini–Hochberg): the lowest threshold within fdr, so a few far
+    # pairs above the highest near cosines do not stop the links below them
+    return float(c[ok[-1]]) if ok.size else float("inf")
 
 
 def visit_links(x: np.ndarray, node: np.ndarray, frame: np.ndarray, window: int,
@@ -80,3 +80,21 @@ def pooled_features(x: np.ndarray, i: np.ndarray, j: np.ndarray, beta: float = 1
     p = np.asarray(links @ np.asarray(x, np.float64))
     p /= np.linalg.norm(p, axis=1, keepdims=True)
     return p.astype(np.float32)
+
+
+def pool_visits(items: FeatureSet, seconds: float, frame_rate: float, fdr: float,
+                beta: float) -> Tuple[FeatureSet, Dict]:
+    """`items` with visit-pooled features (pooled_features of visit_links within
+    `seconds` at `frame_rate`, nodes = (camera, sequence)) and a report of the links."""
+    window = int(round(seconds * frame_rate))
+    if window < 1:
+        return items, {"visit_links": 0}
+    key = np.stack([items.camera, items.sequence], axis=1)
+    _, node = np.unique(key, axis=0, return_inverse=True)
+    i, j, c0 = visit_links(items.features, node.reshape(-1), items.frame, window, fdr)
+    info = {"visit_window_frames": window, "visit_links": int(i.size),
+            "visit_link_cosine": c0,
+            "visit_linked_images": int(np.unique(np.r_[i, j]).size)}
+    log(f"visit pooling: {i.size} links of detections ≤ {window} frames apart in one "
+        f"node, cosine ≥ {c0:.3f}")
+    return replace(items, features=pooled_features(items.features, i, j, beta)), info

@@ -140,3 +140,30 @@ def test_two_worker_processes_give_the_in_memory_model_and_ranking(storage, tmp_
     assert model.visual.sum() > 0 and model.same_as(expected)
     mem, beam = read_ranking(str(tmp_path / "mem")), read_ranking(str(tmp_path / "beam"))
     assert len(mem) == len(train) and beam == mem
+
+
+def test_thin_evidence_retry_on_beam_gives_the_in_memory_model_and_ranking(tmp_path):
+    """Where the first estimate shows no transit, the Beam path pools the visits on
+    the launcher and estimates again on the staged pooled features: the in-memory
+    model and fused ranking (of the raw features), and the staged file removed."""
+    import os
+
+    from pipeline.fuse_job import run_beam
+    from st_model.beam_transforms import STAGED_POOLED
+    from st_model.fused_ranking import read_ranking, write_ranking_in_memory
+    from st_model.scoring import STTables
+    from test_st_estimator import thin_network
+    _, query, gallery = thin_network(1)
+    path = save_features(thin_network(1)[0], str(tmp_path / "train.npz"))
+    train = load_features(path)
+    config = resolve_settings(STConfig(), FusionRule(ranking_top_n=10))
+    span = frame_span(train, query, gallery)
+    expected = estimate_st_model(train, config.st, span)
+    assert expected.params["thin_visit_pooling"]["visit_links"] > 0
+    write_ranking_in_memory(train, STTables.from_model(expected), config.rule,
+                            str(tmp_path / "mem"))
+    out = str(tmp_path / "beam")
+    model = run_beam(path, config, span, out, IN_PROCESS)
+    assert model.same_as(expected)
+    assert read_ranking(out) == read_ranking(str(tmp_path / "mem"))
+    assert not os.path.exists(os.path.join(out, STAGED_POOLED))

@@ -1,6 +1,8 @@
 """The ST estimator on small synthetic networks where the truth is known: soft
 neighbour weights, evidence read against the chance level, the cross-validated
 bandwidth, the frame step, thin evidence and the oracle model."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -182,6 +184,46 @@ def test_no_st_signal_or_thin_evidence_falls_back_to_vision(n_ids):
     vis = evaluate(query, gallery, None, FusionRule())
     fus = evaluate(query, gallery, t, FusionRule())
     assert fus.rank1 >= vis.rank1 - 1
+
+
+def thin_network(seed=1, shuffle=False):
+    """Twelve detections per visit, each too noisy for its visual neighbours to show
+    the transit; their visit means show it."""
+    return _network(n_ids=300, noise=2.6, shots=12, seed=seed, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("seed", [1, 2])   # 1: flat-wide bandwidth, 2: flat log-ratios
+def test_thin_evidence_pools_each_visit_and_finds_the_transit(seed):
+    train, query, gallery = thin_network(seed)
+    cfg = STConfig()
+    span = estimate.frame_span(train, query, gallery)
+    first = estimate.estimate_once(train, cfg, span)
+    assert estimate.shows_no_transit(first, span, cfg)
+    model = estimate.estimate_st_model(train, cfg, span)
+    assert model.params["thin_visit_pooling"]["visit_links"] > 0
+    assert not estimate.shows_no_transit(model, span, cfg)
+    # neighbours found on pooled features, cosines scored as the raw features' are
+    assert estimate.scoring_stats(model) == estimate.scoring_stats(first)
+    tables = STTables.from_model(model)
+    a, b = model.nodes.lookup(np.array([1, 2]), np.array([1, 1]))
+    assert abs(model.grid.centres()[np.argmax(tables.log_ratio[a, b])] - TRANSIT) < 60
+    vis = evaluate(query, gallery, None, FusionRule())
+    assert evaluate(query, gallery, tables, FusionRule()).rank1 > vis.rank1 + 50
+    assert evaluate(query, gallery, STTables.from_model(first), FusionRule()).rank1 \
+        < vis.rank1 + 5
+    off = estimate.estimate_st_model(train, replace(cfg, thin_visit_fdr=None), span)
+    assert off.same_as(first) and "thin_visit_pooling" not in off.params
+
+
+def test_thin_evidence_pooling_finds_nothing_where_time_carries_nothing():
+    train, query, gallery = thin_network(1, shuffle=True)
+    cfg = STConfig()
+    span = estimate.frame_span(train, query, gallery)
+    model = estimate.estimate_st_model(train, cfg, span)
+    assert estimate.shows_no_transit(model, span, cfg)
+    vis = evaluate(query, gallery, None, FusionRule())
+    assert evaluate(query, gallery, STTables.from_model(model), FusionRule()).rank1 \
+        >= vis.rank1 - 1
 
 
 def test_oracle_needs_train_identities_and_artifact_v1_still_loads(tmp_path, weak_network):
