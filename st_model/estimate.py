@@ -388,17 +388,17 @@ def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
 
 
 def shows_no_transit(model: STModel, span: int, config: STConfig) -> bool:
-    """Whether the estimate found no transit (the model falls back to vision): the
-    cross-validated bandwidth is at least a cross-validation time block
-    (fold_frames: span / FOLD_BLOCKS) without a revisit mixture — the neighbour
+    """Whether the estimate found no transit (the model falls back to vision): no
+    revisit mixture holds and the cross-validated bandwidth is at least a
+    cross-validation time block (fold_frames: span / FOLD_BLOCKS) — the neighbour
     deltas look like chance spread over the day, not like a walk between cameras —
     or the scored log-ratios span less than FLAT_SPREAD over every node pair and Δ
     (the evidence did not survive its chance reading)."""
     from st_model.scoring import STTables
     p = model.params
-    if not needs_cv(config):
-        return False
-    if not p.get("broad_bandwidth") and p["bandwidth_frames"] >= fold_frames(span, config):
+    if not needs_cv(config) or p.get("broad_bandwidth"):
+        return False       # a revisit mixture holds only beside a narrow transit part
+    if p["bandwidth_frames"] >= fold_frames(span, config):
         return True
     m = model.nodes.size
     log_ratio = STTables.from_model(model).log_ratio[:m, :m]
