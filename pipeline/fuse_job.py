@@ -26,8 +26,7 @@ from core.dataclass_dict import to_dict
 from st_model.config import Settings, STConfig
 from st_model.evaluation import check_inputs, evaluate, evaluate_reranked, unseen_report
 from st_model.scoring import STTables
-from st_model.st_artifact import (FILENAME, PLOT_FILENAME, STModel, load_st_model,
-                                  save_st_model)
+from st_model.st_artifact import FILENAME, PLOT_FILENAME, STModel, save_st_model
 
 if TYPE_CHECKING:
     from st_model.beam_transforms import ThinRetry
@@ -73,23 +72,17 @@ def run_beam(train_path: Union[str, FeatureHeader], settings: Settings, span: in
     """ST model (+ fused train ranking) as one Beam pipeline; returns the saved model."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from st_model.beam_transforms import thin_visit_retry
+    from st_model.beam_transforms import with_thin_retry
     log(f"Beam pipeline: {' '.join(beam_args)}")
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         path = build_st_job(p, train_path, settings, span, output_dir, ranking, col_block)
-    model = load_st_model(path)
-    retry = thin_visit_retry(model, train_path, settings.st, span, output_dir)
-    if retry is None:
-        return model
-    from apache_beam.io.filesystems import FileSystems
-    fused_ranking.remove_ranking(output_dir)
-    try:
+
+    def run_again(retry) -> None:
+        fused_ranking.remove_ranking(output_dir)
         with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
             build_st_job(p, train_path, settings, span, output_dir, ranking, col_block,
                          retry)
-    finally:
-        FileSystems.delete([retry[0]])
-    return load_st_model(path)
+    return with_thin_retry(path, train_path, settings.st, span, output_dir, run_again)
 
 
 def estimate_with_beam(train: Union[FeatureSet, FeatureHeader], train_path: Optional[str],

@@ -23,7 +23,7 @@ the grids, the combined counts.
 from __future__ import annotations
 
 import threading
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
@@ -36,7 +36,7 @@ from core.features import (FeatureHeader, FeatureRows, FeatureSet, Shard, STPoin
                            shard_layout)
 from st_model.histograms import DeltaGrid
 from st_model.nodes import NodeIndex, build_nodes
-from st_model.st_artifact import STModel
+from st_model.st_artifact import STModel, load_st_model
 
 
 class TrainOnWorker:
@@ -339,9 +339,9 @@ def thin_visit_retry(model: STModel, train_path: Union[str, FeatureHeader],
                      ) -> Optional[Tuple[str, ThinRetry]]:
     """The Beam path's thin-evidence retry, prepared by the launcher: where `model`
     shows no transit (estimate.may_pool_visits) the train features are read here —
-    only then — pooled (estimate.thin_visit_pooling, as in memory) and written to
-    `stage_path`, which a second EstimateSTModel(stage_path, ..., retry) reads.
-    None when there is nothing to retry."""
+    only then — pooled (estimate.thin_visit_pooling, as in memory) and staged as
+    `stage_folder`/STAGED_POOLED: (staged path, ThinRetry) for a second
+    EstimateSTModel(staged path, ..., retry=...). None when there is nothing to retry."""
     if not estimate.may_pool_visits(config, model, span):
         return None
     source = train_path.source if isinstance(train_path, FeatureHeader) else train_path
@@ -351,6 +351,24 @@ def thin_visit_retry(model: STModel, train_path: Union[str, FeatureHeader],
     pooled, info = retry
     staged = save_features(pooled, join_path(stage_folder, STAGED_POOLED))
     return staged, ThinRetry(estimate.scoring_stats(model), info)
+
+
+def with_thin_retry(model_path: str, train_path: Union[str, FeatureHeader],
+                    config: STConfig, span: int, stage_folder: str,
+                    run_again: Callable[[Tuple[str, ThinRetry]], None]) -> STModel:
+    """The model a Beam estimation saved at `model_path`, or — where thin_visit_retry
+    applies — the one `run_again(retry)` saves there from the staged pooled features
+    (removed after)."""
+    model = load_st_model(model_path)
+    retry = thin_visit_retry(model, train_path, config, span, stage_folder)
+    if retry is None:
+        return model
+    from apache_beam.io.filesystems import FileSystems
+    try:
+        run_again(retry)
+    finally:
+        FileSystems.delete([retry[0]])
+    return load_st_model(model_path)
 
 
 class EstimateSTModel(beam.PTransform):

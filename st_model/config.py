@@ -79,8 +79,9 @@ class STConfig:
         25.0, "frames per second, for reporting and the visit window (tfusion fuse: "
         "from the naming convention of the train names, e.g. Market 25, Duke 60)")
     thin_visit_fdr: Optional[float] = _opt(
-        0.5, "thin evidence: when the visual neighbours show no transit structure (the "
-        "cross-validated bandwidth is the widest tried), the detections of one visit "
+        0.5, "thin evidence: when the first estimate shows no transit (a cross-validated "
+        "bandwidth of a fold's time block or more without revisits, or log-ratios "
+        "spanning < 0.5: estimate.shows_no_transit), the detections of one visit "
         f"({VISIT_SECONDS:g} s in a node) are pooled, with at most this estimated share of "
         "false links, and the neighbours searched again on the pooled features",
         none_flag=("--no-thin-visit-pooling", "never pool visits for the ST evidence"))

@@ -153,8 +153,8 @@ def test_thin_evidence_retry_on_beam_gives_the_in_memory_model_and_ranking(tmp_p
     from st_model.fused_ranking import read_ranking, write_ranking_in_memory
     from st_model.scoring import STTables
     from test_st_estimator import thin_network
-    _, query, gallery = thin_network(1)
-    path = save_features(thin_network(1)[0], str(tmp_path / "train.npz"))
+    raw, query, gallery = thin_network(1)
+    path = save_features(raw, str(tmp_path / "train.npz"))
     train = load_features(path)
     config = resolve_settings(STConfig(), FusionRule(ranking_top_n=10))
     span = frame_span(train, query, gallery)

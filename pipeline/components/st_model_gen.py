@@ -23,14 +23,12 @@ def STModelGen(
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Estimate the target's ST model from the train split of `features`."""
-    from apache_beam.io.filesystems import FileSystems
-
     from core.features import load_st_points, read_header
     from core.files import join_path
     from st_model import estimate
-    from st_model.beam_transforms import EstimateSTModel, thin_visit_retry
+    from st_model.beam_transforms import EstimateSTModel, with_thin_retry
     from st_model.plot import plot_st_model
-    from st_model.st_artifact import FILENAME, PLOT_FILENAME, load_st_model, save_st_model
+    from st_model.st_artifact import FILENAME, PLOT_FILENAME, save_st_model
     config = settings_of(STConfig, st_config, "STModelGen", "st_config")
     # the launcher reads ST points only; the workers read the train features by blocks
     train = read_header(split_path(features.uri, "train"))
@@ -42,17 +40,13 @@ def STModelGen(
     with beam_pipeline as p:
         _ = (p | "EstimateSTModel" >> EstimateSTModel(train, config, span)
              | "Save" >> beam.Map(save_st_model, path))
-    model = load_st_model(path)
-    retry = thin_visit_retry(model, train, config, span, st_model.uri)
-    if retry is not None:       # thin evidence: again on visit-pooled features
-        try:
-            with beam.Pipeline(options=beam_pipeline.options) as p:
-                _ = (p | "EstimateSTModel" >> EstimateSTModel(retry[0], config, span,
-                                                              retry=retry[1])
-                     | "Save" >> beam.Map(save_st_model, path))
-        finally:
-            FileSystems.delete([retry[0]])
-        model = load_st_model(path)
+
+    def run_again(retry) -> None:        # thin evidence: again on visit-pooled features
+        with beam.Pipeline(options=beam_pipeline.options) as p:
+            _ = (p | "EstimateSTModel" >> EstimateSTModel(retry[0], config, span,
+                                                          retry=retry[1])
+                 | "Save" >> beam.Map(save_st_model, path))
+    model = with_thin_retry(path, train, config, span, st_model.uri, run_again)
     plot_st_model(model, train, join_path(st_model.uri, PLOT_FILENAME))
     header = model.header()
     st_model.set_string_custom_property("nodes", json.dumps(header["nodes"]))
