@@ -19,6 +19,7 @@ same-identity train pairs instead.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -361,30 +362,56 @@ def concat_deltas(parts: List[VisualDeltas]) -> VisualDeltas:
     return VisualDeltas(*(a[order] for a in d))
 
 
-def model_from_deltas(train: FeatureSet, nodes: NodeIndex, node: np.ndarray,
-                      deltas: VisualDeltas, config: STConfig, span: int,
-                      vision_stats: Tuple[float, float], evidence: str) -> STModel:
-    """Random model, bandwidth and grid, and the STModel, from a set of deltas."""
-    grid0 = coarse_grid(span, config, nodes.size)
-    log("exact random model (coarse grid)")
-    random_counts = random_model.RandomCounts(node, train.camera, train.sequence,
-                                              train.frame, config.mode)
-    rand0, rinfo = random_counts.histogram(nodes.size, grid0)
-    step = frame_step(train.frame)
-    cv = (cv_terms(deltas, rand0, grid0, nodes.size, bandwidth_candidates(span, step))
+class TrainBackground:
+    """What the estimation reads from the train split's ST points alone, not from
+    its features: nodes, the exact random model (step 3) and the frame step. A
+    thin-evidence retry's pooled features have the same points, so one background
+    serves both estimations; the random model is computed when first needed."""
+
+    def __init__(self, train: FeatureSet, config: STConfig, span: int):
+        self.nodes = build_nodes(train.camera, train.sequence, config.mode)
+        self.node = self.nodes.lookup(train.camera, train.sequence)
+        self.grid0 = coarse_grid(span, config, self.nodes.size)
+        self._train, self._mode = train, config.mode
+        log(f"ST nodes ({config.mode}): {self.nodes.size}; train images: {len(train)}")
+
+    @cached_property
+    def random(self) -> random_model.RandomCounts:
+        t = self._train
+        return random_model.RandomCounts(self.node, t.camera, t.sequence, t.frame,
+                                         self._mode)
+
+    @cached_property
+    def coarse(self) -> Tuple[np.ndarray, Dict]:
+        """(random counts [M, M, B] on grid0, their info)."""
+        log("exact random model (coarse grid)")
+        return self.random.histogram(self.nodes.size, self.grid0)
+
+    @cached_property
+    def step(self) -> int:
+        """frame_step of the train frames."""
+        return frame_step(self._train.frame)
+
+
+def model_from_deltas(bg: TrainBackground, deltas: VisualDeltas, config: STConfig,
+                      span: int, n_train: int, vision_stats: Tuple[float, float],
+                      evidence: str) -> STModel:
+    """Bandwidth and grid (step 4) and the STModel (step 5) from a set of deltas
+    against the train split's random model."""
+    m, step, grid0 = bg.nodes.size, bg.step, bg.grid0
+    cv = (cv_terms(deltas, bg.coarse[0], grid0, m, bandwidth_candidates(span, step))
           if needs_cv(config) else None)
-    grid, h, info = choose_grid(cv, grid0, span, config, nodes.size, step)
+    grid, h, info = choose_grid(cv, grid0, span, config, m, step)
     log(f"bandwidth {h:.1f} frames, bin width {grid.width} frames, {grid.n_bins} bins; "
         f"share of random-looking visual deltas {info.get('background_weight')}"
         + (f", of them spread like revisits (broad bandwidth {info['broad_bandwidth']:.0f} "
            f"frames) {info['broad_share']:.1f}" if info.get("broad_bandwidth") else ""))
     if grid == grid0:
-        rand = rand0
+        rand, rinfo = bg.coarse
     else:
-        rand, rinfo = random_counts.histogram(nodes.size, grid)
-    return assemble_model(nodes, grid, visual_histograms(deltas, nodes.size, grid, h),
-                          rand, h, info, rinfo, config,
-                          len(train), vision_stats, evidence)
+        rand, rinfo = bg.random.histogram(m, grid)
+    return assemble_model(bg.nodes, grid, visual_histograms(deltas, m, grid, h),
+                          rand, h, info, rinfo, config, n_train, vision_stats, evidence)
 
 
 def shows_no_transit(model: STModel, span: int, config: STConfig) -> bool:
@@ -444,15 +471,16 @@ def estimate_st_model(train: FeatureSet, config: STConfig,
                       col_block: int = neighbours.DEFAULT_COL_BLOCK) -> STModel:
     """The whole estimation in memory (the Beam path gives the identical model):
     once on the train features, and again on their visit-pooled features where the
-    first shows no transit (thin_visit_pooling)."""
+    first shows no transit (thin_visit_pooling), against the same random model."""
     span = span or frame_span(train)
-    model = estimate_once(train, config, span, row_block, col_block)
+    bg = TrainBackground(train, config, span)
+    model = estimate_once(train, config, span, row_block, col_block, background=bg)
     retry = thin_visit_pooling(train, config, model, span)
     if retry is None:
         return model
     pooled, info = retry
     model = estimate_once(pooled, config, span, row_block, col_block,
-                          stats_for_scoring=scoring_stats(model))
+                          stats_for_scoring=scoring_stats(model), background=bg)
     model.params.update(info)
     return model
 
@@ -460,17 +488,17 @@ def estimate_st_model(train: FeatureSet, config: STConfig,
 def estimate_once(train: FeatureSet, config: STConfig, span: int,
                   row_block: int = neighbours.DEFAULT_ROW_BLOCK,
                   col_block: int = neighbours.DEFAULT_COL_BLOCK,
-                  stats_for_scoring: Optional[Tuple[float, float]] = None) -> STModel:
-    """Steps 1-5 on one set of train features; the model standardises scored
+                  stats_for_scoring: Optional[Tuple[float, float]] = None,
+                  background: Optional[TrainBackground] = None) -> STModel:
+    """Steps 1-5 on one set of train features (`background`: the TrainBackground
+    of their ST points, computed here when not given); the model standardises scored
     cosines by `stats_for_scoring` (default: these features' own moments — pooled
     features weigh neighbours by their own, and score by the raw features')."""
-    nodes = build_nodes(train.camera, train.sequence, config.mode)
-    node = nodes.lookup(train.camera, train.sequence)
-    log(f"ST nodes ({config.mode}): {nodes.size}; train images: {len(train)}")
+    bg = background or TrainBackground(train, config, span)
     stats = vision.cosine_moments(train.features, train.camera)
-    deltas = visual_deltas(train, node, config, nodes.size, stats, span, row_block,
-                           col_block)
-    return model_from_deltas(train, nodes, node, deltas, config, span,
+    deltas = visual_deltas(train, bg.node, config, bg.nodes.size, stats, span,
+                           row_block, col_block)
+    return model_from_deltas(bg, deltas, config, span, len(train),
                              stats_for_scoring or stats, evidence_kind(config))
 
 
@@ -480,10 +508,8 @@ def oracle_st_model(train: FeatureSet, config: STConfig,
     visual-neighbour deltas replaced by those of all true same-identity train pairs.
     Benchmarks only: it reads train pids, which the ST model never uses."""
     span = span or frame_span(train)
-    nodes = build_nodes(train.camera, train.sequence, config.mode)
-    node = nodes.lookup(train.camera, train.sequence)
+    bg = TrainBackground(train, config, span)
     stats = vision.cosine_moments(train.features, train.camera)
-    deltas = concat_deltas([true_pair_deltas(train, node, config.mode, nodes.size,
+    deltas = concat_deltas([true_pair_deltas(train, bg.node, config.mode, bg.nodes.size,
                                              fold_frames(span, config))])
-    return model_from_deltas(train, nodes, node, deltas, config, span, stats,
-                             "true_pairs")
+    return model_from_deltas(bg, deltas, config, span, len(train), stats, "true_pairs")

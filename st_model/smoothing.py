@@ -146,28 +146,38 @@ def pair_cv_terms(pair: int, delta: np.ndarray, weight: np.ndarray, fold: np.nda
     order = np.argsort(delta, kind="stable")
     d = delta[order].astype(np.float64)
     w, f, bg = weight[order], fold[order], background[order]
-    n = d.size
-    ev = _eval_subset(n, LOO_EVAL_POINTS)
-    other = f[None, :] != f[ev][:, None]                       # [e, n]
-    w_other = (other * w[None, :]).sum(axis=1)
+    ev = _eval_subset(d.size, LOO_EVAL_POINTS)
+    fold_weight = np.array([w[f == 0].sum(), w[f == 1].sum()])
+    w_other = fold_weight[1 - f[ev]]
     keep = w_other > 0
     if not keep.any():
         return None
-    ev, other, w_other = ev[keep], other[keep], w_other[keep]
-    diff = d[ev][:, None] - d[None, :]
-    wo = other * w[None, :]
+    ev, w_other = ev[keep], w_other[keep]
     kde = np.empty((ev.size, candidates.size))
-    k = np.empty_like(diff)
-    for h_i, h in enumerate(candidates):
-        # exp(-0.5 (diff / h)²) · wo, in place (the same operations, bit for bit)
-        np.divide(diff, h, out=k)
-        np.square(k, out=k)
-        np.multiply(-0.5, k, out=k)
-        np.exp(k, out=k)
-        np.multiply(k, wo, out=k)
-        kde[:, h_i] = k.sum(axis=1) / (w_other * h * np.sqrt(2 * np.pi))
+    for side in (0, 1):          # the evaluated deltas of one fold against the other's
+        rows = np.flatnonzero(f[ev] == side)
+        if rows.size:
+            kde[rows] = _gaussian_sums(d[ev[rows]], d[f != side], w[f != side], candidates)
+    kde /= w_other[:, None] * candidates[None, :] * np.sqrt(2 * np.pi)
     return CVTerms(kde, bg[ev], w[ev] * w.sum() / max(w[ev].sum(), 1e-300), w_other,
                    np.full(ev.size, pair, np.int64))
+
+
+def _gaussian_sums(at: np.ndarray, d: np.ndarray, w: np.ndarray, widths: np.ndarray
+                   ) -> np.ndarray:
+    """[len(at), len(widths)]: Σ_j w_j exp(−(at_e − d_j)² / 2h²) for each width h
+    (einsum, not a BLAS product: the sums do not depend on BLAS threads, so the Beam
+    path's workers and the in-memory path agree bit for bit)."""
+    q = at[:, None] - d[None, :]
+    np.square(q, out=q)
+    np.multiply(-0.5, q, out=q)
+    k = np.empty_like(q)
+    out = np.empty((at.size, widths.size))
+    for h_i, h in enumerate(widths):
+        np.multiply(q, 1.0 / (h * h), out=k)
+        np.exp(k, out=k)
+        out[:, h_i] = np.einsum("ej,j->e", k, w)
+    return out
 
 
 def join_cv_terms(parts, n_candidates: int) -> CVTerms:

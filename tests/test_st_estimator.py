@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.features import make_feature_set
-from st_model import chance, estimate, smoothing
+from st_model import chance, estimate, random_model, smoothing
 from st_model.config import FusionRule, STConfig
 from st_model.evaluation import evaluate
 from st_model.scoring import STTables
@@ -213,6 +213,49 @@ def test_thin_evidence_pools_each_visit_and_finds_the_transit(seed):
         < vis.rank1 + 5
     off = estimate.estimate_st_model(train, replace(cfg, thin_visit_fdr=None), span)
     assert off.same_as(first) and "thin_visit_pooling" not in off.params
+
+
+def test_thin_evidence_retry_reuses_the_random_model_exactly(monkeypatch):
+    train, query, gallery = thin_network(1)
+    cfg = STConfig()
+    span = estimate.frame_span(train, query, gallery)
+    made = []
+    counts = random_model.RandomCounts
+
+    class Counted(counts):
+        def __init__(self, *args):
+            made.append(1)
+            super().__init__(*args)
+    monkeypatch.setattr(random_model, "RandomCounts", Counted)
+    model = estimate.estimate_st_model(train, cfg, span)
+    assert len(made) == 1 and "thin_visit_pooling" in model.params
+    first = estimate.estimate_once(train, cfg, span)
+    pooled, info = estimate.thin_visit_pooling(train, cfg, first, span)
+    again = estimate.estimate_once(pooled, cfg, span,
+                                   stats_for_scoring=estimate.scoring_stats(first))
+    again.params.update(info)
+    assert len(made) == 3 and again.same_as(model)   # a fresh random model: the same
+
+
+def test_cv_terms_are_the_other_folds_weighted_kernel_density():
+    rng = np.random.default_rng(4)
+    n = 150                                     # > LOO_EVAL_POINTS: a subset is evaluated
+    delta = rng.integers(-3000, 3000, n)
+    weight, fold, bg = rng.random(n), rng.integers(0, 2, n), rng.random(n)
+    cands = smoothing.bandwidth_grid(5, 2000)
+    t = smoothing.pair_cv_terms(7, delta, weight, fold, bg, cands)
+    order = np.argsort(delta, kind="stable")
+    d, w, f = delta[order].astype(float), weight[order], fold[order]
+    ev = np.unique(np.linspace(0, n - 1, smoothing.LOO_EVAL_POINTS).round().astype(int))
+    other = f[None, :] != f[ev][:, None]
+    ref = np.stack([(other * w * np.exp(-0.5 * ((d[ev][:, None] - d) / h) ** 2)).sum(1)
+                    / ((other * w).sum(1) * h * np.sqrt(2 * np.pi)) for h in cands], 1)
+    np.testing.assert_allclose(t.kde, ref, rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(t.other, (other * w).sum(1), rtol=1e-12)
+    np.testing.assert_array_equal(t.background, bg[order][ev])
+    assert (t.pair == 7).all()
+    assert smoothing.pair_cv_terms(7, delta, weight, np.zeros(n, np.int64), bg,
+                                   cands) is None   # no delta in the other fold
 
 
 def test_thin_evidence_pooling_finds_nothing_where_time_carries_nothing():
